@@ -1,0 +1,64 @@
+"""Checkpoints: plain data (tensors, numbers, strings, dicts), written atomically and read
+with ``torch.load(..., weights_only=True)`` so that loading one never runs code.
+
+Contents: format, config (nested dict), flow (the extractor identity), model (state dict,
+memory items included as buffers), optimizer (state dict), epoch and step completed,
+calibration (w_F, w_I and training score statistics, or None before calibration).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from comemory import storage
+from comemory.config import Config
+from comemory.errors import CheckpointError
+from comemory.model import CoMemoryNet
+from comemory.scoring import Calibration
+
+FORMAT = "comemory-checkpoint-v1"
+
+
+def save_checkpoint(path: str | Path, model: CoMemoryNet, optimizer: torch.optim.Optimizer,
+                    config: Config, flow: dict[str, str], epoch: int, step: int,
+                    calibration: dict[str, Any] | None = None) -> None:
+    storage.save_torch(path, {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "flow": flow,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "calibration": calibration,
+    })
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and validate a checkpoint; raises CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a corrupt file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a comemory checkpoint (format {FORMAT} expected)")
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint"
+                          ) -> tuple[CoMemoryNet, Config, Calibration]:
+    """Rebuild the trained, calibrated model in eval mode from a loaded checkpoint."""
+    config = Config.from_dict(state["config"], source=str(path))
+    if state.get("calibration") is None:
+        raise CheckpointError(f"{path}: training did not finish (no calibration); "
+                              "run `comemory train --resume` on its folder first")
+    model = CoMemoryNet(config.model, margin=config.train.margin)
+    model.load_state_dict(state["model"])
+    calibration = state["calibration"]
+    return model.eval(), config, Calibration(calibration["flow_weight"],
+                                             calibration["frame_weight"])

@@ -1,0 +1,154 @@
+"""Configuration as plain dataclasses: named presets, YAML files, command-line overrides.
+
+Precedence, lowest first: preset -> YAML file -> ``--set section.key=value``.
+A YAML file mirrors the sections below::
+
+    model: {image_size: 128, width: 0.5}
+    train: {epochs: 20}
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from comemory.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    image_size: int = 256  # frames are resized to image_size x image_size
+    channels: int = 3  # 1 = grey, 3 = colour input frames
+    width: float = 1.0  # multiplies the 64-128-256-512 stage widths (C = 512 * width)
+    appearance_memory: int = 10  # items in the appearance memory (0 = no memory)
+    motion_memory: int = 10  # items in the motion memory (0 = "w/o motion memory")
+
+
+@dataclass
+class FlowConfig:
+    method: str = "dis"  # dis | farneback | flo (precomputed Middlebury files)
+    preset: str = "medium"  # DIS preset: ultrafast | fast | medium
+    flo_dir: str = ""  # with method "flo": <flo_dir>/<split>/<video>/*.flo
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    seed: int = 0
+    lambda_flow: float = 1.0
+    lambda_pred: float = 1.0
+    lambda_app_compact: float = 0.1
+    lambda_app_separate: float = 0.1
+    lambda_motion_compact: float = 0.1
+    lambda_motion_separate: float = 0.1
+    margin: float = 1.0  # alpha of the separateness (triplet) loss
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+
+@dataclass
+class ScoreConfig:
+    patch_size: int = 16  # |P| = patch_size^2 pixels (eq. 3.19)
+    patch_stride: int = 1  # the thesis slides the patch one pixel at a time
+    lambda_s: float = 1.0  # weight of the appearance term (eq. 3.18)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
+        return merge(cls(), data, source)
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # The thesis's setup (section 4.1.2): 256x256, C = 512, memory 10, Adam 1e-4.
+    "paper": {},
+    # Trains on 2 CPU cores: quarter of the pixels, half the width.
+    "cpu": {
+        "model": {"image_size": 128, "channels": 1, "width": 0.5},
+        "train": {"epochs": 20, "batch_size": 8, "lr": 2e-4},
+        "score": {"patch_size": 8},
+    },
+    # Seconds per epoch on the synthetic data: the demo and the tests.
+    "tiny": {
+        "model": {"image_size": 64, "channels": 1, "width": 0.125},
+        "train": {"epochs": 8, "batch_size": 8, "lr": 1e-3},
+        "score": {"patch_size": 8},
+    },
+}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return Config.from_dict(PRESETS[name], source=f"preset {name!r}")
+
+
+def merge(config: Config, data: dict[str, Any], source: str) -> Config:
+    """Return a copy of ``config`` with the nested dict ``data`` applied; unknown keys raise."""
+    merged = copy.deepcopy(config)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    for section_name, values in data.items():
+        if section_name not in _section_names():
+            raise ConfigError(f"{source}: unknown section {section_name!r}; "
+                              f"known sections are {_section_names()}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section_name!r} must be a mapping")
+        section = getattr(merged, section_name)
+        for key, value in values.items():
+            _set_field(section, section_name, key, value, source)
+    return merged
+
+
+def load_yaml(path: str | Path, base: Config | None = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    return merge(base or Config(), data, source=str(path))
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` strings; values are parsed as YAML scalars."""
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        section, dot, key = dotted.partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=5")
+        config = merge(config, {section: {key: yaml.safe_load(raw)}}, source=f"override {item!r}")
+    return config
+
+
+def _section_names() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def _set_field(section: Any, section_name: str, key: str, value: Any, source: str) -> None:
+    known = {f.name: f for f in fields(section)}
+    if key not in known:
+        raise ConfigError(f"{source}: unknown key {section_name}.{key}; "
+                          f"known keys in {section_name!r} are {sorted(known)}")
+    expected = type(getattr(section, key))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {section_name}.{key} must be {expected.__name__}, "
+                          f"got {value!r}")
+    setattr(section, key, value)

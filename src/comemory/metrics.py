@@ -1,0 +1,70 @@
+"""Frame-level metrics under three normalisations.
+
+Normalisations of a video's scores:
+  video_max     S / max|S| over the video (thesis eq. 3.21; we divide by max |S|
+                because eq. 3.18 can be negative, and dividing by a negative max would
+                reverse the video's ranking). Uses the video's future: not causal.
+  video_minmax  (S - min) / (max - min) over the video, as MNAD. Not causal.
+  none          S as it is: calibrated on training frames only, the one that runs live.
+
+AUCs: micro pools every scored test frame; macro averages the AUCs of the videos
+that hold both classes (a video with one class has no AUC of its own).
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+NORMALISATIONS = ("video_max", "video_minmax", "none")
+
+
+def normalise(scores: np.ndarray, mode: str) -> np.ndarray:
+    """One video's scores (T,) -> normalised (T,)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if mode == "none":
+        return scores
+    if mode == "video_max":
+        peak = np.abs(scores).max()
+        return scores / peak if peak > 0 else scores
+    if mode == "video_minmax":
+        span = scores.max() - scores.min()
+        return (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
+    raise ValueError(f"unknown normalisation {mode!r}; choose one of {NORMALISATIONS}")
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The rate where false positives equal misses, interpolated on the ROC curve."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1.0 - tpr
+    crossing = int(np.argmax(fpr >= fnr))  # first ROC point past the crossing
+    if crossing == 0:
+        return float(fpr[0])
+    # Linear interpolation of (fpr - fnr) between the two points around zero.
+    before, after = fpr[crossing - 1] - fnr[crossing - 1], fpr[crossing] - fnr[crossing]
+    share = before / (before - after)
+    return float(fpr[crossing - 1] + share * (fpr[crossing] - fpr[crossing - 1]))
+
+
+def frame_metrics(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float | None]:
+    """Per-video score and 0/1 label arrays (already normalised and aligned) -> metrics.
+
+    Returns micro_auc, macro_auc (None if no video holds both classes), macro_videos
+    (how many videos entered it), eer and ap (micro, pooled frames).
+    """
+    pooled_scores, pooled_labels = np.concatenate(scores), np.concatenate(labels)
+    if len(np.unique(pooled_labels)) < 2:
+        raise ValueError("the test labels hold one class only: AUC is undefined")
+    per_video = [roc_auc_score(l, s) for s, l in zip(scores, labels) if len(np.unique(l)) == 2]
+    return {
+        "micro_auc": float(roc_auc_score(pooled_labels, pooled_scores)),
+        "macro_auc": float(np.mean(per_video)) if per_video else None,
+        "macro_videos": len(per_video),
+        "eer": equal_error_rate(pooled_labels, pooled_scores),
+        "ap": float(average_precision_score(pooled_labels, pooled_scores)),
+    }
+
+
+def all_metrics(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, dict]:
+    """frame_metrics under every normalisation."""
+    return {mode: frame_metrics([normalise(s, mode) for s in scores], labels)
+            for mode in NORMALISATIONS}

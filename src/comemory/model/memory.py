@@ -1,0 +1,82 @@
+"""The memory of normal patterns (thesis section 3.3), one class for both branches."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class MemoryRead:
+    """What one read returns.
+
+    features: (B, C, H, W) the items read for each query, p_hat (eq. 3.7).
+    compactness: scalar, mean over queries of ||q - p_nearest|| (eq. 3.13).
+    separateness: scalar, mean over queries of
+        max(0, ||q - p_nearest|| - ||q - p_second|| + margin) (eq. 3.15).
+    """
+
+    features: torch.Tensor
+    compactness: torch.Tensor
+    separateness: torch.Tensor
+
+
+class Memory(nn.Module):
+    """N unit-norm items of C dims, read by every query, updated by a rule (never by gradients).
+
+    The thesis sums the losses over queries; we average them so the loss weights do
+    not depend on the batch size or the resolution. In training mode, ``forward`` reads
+    with the current items, then updates them from the same queries (eq. 3.8-3.10);
+    in eval mode the items are frozen.
+    """
+
+    def __init__(self, num_items: int, dim: int, margin: float = 1.0):
+        super().__init__()
+        if num_items < 1:
+            raise ValueError(f"a memory needs at least one item, got {num_items}")
+        self.margin = margin
+        self.register_buffer("items", F.normalize(torch.randn(num_items, dim), dim=1))
+
+    def forward(self, query_map: torch.Tensor) -> MemoryRead:
+        """query_map: (B, C, H, W), unit norm over C -> MemoryRead."""
+        batch, dim, height, width = query_map.shape
+        queries = query_map.float().permute(0, 2, 3, 1).reshape(-1, dim)  # (K, C)
+        result = self.read(queries)
+        if self.training:
+            self.update(queries.detach())
+        features = result.features.reshape(batch, height, width, dim).permute(0, 3, 1, 2)
+        return MemoryRead(features.to(query_map.dtype), result.compactness, result.separateness)
+
+    def read(self, queries: torch.Tensor) -> MemoryRead:
+        """queries: (K, C) -> MemoryRead with features (K, C)."""
+        similarity = queries @ self.items.T  # (K, N): p_n . q_k
+        weights = similarity.softmax(dim=1)  # w_n^k, over items (eq. 3.6)
+        features = weights @ self.items  # eq. 3.7
+        compactness, separateness = self._cluster_losses(queries, similarity)
+        return MemoryRead(features, compactness, separateness)
+
+    @torch.no_grad()
+    def update(self, queries: torch.Tensor) -> None:
+        """queries: (K, C). Each item absorbs the queries nearest to it (eq. 3.8-3.10)."""
+        similarity = queries @ self.items.T  # (K, N)
+        match = similarity.softmax(dim=0)  # v_n^k, over queries (eq. 3.8)
+        nearest = similarity.argmax(dim=1)  # U^n = {k : nearest[k] == n}
+        owned = match * F.one_hot(nearest, self.items.shape[0]).to(match.dtype)
+        # eq. 3.9: divide by the max over the item's OWN queries (MNAD divides by the
+        # max over all queries). An item that owns no query keeps its value.
+        own_max = owned.max(dim=0).values.clamp_min(torch.finfo(match.dtype).tiny)
+        # Rebinding (not copy_) leaves the old items intact for this step's backward pass.
+        self.items = F.normalize(self.items + (owned / own_max).T @ queries, dim=1)
+
+    def _cluster_losses(self, queries: torch.Tensor,
+                        similarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ranked = similarity.topk(min(2, self.items.shape[0]), dim=1).indices
+        to_nearest = torch.linalg.vector_norm(queries - self.items[ranked[:, 0]], dim=1)
+        compactness = to_nearest.mean()
+        if ranked.shape[1] < 2:
+            return compactness, torch.zeros_like(compactness)
+        to_second = torch.linalg.vector_norm(queries - self.items[ranked[:, 1]], dim=1)
+        separateness = F.relu(to_nearest - to_second + self.margin).mean()
+        return compactness, separateness

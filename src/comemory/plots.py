@@ -1,0 +1,64 @@
+"""Pictures of a result: ROC curves and per-video score curves with anomalies shaded."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+
+def roc_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
+    """curves: label -> (pooled 0/1 labels, pooled scores); one line each."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for name, (labels, scores) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        axis.plot(fpr, tpr, label=name)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
+             xlim=(0, 1), ylim=(0, 1.01))
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                      ylabel: str) -> None:
+    """videos: (name, frame indices, scores, 0/1 labels); one panel per video, anomalous
+    frames shaded red."""
+    columns = min(3, len(videos))
+    rows = math.ceil(len(videos) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 2.4 * rows), squeeze=False)
+    for axis, (name, frames, scores, labels) in zip(axes.flat, videos):
+        axis.plot(frames, scores, color="tab:blue", linewidth=1)
+        for start, end in _spans(frames, labels):
+            axis.axvspan(start - 0.5, end + 0.5, color="tab:red", alpha=0.2, linewidth=0)
+        axis.set_title(f"video {name}", fontsize=9)
+        axis.set_xlabel("frame", fontsize=8)
+        axis.set_ylabel(ylabel, fontsize=8)
+        axis.tick_params(labelsize=7)
+    for axis in list(axes.flat)[len(videos):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _spans(frames: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive anomalous frames as (first, last) frame indices."""
+    spans, start = [], None
+    for frame, label in zip(frames, labels):
+        if label and start is None:
+            start = frame
+        if not label and start is not None:
+            spans.append((start, previous))
+            start = None
+        previous = frame
+    if start is not None:
+        spans.append((start, frames[-1]))
+    return spans

@@ -1,0 +1,146 @@
+"""Training: one readable loop, a checkpoint per epoch, and calibration at the end.
+
+    comemory train --data DIR --preset tiny --out runs/tiny [--resume]
+
+The run folder holds ``checkpoint.pt`` (the latest complete epoch, then the calibrated
+final model), ``losses.csv`` (one row per step) and ``config.yaml``. A killed run
+continues with ``--resume`` from the last complete epoch; the order of samples in an
+epoch depends only on (seed, epoch), so a resumed run repeats the epochs it lost exactly.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from comemory import storage
+from comemory.checkpoint import load_checkpoint, save_checkpoint
+from comemory.config import Config, TrainConfig
+from comemory.data.flow import flow_identity
+from comemory.data.prepared import FrameTriplets, load_split
+from comemory.errors import CheckpointError
+from comemory.model import CoMemoryNet, CoMemoryOutput
+from comemory.scoring import abnormality, calibrate, video_errors
+
+LOSS_NAMES = ("total", "flow", "pred", "app_compact", "app_separate", "motion_compact",
+              "motion_separate")
+
+
+def training_losses(out: CoMemoryOutput, flow: torch.Tensor, target: torch.Tensor,
+                    config: TrainConfig) -> dict[str, torch.Tensor]:
+    """Eq. 3.17. L_flow and L_pred are mean squared errors; a missing memory adds nothing."""
+    losses = {"flow": F.mse_loss(out.flow, flow), "pred": F.mse_loss(out.frame, target)}
+    losses.update(out.memory_losses)
+    weights = {"flow": config.lambda_flow, "pred": config.lambda_pred,
+               "app_compact": config.lambda_app_compact,
+               "app_separate": config.lambda_app_separate,
+               "motion_compact": config.lambda_motion_compact,
+               "motion_separate": config.lambda_motion_separate}
+    losses["total"] = sum(weights[name] * value for name, value in losses.items())
+    return losses
+
+
+def train(config: Config, data_root: str | Path, out_dir: str | Path,
+          cache_dir: str | Path | None = None, resume: bool = False) -> Path:
+    """Train on ``data_root/training``, calibrate, and return the checkpoint path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    torch.manual_seed(config.train.seed)
+    model = CoMemoryNet(config.model, margin=config.train.margin)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
+                                 weight_decay=config.train.weight_decay)
+    epoch, step = 0, 0
+    if resume and checkpoint_path.exists():
+        epoch, step = _restore(checkpoint_path, config, model, optimizer)
+    elif checkpoint_path.exists():
+        raise CheckpointError(f"{checkpoint_path}: a run is already here; pass --resume to "
+                              "continue it or choose another --out")
+    storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    videos = load_split(data_root, "training", config, cache_dir)
+    samples = FrameTriplets(videos)
+    flow = flow_identity(config.flow)
+    log = _LossLog(out_dir / "losses.csv", keep_until_step=step)
+
+    for epoch in range(epoch, config.train.epochs):
+        model.train()
+        order = torch.randperm(len(samples), generator=_epoch_generator(config.train.seed, epoch))
+        loader = DataLoader(samples, batch_size=config.train.batch_size, sampler=order.tolist())
+        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch")
+        for batch in progress:
+            out = model(batch["previous"], batch["current"])
+            losses = training_losses(out, batch["flow"], batch["target"], config.train)
+            if not torch.isfinite(losses["total"]):
+                raise FloatingPointError(f"loss became {losses['total'].item()} at step {step}; "
+                                         f"{checkpoint_path} keeps the last good epoch")
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            step += 1
+            log.write(epoch + 1, step, losses)
+            progress.set_postfix(loss=f"{losses['total'].item():.4f}")
+        save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch + 1, step)
+
+    calibration = _calibrate(model, videos, config)
+    save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs, step,
+                    calibration)
+    return checkpoint_path
+
+
+def _restore(path: Path, config: Config, model: CoMemoryNet,
+             optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+    state = load_checkpoint(path)
+    saved = Config.from_dict(state["config"], source=str(path))
+    if saved.model != config.model or saved.flow != config.flow:
+        raise CheckpointError(f"{path}: was trained with another model or flow config; "
+                              "resume with the same preset and settings")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["epoch"]), int(state["step"])
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def _calibrate(model: CoMemoryNet, videos: list, config: Config) -> dict[str, object]:
+    """Eq. 3.20 on the training frames, plus the training score distribution (for thresholds)."""
+    errors = video_errors(model, videos, config.score, desc="calibrating")
+    flow_errors = np.concatenate([e.flow_error for e in errors])
+    frame_errors = np.concatenate([e.frame_error for e in errors])
+    calibration = calibrate(flow_errors, frame_errors)
+    scores = abnormality(flow_errors, frame_errors, calibration, config.score.lambda_s)
+    quantiles = (0.5, 0.9, 0.95, 0.99, 0.999)
+    return {**calibration.to_dict(),
+            "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+            "score_quantiles": {str(q): float(np.quantile(scores, q)) for q in quantiles},
+            "frames": int(scores.size), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+class _LossLog:
+    """Appends one CSV row per step; on resume, drops rows after the checkpoint's step."""
+
+    def __init__(self, path: Path, keep_until_step: int):
+        self.path = path
+        rows = []
+        if keep_until_step > 0 and path.exists():
+            with path.open(newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= keep_until_step]
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["epoch", "step", *LOSS_NAMES])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, epoch: int, step: int, losses: dict[str, torch.Tensor]) -> None:
+        row = [epoch, step] + [f"{losses[n].item():.6g}" if n in losses else "" for n in LOSS_NAMES]
+        with self.path.open("a", newline="") as handle:
+            csv.writer(handle).writerow(row)

@@ -6,9 +6,9 @@
 """
 from comemory.config import Config, preset
 from comemory.errors import CheckpointError, ComemoryError, ConfigError, DataError
-from comemory.evaluate import evaluate
+from comemory.evaluation import evaluate
 from comemory.model import CoMemoryNet
-from comemory.train import train
+from comemory.training import train
 
 __all__ = ["CheckpointError", "CoMemoryNet", "ComemoryError", "Config", "ConfigError",
            "DataError", "evaluate", "preset", "train"]

@@ -87,7 +87,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from comemory.train import train
+    from comemory.training import train
 
     config = build_config(args.preset, args.config, args.overrides)
     checkpoint = train(config, args.data, args.out, args.cache_dir, resume=args.resume)
@@ -95,7 +95,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from comemory.evaluate import evaluate
+    from comemory.evaluation import evaluate
 
     flow = None
     if args.flow:
@@ -107,8 +107,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> None:
     from comemory.data.synth import SynthSpec, synthesize
-    from comemory.evaluate import evaluate
-    from comemory.train import train
+    from comemory.evaluation import evaluate
+    from comemory.training import train
 
     started = time.perf_counter()
     data, run, cache = args.out / "data", args.out / "run", args.out / "cache"

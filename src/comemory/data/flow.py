@@ -86,4 +86,6 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
     """Write float (H, W, 2) as a Middlebury .flo file."""
     height, width = flow.shape[:2]
     header = np.array([FLO_MAGIC], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
-    Path(path).write_bytes(header + np.ascontiguousarray(flow, dtype="<f4").tobytes())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + np.ascontiguousarray(flow, dtype="<f4").tobytes())

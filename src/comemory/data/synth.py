@@ -59,7 +59,7 @@ def synthesize(out: str | Path, spec: SynthSpec | None = None) -> dict[str, int]
         _write_images(out / split / "frames" / name, frames)
         if kind is not None:
             _write_images(out / split / "masks" / name, masks)
-            labels.append(masks.reshape(len(masks), -1).max(axis=1).astype(np.int64) // 255)
+            labels.append(masks.reshape(len(masks), -1).any(axis=1).astype(np.int64))
     np.save(out / "frame_labels_synth.npy", np.concatenate(labels))
     all_labels = np.concatenate(labels)
     return {"training_videos": spec.train_videos, "testing_videos": spec.test_videos,
@@ -111,6 +111,7 @@ def _render_video(rng: np.random.Generator, background: np.ndarray, spec: SynthS
             _draw(canvas, walker, walker.shade)
             if walker.anomalous:
                 _draw(masks[t], walker, 255)
+        masks[t][masks[t] > 0] = 255  # binary, like the dataset's masks: no anti-aliased edge
         noisy = canvas + rng.normal(0, 2.0, canvas.shape)
         frames[t] = np.clip(noisy, 0, 255).astype(np.uint8)
         for walker in walkers:

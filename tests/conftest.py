@@ -1,0 +1,36 @@
+"""Shared fixtures: a small synthetic dataset and one short training run on it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from comemory.config import Config, apply_overrides, preset
+from comemory.data.synth import SynthSpec, synthesize
+from comemory.training import train
+
+torch.set_num_threads(2)
+
+SMALL_SCENE = SynthSpec(seed=3, train_videos=3, test_videos=3, frames=48)
+
+
+def small_config(*overrides: str) -> Config:
+    """The tiny preset, shortened for tests."""
+    return apply_overrides(preset("tiny"), ["train.epochs=6", *overrides])
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("scene")
+    synthesize(root, SMALL_SCENE)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(scene, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(checkpoint, data root, cache dir) of a finished tiny run on ``scene``."""
+    run = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    checkpoint = train(small_config(), scene, run / "train", cache)
+    return checkpoint, scene, cache

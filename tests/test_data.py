@@ -1,0 +1,136 @@
+"""Frame folders, labels, synthetic scenes, configs: normal use and bad input."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from comemory.config import apply_overrides, load_yaml, preset
+from comemory.data.frames import attach_labels, find_labels_file, find_videos, read_frame
+from comemory.data.prepared import FrameTriplets, load_split
+from comemory.data.synth import SynthSpec, synthesize
+from comemory.errors import ConfigError, DataError
+from tests.conftest import small_config
+
+
+def write_video(folder, frames=4, size=(24, 32), ext=".png"):
+    folder.mkdir(parents=True)
+    for i in range(frames):
+        cv2.imwrite(str(folder / f"{i:03d}{ext}"), np.full(size, 20 * i, np.uint8))
+
+
+def test_finds_videos_in_the_ped2_layout(tmp_path):
+    write_video(tmp_path / "training" / "frames" / "02", ext=".jpg")
+    write_video(tmp_path / "training" / "frames" / "01", frames=5, ext=".tif")
+    videos = find_videos(tmp_path, "training")
+    assert [v.name for v in videos] == ["01", "02"]
+    assert len(videos[0].frame_paths) == 5
+
+
+def test_missing_or_empty_folders_name_the_path(tmp_path):
+    with pytest.raises(DataError, match=r"training/frames: folder not found"):
+        find_videos(tmp_path, "training")
+    (tmp_path / "testing" / "frames").mkdir(parents=True)
+    with pytest.raises(DataError, match="no video folders"):
+        find_videos(tmp_path, "testing")
+    (tmp_path / "testing" / "frames" / "07").mkdir()
+    with pytest.raises(DataError, match=r"07: 0 frame\(s\) found"):
+        find_videos(tmp_path, "testing")
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match="broken.png: cannot read"):
+        read_frame(bad, 32, 1)
+
+
+def test_read_frame_resizes_and_converts(tmp_path):
+    path = tmp_path / "f.png"
+    cv2.imwrite(str(path), np.dstack([np.full((24, 32), v, np.uint8) for v in (10, 20, 30)]))
+    assert read_frame(path, 16, 1).shape == (16, 16, 1)
+    rgb = read_frame(path, 16, 3)
+    assert rgb.shape == (16, 16, 3) and tuple(rgb[0, 0]) == (30, 20, 10)  # BGR on disk -> RGB
+
+
+def test_labels_split_over_videos_and_mnad_shape_accepted(tmp_path):
+    write_video(tmp_path / "testing" / "frames" / "01", frames=3)
+    write_video(tmp_path / "testing" / "frames" / "02", frames=4)
+    videos = find_videos(tmp_path, "testing")
+    np.save(tmp_path / "frame_labels_x.npy", np.array([[0, 1, 1, 0, 0, 0, 1]]))  # MNAD (1, N)
+    attach_labels(videos, find_labels_file(tmp_path))
+    assert videos[0].labels.tolist() == [0, 1, 1]
+    assert videos[1].labels.tolist() == [0, 0, 0, 1]
+
+
+def test_label_length_mismatch_names_the_file(tmp_path):
+    write_video(tmp_path / "testing" / "frames" / "01", frames=3)
+    labels = tmp_path / "frame_labels_short.npy"
+    np.save(labels, np.array([0, 1]))
+    with pytest.raises(DataError, match="frame_labels_short.npy: 2 labels but the 1 test videos "
+                                        "hold 3 frames"):
+        attach_labels(find_videos(tmp_path, "testing"), labels)
+
+
+def test_labels_file_must_be_unique_and_binary(tmp_path):
+    with pytest.raises(DataError, match="found none"):
+        find_labels_file(tmp_path)
+    write_video(tmp_path / "testing" / "frames" / "01", frames=3)
+    np.save(tmp_path / "frame_labels_a.npy", np.array([0, 2, 1]))
+    with pytest.raises(DataError, match="must be 0"):
+        attach_labels(find_videos(tmp_path, "testing"), tmp_path / "frame_labels_a.npy")
+
+
+def test_synth_is_deterministic_and_labels_match_masks(tmp_path):
+    spec = SynthSpec(seed=5, train_videos=1, test_videos=3, frames=30)
+    first = synthesize(tmp_path / "a", spec)
+    synthesize(tmp_path / "b", spec)
+    synthesize(tmp_path / "c", SynthSpec(seed=6, train_videos=1, test_videos=3, frames=30))
+    frame = "testing/frames/02/020.png"
+    assert (tmp_path / "a" / frame).read_bytes() == (tmp_path / "b" / frame).read_bytes()
+    assert (tmp_path / "a" / frame).read_bytes() != (tmp_path / "c" / frame).read_bytes()
+    labels = np.load(tmp_path / "a" / "frame_labels_synth.npy")
+    assert labels.shape == (90,) and 0 < first["anomalous_test_frames"] == labels.sum() < 90
+    masks = sorted((tmp_path / "a" / "testing" / "masks").rglob("*.png"))
+    from_masks = [int(cv2.imread(str(m), cv2.IMREAD_GRAYSCALE).any()) for m in masks]
+    assert from_masks == labels.tolist()
+    for video in range(3):  # every test video holds both classes (macro AUC needs them)
+        assert 0 < labels[video * 30:(video + 1) * 30].sum() < 30
+
+
+def test_triplets_are_aligned_with_their_flow_and_scored_frame(scene, tmp_path):
+    videos = load_split(scene, "testing", small_config(), tmp_path)
+    samples = FrameTriplets(videos)
+    assert len(samples) == sum(len(v.frames) - 2 for v in videos)
+    item = samples[0]
+    assert item["frame"] == 2 and item["video"] == 0
+    assert item["previous"].shape == (1, 64, 64) and item["flow"].shape == (2, 64, 64)
+    assert -1.0 <= item["previous"].min() and item["target"].max() <= 1.0
+    np.testing.assert_allclose(item["flow"].permute(1, 2, 0).numpy(), videos[0].flows[0])
+
+
+def test_config_unknown_key_names_the_key_and_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"train": {"epochs": 3, "epoch": 4}}))
+    with pytest.raises(ConfigError, match=r"run.yaml: unknown key train.epoch"):
+        load_yaml(path)
+    path.write_text(yaml.safe_dump({"training": {"epochs": 3}}))
+    with pytest.raises(ConfigError, match="unknown section 'training'"):
+        load_yaml(path)
+
+
+def test_config_layers_and_type_checks(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {width: 0.25}\ntrain: {epochs: 2}\n")
+    config = apply_overrides(load_yaml(path, base=preset("cpu")), ["train.epochs=5"])
+    assert config.model.width == 0.25 and config.model.image_size == 128  # preset kept
+    assert config.train.epochs == 5
+    with pytest.raises(ConfigError, match="train.epochs must be int"):
+        apply_overrides(config, ["train.epochs=many"])
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        apply_overrides(config, ["epochs=5"])
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")

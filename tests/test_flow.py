@@ -1,0 +1,112 @@
+"""Flow extractors, Middlebury .flo files and the prepared-video cache."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import comemory.data.prepared as prepared
+from comemory.config import FlowConfig
+from comemory.data.flow import estimate_flows, read_flo, resize_flow, write_flo
+from comemory.data.prepared import load_split
+from comemory.errors import ConfigError, DataError
+from tests.conftest import small_config
+
+
+def test_flo_round_trip(tmp_path):
+    flow = np.random.default_rng(0).normal(size=(5, 7, 2)).astype(np.float32)
+    write_flo(tmp_path / "a.flo", flow)
+    np.testing.assert_array_equal(read_flo(tmp_path / "a.flo"), flow)
+
+
+def test_bad_flo_files_name_the_file(tmp_path):
+    (tmp_path / "bad.flo").write_bytes(b"PNG!" + bytes(20))
+    with pytest.raises(DataError, match="bad.flo: not a Middlebury"):
+        read_flo(tmp_path / "bad.flo")
+    write_flo(tmp_path / "cut.flo", np.zeros((4, 4, 2), np.float32))
+    (tmp_path / "cut.flo").write_bytes((tmp_path / "cut.flo").read_bytes()[:-8])
+    with pytest.raises(DataError, match="cut.flo: header says 4x4"):
+        read_flo(tmp_path / "cut.flo")
+
+
+def test_resize_flow_rescales_vectors():
+    flow = np.zeros((10, 20, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 4.0, 2.0
+    resized = resize_flow(flow, 5)
+    np.testing.assert_allclose(resized[2, 2], [1.0, 1.0])  # u * 5/20, v * 5/10
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_extractors_see_a_rightward_shift(method):
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (64, 64)).astype(np.uint8), (5, 5), 1.5)
+    frames = np.stack([texture, np.roll(texture, 2, axis=1)])[..., None]
+    flow = estimate_flows(frames, FlowConfig(method=method))
+    assert flow.shape == (1, 64, 64, 2)
+    centre = flow[0, 16:48, 16:48]
+    assert np.median(centre[..., 0]) == pytest.approx(2.0, abs=0.3)  # u: frame t -> t+1
+    assert abs(np.median(centre[..., 1])) < 0.3
+
+
+def test_unknown_flow_method_or_preset():
+    frames = np.zeros((2, 8, 8, 1), np.uint8)
+    with pytest.raises(ConfigError, match="flow.method 'raft'"):
+        estimate_flows(frames, FlowConfig(method="raft"))
+    with pytest.raises(ConfigError, match="flow.preset 'slow'"):
+        estimate_flows(frames, FlowConfig(preset="slow"))
+
+
+@pytest.fixture
+def count_flow_calls(monkeypatch):
+    calls = []
+    original = prepared.estimate_flows
+
+    def counting(frames, config):
+        calls.append(config.preset)
+        return original(frames, config)
+
+    monkeypatch.setattr(prepared, "estimate_flows", counting)
+    return calls
+
+
+def test_cache_hit_miss_and_recorded_extractor(scene, tmp_path, count_flow_calls):
+    config = small_config()
+    first = load_split(scene, "training", config, tmp_path)
+    assert len(count_flow_calls) == len(first)  # miss: every video computed once
+    again = load_split(scene, "training", config, tmp_path)
+    assert len(count_flow_calls) == len(first)  # hit: nothing computed
+    np.testing.assert_array_equal(again[0].flows, first[0].flows)
+    assert again[0].flows.dtype == np.float16
+
+    config.flow.preset = "fast"  # another extractor setting: a miss, stored beside the first
+    load_split(scene, "training", config, tmp_path)
+    assert count_flow_calls[len(first):] == ["fast"] * len(first)
+    records = [json.loads(p.read_text()) for p in tmp_path.rglob("flow-*.json")]
+    assert {r["preset"] for r in records} == {"medium", "fast"}
+    assert all(r["method"] == "dis" for r in records)
+
+
+def test_half_written_cache_entry_is_computed_again(scene, tmp_path, count_flow_calls):
+    config = small_config()
+    load_split(scene, "training", config, tmp_path)
+    done = len(count_flow_calls)
+    record = next(tmp_path.rglob("flow-*.json"))
+    record.unlink()  # as if killed after the .npy but before its record
+    load_split(scene, "training", config, tmp_path)
+    assert len(count_flow_calls) == done + 1
+
+
+def test_precomputed_flo_flows(scene, tmp_path):
+    frames_dir = scene / "training" / "frames"
+    for video in sorted(frames_dir.iterdir()):
+        count = len(list(video.iterdir()))
+        for k in range(count - 1):
+            flow = np.full((120, 160, 2), [1.6, 0.0], np.float32)  # 1.6 px right, 160 wide
+            write_flo(tmp_path / "flo" / "training" / video.name / f"{k:03d}.flo", flow)
+    config = small_config("flow.method=flo", f"flow.flo_dir={tmp_path / 'flo'}")
+    videos = load_split(scene, "training", config, tmp_path / "cache")
+    np.testing.assert_allclose(videos[0].flows[0][..., 0], 1.6 * 64 / 160, atol=1e-3)
+    missing = next((tmp_path / "flo" / "training").iterdir())
+    next(missing.iterdir()).unlink()
+    with pytest.raises(DataError, match=r"found \d+ .flo files, expected"):
+        load_split(scene, "training", config, tmp_path / "cache2")

@@ -1,0 +1,103 @@
+"""Score functions (eq. 3.18-3.20) and metrics on small inputs with known answers."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from comemory.config import ScoreConfig
+from comemory.metrics import equal_error_rate, frame_metrics, normalise
+from comemory.scoring import Calibration, abnormality, calibrate, frame_errors, patch_means
+
+
+def test_patch_means():
+    error = torch.arange(16.0).reshape(1, 1, 4, 4)
+    means = patch_means(error, patch_size=2, stride=2)
+    torch.testing.assert_close(means, torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]))
+    assert patch_means(error, patch_size=2, stride=1).shape == (1, 3, 3)
+
+
+def test_frame_error_is_taken_at_the_patch_of_largest_flow_error():
+    flow_true = torch.zeros(1, 2, 4, 4)
+    flow_pred = torch.zeros(1, 2, 4, 4)
+    flow_pred[0, 0, :2, :2] = 2.0  # top-left patch: u off by 2 -> squared error 4
+    flow_pred[0, 1, :2, :2] = 1.0  # and v off by 1 -> 4 + 1 = 5 per pixel
+    frame_true = torch.zeros(1, 1, 4, 4)
+    frame_pred = torch.zeros(1, 1, 4, 4)
+    frame_pred[0, 0, 2:, 2:] = 1.0  # the frame's worst patch is elsewhere...
+    frame_pred[0, 0, 0, 0] = 0.4  # ...and the flow's patch holds one pixel of error 0.16
+    errors = frame_errors(flow_pred, flow_true, frame_pred, frame_true,
+                          ScoreConfig(patch_size=2, patch_stride=2))
+    assert errors.flow_error.item() == pytest.approx(5.0)
+    assert errors.frame_error.item() == pytest.approx(0.16 / 4)
+    assert errors.heatmap.shape == (1, 2, 2)
+
+
+def test_colour_and_grey_frames_score_alike():
+    grey_pred, grey_true = torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8)
+    flows = torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8)
+    config = ScoreConfig(patch_size=4, patch_stride=4)
+    grey = frame_errors(*flows, grey_pred, grey_true, config)
+    colour = frame_errors(*flows, grey_pred.repeat(1, 3, 1, 1), grey_true.repeat(1, 3, 1, 1), config)
+    torch.testing.assert_close(grey.frame_error, colour.frame_error)
+    torch.testing.assert_close(grey.psnr, colour.psnr)
+
+
+def test_psnr_takes_frames_in_unit_range():
+    pred = torch.full((1, 1, 4, 4), 0.2)  # error 0.2 in [-1, 1] = 0.1 in [0, 1]
+    errors = frame_errors(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), pred,
+                          torch.zeros(1, 1, 4, 4), ScoreConfig(patch_size=2))
+    assert errors.psnr.item() == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+
+
+def test_calibration_weights_are_inverse_training_means():
+    calibration = calibrate(np.array([1.0, 3.0]), np.array([0.5, 0.5]))
+    assert calibration.flow_weight == pytest.approx(0.5)
+    assert calibration.frame_weight == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="all zero"):
+        calibrate(np.zeros(3), np.ones(3))
+
+
+def test_abnormality_score_equation():
+    calibration = Calibration(flow_weight=2.0, frame_weight=0.5)
+    score = abnormality(np.array([0.5, 1.5]), np.array([4.0, 0.0]), calibration, lambda_s=3.0)
+    np.testing.assert_allclose(score, [math.log(1.0) + 3 * 2.0, math.log(3.0)])
+    assert np.isfinite(abnormality(np.array([0.0]), np.array([0.0]), calibration, 1.0)).all()
+
+
+def test_normalisations():
+    scores = np.array([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(normalise(scores, "video_max"), [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(normalise(scores, "video_minmax"), [0.0, 1 / 3, 1.0])
+    np.testing.assert_allclose(normalise(scores, "none"), scores)
+    negative = np.array([-3.0, -1.0, -2.0])  # eq. 3.18 can be negative: order must survive
+    assert list(np.argsort(normalise(negative, "video_max"))) == list(np.argsort(negative))
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        normalise(scores, "zscore")
+
+
+def test_metrics_agree_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    labels = [np.array([0, 0, 1, 1, 1]), np.array([0, 1, 0, 1]), np.array([0, 0, 0])]
+    scores = [rng.random(len(l)) + l * 0.3 for l in labels]
+    metrics = frame_metrics(scores, labels)
+    assert metrics["micro_auc"] == pytest.approx(
+        roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
+    # the one-class third video has no AUC of its own and stays out of the macro mean
+    macro = np.mean([roc_auc_score(labels[i], scores[i]) for i in (0, 1)])
+    assert metrics["macro_auc"] == pytest.approx(macro)
+    assert metrics["macro_videos"] == 2
+
+
+def test_equal_error_rate_known_cases():
+    labels = np.array([0, 0, 1, 1])
+    assert equal_error_rate(labels, np.array([0.1, 0.2, 0.8, 0.9])) == pytest.approx(0.0)
+    # threshold 0.6 flags one of each class: FPR = FNR = 0.5
+    assert equal_error_rate(labels, np.array([0.1, 0.6, 0.4, 0.9])) == pytest.approx(0.5)
+    assert equal_error_rate(labels, np.array([0.9, 0.8, 0.2, 0.1])) == pytest.approx(1.0)
+
+
+def test_metrics_refuse_one_class_labels():
+    with pytest.raises(ValueError, match="one class"):
+        frame_metrics([np.array([0.1, 0.2])], [np.array([0, 0])])

@@ -1,0 +1,113 @@
+"""Checkpoints, resume after a kill, and a short end-to-end train + evaluate."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import comemory.training as training
+from comemory.checkpoint import load_checkpoint, model_from_checkpoint
+from comemory.config import FlowConfig
+from comemory.errors import CheckpointError
+from comemory.evaluation import evaluate
+from comemory.training import train
+from tests.conftest import small_config
+
+
+def test_checkpoint_round_trip(trained_run):
+    checkpoint, _, _ = trained_run
+    state = load_checkpoint(checkpoint)  # weights_only=True inside
+    assert state["epoch"] == 6 and state["flow"] == {"method": "dis", "preset": "medium"}
+    calibration = state["calibration"]
+    assert calibration["flow_weight"] > 0 and calibration["frame_weight"] > 0
+    model, config, _ = model_from_checkpoint(state)
+    assert config == small_config()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, state["model"][name])
+    assert not model.training
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="other.pt: not a comemory checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_weights(scene, tmp_path, monkeypatch):
+    config = small_config("train.epochs=2")
+    cache = tmp_path / "cache"
+    uninterrupted = load_checkpoint(train(config, scene, tmp_path / "full", cache))
+
+    real_losses, calls = training.training_losses, []
+
+    def dies_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 20:  # an epoch of this scene has 17 steps
+            raise Killed
+        return real_losses(*args, **kwargs)
+
+    monkeypatch.setattr(training, "training_losses", dies_in_epoch_two)
+    with pytest.raises(Killed):
+        train(config, scene, tmp_path / "killed", cache)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        train(config, scene, tmp_path / "killed", cache)
+    monkeypatch.setattr(training, "training_losses", real_losses)
+    resumed = load_checkpoint(train(config, scene, tmp_path / "killed", cache, resume=True))
+
+    for name, tensor in uninterrupted["model"].items():  # memories included
+        torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-6)
+    assert resumed["step"] == uninterrupted["step"]
+    with open(tmp_path / "killed" / "losses.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == list(range(1, uninterrupted["step"] + 1))  # no step logged twice
+
+
+def test_resume_refuses_another_model(scene, tmp_path):
+    train(small_config("train.epochs=1"), scene, tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(CheckpointError, match="another model or flow config"):
+        train(small_config("train.epochs=2", "model.width=0.25"), scene, tmp_path / "run",
+              tmp_path / "cache", resume=True)
+
+
+def test_end_to_end_beats_chance_and_writes_every_output(trained_run, tmp_path):
+    checkpoint, data, cache = trained_run
+    metrics = evaluate(checkpoint, data, tmp_path, cache)
+    for name in ("metrics.json", "scores.csv", "roc.png", "score_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    by_mode = metrics["scores"]["comemory"]
+    assert set(by_mode) == {"video_max", "video_minmax", "none"}
+    assert by_mode["none"]["micro_auc"] > 0.75  # chance is 0.5
+    assert by_mode["video_max"]["micro_auc"] > 0.75
+    assert metrics["frames_without_score"] == 3 * 2  # the first two frames of each video
+
+
+def test_scores_are_aligned_to_labels_by_frame_index(trained_run, tmp_path):
+    checkpoint, data, cache = trained_run
+    evaluate(checkpoint, data, tmp_path, cache)
+    labels = np.load(data / "frame_labels_synth.npy").reshape(3, 48)
+    with open(tmp_path / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 46
+    for row in rows:
+        assert int(row["label"]) == labels[int(row["video"]) - 1, int(row["frame"])]
+    assert {int(r["frame"]) for r in rows} == set(range(2, 48))
+
+
+def test_scoring_with_another_flow_extractor_is_refused(trained_run, tmp_path):
+    checkpoint, data, cache = trained_run
+    with pytest.raises(CheckpointError, match="refusing to score with"):
+        evaluate(checkpoint, data, tmp_path, cache, flow=FlowConfig(method="farneback"))
+    with pytest.raises(CheckpointError, match="refusing"):
+        evaluate(checkpoint, data, tmp_path, cache, flow=FlowConfig(preset="ultrafast"))

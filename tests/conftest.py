@@ -12,12 +12,14 @@ from comemory.training import train
 
 torch.set_num_threads(2)
 
-SMALL_SCENE = SynthSpec(seed=3, train_videos=3, test_videos=3, frames=48)
+# Four training videos: the tiny preset was chosen on the demo's four (tune_tiny.py);
+# with three, too few normal samples for it (micro AUC 0.75 on this seed, 0.92 with four).
+SMALL_SCENE = SynthSpec(seed=3, train_videos=4, test_videos=3, frames=48)
 
 
 def small_config(*overrides: str) -> Config:
-    """The tiny preset, shortened for tests."""
-    return apply_overrides(preset("tiny"), ["train.epochs=6", *overrides])
+    """The tiny preset as shipped, with ``overrides`` (section.key=value) applied."""
+    return apply_overrides(preset("tiny"), list(overrides))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Frame folders, labels, synthetic scenes, configs: normal use and bad input."""
-import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -134,3 +134,16 @@ def test_config_layers_and_type_checks(tmp_path):
         preset("huge")
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+PED2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ped2"
+
+
+@pytest.mark.skipif(not PED2.is_dir(), reason="real UCSD Ped2 not found at ../shared/data/ped2")
+def test_reads_the_real_ped2_layout():
+    training, testing = find_videos(PED2, "training"), find_videos(PED2, "testing")
+    assert len(training) == 16 and sum(len(v.frame_paths) for v in training) == 2550
+    assert len(testing) == 12
+    attach_labels(testing, find_labels_file(PED2))
+    assert sum(int(v.labels.sum()) for v in testing) == 1648
+    assert read_frame(testing[0].frame_paths[0], 64, 1).shape == (64, 64, 1)

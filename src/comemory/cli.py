@@ -7,7 +7,10 @@ import time
 from pathlib import Path
 
 from comemory.config import PRESETS, Config, FlowConfig, apply_overrides, load_yaml, preset
+from comemory.data.synth import SynthSpec, synthesize
 from comemory.errors import ComemoryError
+from comemory.evaluation import evaluate
+from comemory.training import train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: the one frame_labels_*.npy in --data)")
     evaluate.add_argument("--flow", choices=["dis", "farneback", "flo"],
                           help="flow extractor (must match the checkpoint's)")
+    evaluate.add_argument("--flow-preset", default="medium", help="with --flow dis: its preset")
     evaluate.add_argument("--flo-dir", type=Path, help="with --flow flo: <dir>/testing/<video>/*.flo")
     evaluate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
@@ -78,38 +82,28 @@ def build_config(preset_name: str, config_file: Path | None, overrides: list[str
     return apply_overrides(config, overrides)
 
 
-# Commands import their modules when run, so `comemory --help` does not wait for torch.
 def _synth(args: argparse.Namespace) -> None:
-    from comemory.data.synth import SynthSpec, synthesize
-
     summary = synthesize(args.out, SynthSpec(seed=args.seed))
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
 def _train(args: argparse.Namespace) -> None:
-    from comemory.training import train
-
     config = build_config(args.preset, args.config, args.overrides)
     checkpoint = train(config, args.data, args.out, args.cache_dir, resume=args.resume)
     print(f"trained and calibrated: {checkpoint}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from comemory.evaluation import evaluate
-
     flow = None
     if args.flow:
-        flow = FlowConfig(method=args.flow, flo_dir=str(args.flo_dir or ""))
+        flow = FlowConfig(method=args.flow, preset=args.flow_preset,
+                          flo_dir=str(args.flo_dir or ""))
     metrics = evaluate(args.checkpoint, args.data, args.out, args.cache_dir, args.labels, flow)
     print(format_metrics(metrics))
     print(f"results in {args.out}: metrics.json, scores.csv, roc.png, score_curves.png")
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from comemory.data.synth import SynthSpec, synthesize
-    from comemory.evaluation import evaluate
-    from comemory.training import train
-
     started = time.perf_counter()
     data, run, cache = args.out / "data", args.out / "run", args.out / "cache"
     if not (data / "frame_labels_synth.npy").exists():

@@ -85,7 +85,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Seconds per epoch on the synthetic data: the demo and the tests.
     "tiny": {
         "model": {"image_size": 64, "channels": 1, "width": 0.125},
-        "train": {"epochs": 8, "batch_size": 8, "lr": 1e-3},
+        "train": {"epochs": 20, "batch_size": 8, "lr": 1e-3},
         "score": {"patch_size": 8},
     },
 }

@@ -64,7 +64,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     }
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     _write_scores_csv(out_dir / "scores.csv", table)
-    _write_plots(out_dir, table, kinds["comemory"], labels)
+    _write_plots(out_dir, table)
     return metrics
 
 
@@ -78,13 +78,10 @@ def _write_scores_csv(path: Path, table: list) -> None:
                                  int(row[5])])
 
 
-def _write_plots(out_dir: Path, table: list, scores: list[np.ndarray],
-                 labels: list[np.ndarray]) -> None:
-    pooled_labels = np.concatenate(labels)
-    curves = {mode: (pooled_labels, np.concatenate([normalise(s, mode) for s in scores]))
+def _write_plots(out_dir: Path, table: list) -> None:
+    pooled_labels = np.concatenate([labels for _, _, labels in table])
+    curves = {mode: (pooled_labels, np.concatenate([normalise(s, mode) for _, s, _ in table]))
               for mode in NORMALISATIONS}
     plots.roc_plot(out_dir / "roc.png", curves, "co-memory score, frame level (micro)")
-    panels = [(err.name, err.frames, normalise(s, "none"), label)
-              for (err, _, label), s in zip(table, scores)]
-    plots.score_curves_plot(out_dir / "score_curves.png", panels,
-                            "score (training-calibrated)")
+    panels = [(err.name, err.frames, scores, labels) for err, scores, labels in table]
+    plots.score_curves_plot(out_dir / "score_curves.png", panels, "score (training-calibrated)")

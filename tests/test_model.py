@@ -60,7 +60,9 @@ def test_memories_change_in_training_and_not_in_evaluation():
     config = small_config()
     model = CoMemoryNet(config.model)
     frames = torch.rand(2, 1, 64, 64) * 2 - 1
-    items = lambda: [model.motion_head.memory.items.clone(), model.appearance_head.memory.items.clone()]  # noqa: E731
+    def items():
+        return [model.motion_head.memory.items.clone(), model.appearance_head.memory.items.clone()]
+
     before = items()
     model.eval()
     with torch.no_grad():

@@ -39,7 +39,8 @@ def test_colour_and_grey_frames_score_alike():
     flows = torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8)
     config = ScoreConfig(patch_size=4, patch_stride=4)
     grey = frame_errors(*flows, grey_pred, grey_true, config)
-    colour = frame_errors(*flows, grey_pred.repeat(1, 3, 1, 1), grey_true.repeat(1, 3, 1, 1), config)
+    colour = frame_errors(*flows, grey_pred.repeat(1, 3, 1, 1), grey_true.repeat(1, 3, 1, 1),
+                          config)
     torch.testing.assert_close(grey.frame_error, colour.frame_error)
     torch.testing.assert_close(grey.psnr, colour.psnr)
 
@@ -80,7 +81,7 @@ def test_normalisations():
 def test_metrics_agree_with_scikit_learn():
     rng = np.random.default_rng(0)
     labels = [np.array([0, 0, 1, 1, 1]), np.array([0, 1, 0, 1]), np.array([0, 0, 0])]
-    scores = [rng.random(len(l)) + l * 0.3 for l in labels]
+    scores = [rng.random(len(truth)) + truth * 0.3 for truth in labels]
     metrics = frame_metrics(scores, labels)
     assert metrics["micro_auc"] == pytest.approx(
         roc_auc_score(np.concatenate(labels), np.concatenate(scores)))

@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--flow", choices=["dis", "farneback", "flo"],
                           help="flow extractor (must match the checkpoint's)")
     evaluate.add_argument("--flow-preset", default="medium", help="with --flow dis: its preset")
-    evaluate.add_argument("--flo-dir", type=Path, help="with --flow flo: <dir>/testing/<video>/*.flo")
+    evaluate.add_argument("--flo-dir", type=Path,
+                          help="with --flow flo: <dir>/testing/<video>/*.flo")
     evaluate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
     evaluate.set_defaults(run=_evaluate)

@@ -47,7 +47,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = []
-    for video, err in zip(videos, errors):
+    for video, err in zip(videos, errors, strict=True):
         scores = abnormality(err.flow_error, err.frame_error, calibration, config.score.lambda_s)
         table.append((err, scores, video.labels[err.frames]))  # aligned by frame index
     kinds = {"comemory": [scores for _, scores, _ in table],
@@ -73,7 +73,8 @@ def _write_scores_csv(path: Path, table: list) -> None:
         writer = csv.writer(handle)
         writer.writerow(["video", "frame", "flow_error", "frame_error", "score", "psnr", "label"])
         for err, scores, labels in table:
-            for row in zip(err.frames, err.flow_error, err.frame_error, scores, err.psnr, labels):
+            for row in zip(err.frames, err.flow_error, err.frame_error, scores, err.psnr, labels,
+                           strict=True):
                 writer.writerow([err.name, int(row[0]), *(f"{v:.6g}" for v in row[1:5]),
                                  int(row[5])])
 

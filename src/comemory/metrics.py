@@ -54,7 +54,8 @@ def frame_metrics(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[st
     pooled_scores, pooled_labels = np.concatenate(scores), np.concatenate(labels)
     if len(np.unique(pooled_labels)) < 2:
         raise ValueError("the test labels hold one class only: AUC is undefined")
-    per_video = [roc_auc_score(l, s) for s, l in zip(scores, labels) if len(np.unique(l)) == 2]
+    per_video = [roc_auc_score(truth, score) for score, truth in zip(scores, labels, strict=True)
+                 if len(np.unique(truth)) == 2]
     return {
         "micro_auc": float(roc_auc_score(pooled_labels, pooled_scores)),
         "macro_auc": float(np.mean(per_video)) if per_video else None,

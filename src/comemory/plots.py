@@ -1,6 +1,7 @@
 """Pictures of a result: ROC curves and per-video score curves with anomalies shaded."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray
     columns = min(3, len(videos))
     rows = math.ceil(len(videos) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 2.4 * rows), squeeze=False)
-    for axis, (name, frames, scores, labels) in zip(axes.flat, videos):
+    for axis, (name, frames, scores, labels) in zip(axes.flat, videos, strict=False):
         axis.plot(frames, scores, color="tab:blue", linewidth=1)
         for start, end in _spans(frames, labels):
             axis.axvspan(start - 0.5, end + 0.5, color="tab:red", alpha=0.2, linewidth=0)
@@ -51,14 +52,9 @@ def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray
 
 def _spans(frames: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
     """Runs of consecutive anomalous frames as (first, last) frame indices."""
-    spans, start = [], None
-    for frame, label in zip(frames, labels):
-        if label and start is None:
-            start = frame
-        if not label and start is not None:
-            spans.append((start, previous))
-            start = None
-        previous = frame
-    if start is not None:
-        spans.append((start, frames[-1]))
+    spans = []
+    for anomalous, run in itertools.groupby(zip(frames, labels, strict=True), key=lambda x: x[1]):
+        if anomalous:
+            run = list(run)
+            spans.append((run[0][0], run[-1][0]))
     return spans

@@ -59,9 +59,9 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     model = CoMemoryNet(config.model, margin=config.train.margin)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
-    epoch, step = 0, 0
+    start_epoch, step = 0, 0
     if resume and checkpoint_path.exists():
-        epoch, step = _restore(checkpoint_path, config, model, optimizer)
+        start_epoch, step = _restore(checkpoint_path, config, model, optimizer)
     elif checkpoint_path.exists():
         raise CheckpointError(f"{checkpoint_path}: a run is already here; pass --resume to "
                               "continue it or choose another --out")
@@ -71,7 +71,7 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step)
 
-    for epoch in range(epoch, config.train.epochs):
+    for epoch in range(start_epoch, config.train.epochs):
         model.train()
         order = torch.randperm(len(samples), generator=_epoch_generator(config.train.seed, epoch))
         loader = DataLoader(samples, batch_size=config.train.batch_size, sampler=order.tolist())

@@ -1,5 +1,6 @@
 """Flow extractors, Middlebury .flo files and the prepared-video cache."""
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -106,6 +107,15 @@ def test_precomputed_flo_flows(scene, tmp_path):
     config = small_config("flow.method=flo", f"flow.flo_dir={tmp_path / 'flo'}")
     videos = load_split(scene, "training", config, tmp_path / "cache")
     np.testing.assert_allclose(videos[0].flows[0][..., 0], 1.6 * 64 / 160, atol=1e-3)
+    first_video = sorted(frames_dir.iterdir())[0].name
+    for path in sorted((tmp_path / "flo" / "training" / first_video).iterdir()):
+        write_flo(tmp_path / "other" / "training" / first_video / path.name,
+                  np.full((120, 160, 2), [0.0, 2.4], np.float32))
+    for video in sorted((tmp_path / "flo" / "training").iterdir())[1:]:
+        shutil.copytree(video, tmp_path / "other" / "training" / video.name)
+    other = small_config("flow.method=flo", f"flow.flo_dir={tmp_path / 'other'}")
+    videos = load_split(scene, "training", other, tmp_path / "cache")  # same cache, new flows
+    np.testing.assert_allclose(videos[0].flows[0][..., 1], 2.4 * 64 / 120, atol=1e-3)
     missing = next((tmp_path / "flo" / "training").iterdir())
     next(missing.iterdir()).unlink()
     with pytest.raises(DataError, match=r"found \d+ .flo files, expected"):

@@ -7,8 +7,9 @@ Both live under ``<cache_dir>/<video key>/`` as ``.npy`` files opened memory-map
     flow-<size>-<flow key>.npy          float16 (T-1, S, S, 2)
     flow-<size>-<flow key>.json         the extractor and its settings
 
-The video key hashes the frame folder's path, file names and sizes, so an edited
-dataset is prepared again. Files are written atomically and the JSON last, so an
+The video key hashes the frame folder's path and each file's name, size and modification
+time, so an edited dataset is prepared again; precomputed ``.flo`` flows are keyed by their
+folder too. Files are written atomically and the JSON last, so an
 interrupted run never leaves a half-written entry that is trusted.
 """
 from __future__ import annotations
@@ -62,8 +63,10 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
     size, channels = config.model.image_size, config.model.channels
     frames = _cached(entry / f"frames-{size}x{channels}.npy",
                      lambda: np.stack([read_frame(p, size, channels) for p in video.frame_paths]))
-    identity = flow_identity(config.flow)
-    flow_key = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    record = flow_identity(config.flow)
+    if flo_root is not None:  # precomputed flows: which files they are is part of the key
+        record["source"] = str((flo_root / video.name).resolve())
+    flow_key = hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
     flow_path = entry / f"flow-{size}-{flow_key}.npy"
 
     def compute_flows() -> np.ndarray:
@@ -71,7 +74,7 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
             return load_flo_flows(flo_root / video.name, len(frames), size)
         return estimate_flows(np.asarray(frames), config.flow)
 
-    flows = _cached(flow_path, lambda: compute_flows().astype(np.float16), meta=identity)
+    flows = _cached(flow_path, lambda: compute_flows().astype(np.float16), meta=record)
     return PreparedVideo(video.name, frames, flows, video.labels)
 
 
@@ -95,7 +98,8 @@ def _cached(path: Path, compute, meta: dict | None = None) -> np.ndarray:
 def _video_key(video: Video) -> str:
     digest = hashlib.sha1(str(Path(video.frame_paths[0]).parent.resolve()).encode())
     for path in video.frame_paths:
-        digest.update(f"{path.name}:{path.stat().st_size};".encode())
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return f"{video.name}-{digest.hexdigest()[:16]}"
 
 

@@ -9,7 +9,7 @@ import torch
 import comemory.training as training
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import FlowConfig
-from comemory.errors import CheckpointError
+from comemory.errors import CheckpointError, TrainingError
 from comemory.evaluation import evaluate
 from comemory.training import train
 from tests.conftest import small_config
@@ -71,6 +71,24 @@ def test_killed_run_resumes_to_the_same_weights(scene, tmp_path, monkeypatch):
     with open(tmp_path / "killed" / "losses.csv") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert steps == list(range(1, uninterrupted["step"] + 1))  # no step logged twice
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(scene, tmp_path, monkeypatch):
+    real_losses, calls = training.training_losses, []
+
+    def nan_in_epoch_two(*args, **kwargs):
+        losses = real_losses(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 25:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(training, "training_losses", nan_in_epoch_two)
+    with pytest.raises(TrainingError, match="loss became nan at step 25.*last good epoch"):
+        train(small_config("train.epochs=2"), scene, tmp_path / "run", tmp_path / "cache")
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["model"].values()
+                                       if t.is_floating_point())
 
 
 def test_resume_refuses_another_model(scene, tmp_path):

@@ -15,3 +15,7 @@ class DataError(ComemoryError):
 
 class CheckpointError(ComemoryError):
     """A checkpoint that is missing, corrupt, or does not fit the data."""
+
+
+class TrainingError(ComemoryError):
+    """Training cannot go on (a loss became NaN or infinite); the last checkpoint stays."""

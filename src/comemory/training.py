@@ -25,7 +25,7 @@ from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.data.flow import flow_identity
 from comemory.data.prepared import FrameTriplets, load_split
-from comemory.errors import CheckpointError
+from comemory.errors import CheckpointError, TrainingError
 from comemory.model import CoMemoryNet, CoMemoryOutput
 from comemory.scoring import abnormality, calibrate, video_errors
 
@@ -80,8 +80,9 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
             out = model(batch["previous"], batch["current"])
             losses = training_losses(out, batch["flow"], batch["target"], config.train)
             if not torch.isfinite(losses["total"]):
-                raise FloatingPointError(f"loss became {losses['total'].item()} at step {step}; "
-                                         f"{checkpoint_path} keeps the last good epoch")
+                raise TrainingError(f"loss became {losses['total'].item()} at step {step + 1}; "
+                                    f"{checkpoint_path} keeps the last good epoch ({epoch}); "
+                                    "try a lower train.lr")
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()

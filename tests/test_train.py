@@ -9,7 +9,7 @@ import torch
 import comemory.training as training
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import FlowConfig
-from comemory.errors import CheckpointError, TrainingError
+from comemory.errors import CheckpointError, DataError, TrainingError
 from comemory.evaluation import evaluate
 from comemory.training import train
 from tests.conftest import small_config
@@ -121,6 +121,14 @@ def test_scores_are_aligned_to_labels_by_frame_index(trained_run, tmp_path):
     for row in rows:
         assert int(row["label"]) == labels[int(row["video"]) - 1, int(row["frame"])]
     assert {int(r["frame"]) for r in rows} == set(range(2, 48))
+
+
+def test_one_class_test_labels_are_a_clear_error(trained_run, tmp_path):
+    checkpoint, data, cache = trained_run
+    np.save(tmp_path / "all_normal.npy", np.zeros(3 * 48, np.int64))
+    with pytest.raises(DataError, match="every scored test frame is labelled 0"):
+        evaluate(checkpoint, data, tmp_path / "eval", cache,
+                 labels_path=tmp_path / "all_normal.npy")
 
 
 def test_scoring_with_another_flow_extractor_is_refused(trained_run, tmp_path):

@@ -20,7 +20,7 @@ from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import FlowConfig
 from comemory.data.flow import flow_identity
 from comemory.data.prepared import load_split
-from comemory.errors import CheckpointError
+from comemory.errors import CheckpointError, DataError
 from comemory.metrics import NORMALISATIONS, all_metrics, normalise
 from comemory.scoring import abnormality, video_errors
 
@@ -53,13 +53,16 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     kinds = {"comemory": [scores for _, scores, _ in table],
              "psnr": [-err.psnr for err, _, _ in table]}  # low PSNR = anomalous
     labels = [label for _, _, label in table]
+    pooled = np.concatenate(labels)
+    if pooled.min() == pooled.max():
+        raise DataError(f"{data_root}: every scored test frame is labelled {pooled[0]}; "
+                        "AUC needs normal and anomalous frames")
     metrics = {
         "checkpoint": str(checkpoint),
         "data": str(data_root),
         "flow": state["flow"],
-        "frames_scored": int(sum(len(label) for label in labels)),
-        "frames_without_score": int(sum(len(v.frames) for v in videos)
-                                    - sum(len(label) for label in labels)),
+        "frames_scored": int(pooled.size),
+        "frames_without_score": int(sum(len(v.frames) for v in videos) - pooled.size),
         "scores": {kind: all_metrics(values, labels) for kind, values in kinds.items()},
     }
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))

@@ -19,6 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
     return PreparedVideo(video.name, frames, flows, video.labels)
 
 
-def _cached(path: Path, compute, meta: dict | None = None) -> np.ndarray:
+def _cached(path: Path, compute: Callable[[], np.ndarray], meta: dict | None = None) -> np.ndarray:
     """Memory-map ``path`` if a complete entry exists (and its JSON matches ``meta``), else
     compute, save atomically, and record ``meta`` last."""
     meta_path = path.with_suffix(".json")

@@ -67,7 +67,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     }
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     _write_scores_csv(out_dir / "scores.csv", table)
-    _write_plots(out_dir, table)
+    _write_plots(out_dir, table, pooled)
     return metrics
 
 
@@ -82,8 +82,7 @@ def _write_scores_csv(path: Path, table: list) -> None:
                                  int(row[5])])
 
 
-def _write_plots(out_dir: Path, table: list) -> None:
-    pooled_labels = np.concatenate([labels for _, _, labels in table])
+def _write_plots(out_dir: Path, table: list, pooled_labels: np.ndarray) -> None:
     curves = {mode: (pooled_labels, np.concatenate([normalise(s, mode) for _, s, _ in table]))
               for mode in NORMALISATIONS}
     plots.roc_plot(out_dir / "roc.png", curves, "co-memory score, frame level (micro)")

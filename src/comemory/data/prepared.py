@@ -9,8 +9,8 @@ Both live under ``<cache_dir>/<video key>/`` as ``.npy`` files opened memory-map
 
 The video key hashes the frame folder's path and each file's name, size and modification
 time, so an edited dataset is prepared again; precomputed ``.flo`` flows are keyed by their
-folder too. Files are written atomically and the JSON last, so an
-interrupted run never leaves a half-written entry that is trusted.
+folder too. Files are written atomically and the JSON last, so an interrupted run never
+leaves a half-written entry that is trusted.
 """
 from __future__ import annotations
 

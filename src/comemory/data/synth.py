@@ -60,8 +60,8 @@ def synthesize(out: str | Path, spec: SynthSpec | None = None) -> dict[str, int]
         if kind is not None:
             _write_images(out / split / "masks" / name, masks)
             labels.append(masks.reshape(len(masks), -1).any(axis=1).astype(np.int64))
-    np.save(out / "frame_labels_synth.npy", np.concatenate(labels))
     all_labels = np.concatenate(labels)
+    np.save(out / "frame_labels_synth.npy", all_labels)
     return {"training_videos": spec.train_videos, "testing_videos": spec.test_videos,
             "frames_per_video": spec.frames, "anomalous_test_frames": int(all_labels.sum()),
             "test_frames": int(all_labels.size)}

@@ -3,6 +3,7 @@ with ``torch.load(..., weights_only=True)`` so that loading one never runs code.
 
 Contents: format, config (nested dict), flow (the extractor identity), model (state dict,
 memory items included as buffers), optimizer (state dict), epoch and step completed,
+train_seconds (wall time spent in training epochs, summed over resumes),
 calibration (w_F, w_I and training score statistics, or None before calibration).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ FORMAT = "comemory-checkpoint-v1"
 
 def save_checkpoint(path: str | Path, model: CoMemoryNet, optimizer: torch.optim.Optimizer,
                     config: Config, flow: dict[str, str], epoch: int, step: int,
-                    calibration: dict[str, Any] | None = None) -> None:
+                    train_seconds: float, calibration: dict[str, Any] | None = None) -> None:
     storage.save_torch(path, {
         "format": FORMAT,
         "config": config.to_dict(),
@@ -32,6 +33,7 @@ def save_checkpoint(path: str | Path, model: CoMemoryNet, optimizer: torch.optim
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
         "step": step,
+        "train_seconds": train_seconds,
         "calibration": calibration,
     })
 

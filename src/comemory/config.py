@@ -49,6 +49,8 @@ class TrainConfig:
     lambda_motion_separate: float = 0.1
     margin: float = 1.0  # alpha of the separateness (triplet) loss
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    precision: str = "fp32"  # fp32 | bf16 (autocast; about 2x faster on AVX-512 CPUs)
+    channels_last: bool = False  # NHWC memory layout: faster convolutions on CPU
 
 
 @dataclass
@@ -76,10 +78,12 @@ class Config:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The thesis's setup (section 4.1.2): 256x256, C = 512, memory 10, Adam 1e-4.
     "paper": {},
-    # Trains on 2 CPU cores: quarter of the pixels, half the width.
+    # Trains Ped2 in under 30 min on 2 CPU cores: a quarter of the pixels, a quarter of
+    # the width, bf16 autocast and channels_last (25 frames/s against 4 at fp32, width 0.5).
     "cpu": {
-        "model": {"image_size": 128, "channels": 1, "width": 0.5},
-        "train": {"epochs": 20, "batch_size": 8, "lr": 2e-4},
+        "model": {"image_size": 128, "channels": 1, "width": 0.25},
+        "train": {"epochs": 15, "batch_size": 8, "lr": 2e-4, "precision": "bf16",
+                  "channels_last": True},
         "score": {"patch_size": 8},
     },
     # Seconds per epoch on the synthetic data: the demo and the tests.

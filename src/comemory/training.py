@@ -25,7 +25,7 @@ from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.data.flow import flow_identity
 from comemory.data.prepared import FrameTriplets, load_split
-from comemory.errors import CheckpointError, TrainingError
+from comemory.errors import CheckpointError, ConfigError, TrainingError
 from comemory.model import CoMemoryNet, CoMemoryOutput
 from comemory.scoring import abnormality, calibrate, video_errors
 
@@ -59,9 +59,11 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     model = CoMemoryNet(config.model, margin=config.train.margin)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
-    start_epoch, step = 0, 0
+    start_epoch, step, seconds = 0, 0, 0.0
     if resume and checkpoint_path.exists():
-        start_epoch, step = _restore(checkpoint_path, config, model, optimizer)
+        start_epoch, step, seconds, finished = _restore(checkpoint_path, config, model, optimizer)
+        if finished:
+            return checkpoint_path
     elif checkpoint_path.exists():
         raise CheckpointError(f"{checkpoint_path}: a run is already here; pass --resume to "
                               "continue it or choose another --out")
@@ -70,15 +72,24 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     samples = FrameTriplets(videos)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step)
+    bf16 = _check_precision(config.train)
+    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+
+    def layout(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.contiguous(memory_format=memory_format)
 
     for epoch in range(start_epoch, config.train.epochs):
+        started = time.perf_counter()
         model.train()
         order = torch.randperm(len(samples), generator=_epoch_generator(config.train.seed, epoch))
         loader = DataLoader(samples, batch_size=config.train.batch_size, sampler=order.tolist())
         progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch")
         for batch in progress:
-            out = model(batch["previous"], batch["current"])
-            losses = training_losses(out, batch["flow"], batch["target"], config.train)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(layout(batch["previous"]), layout(batch["current"]))
+                losses = training_losses(out, layout(batch["flow"]), layout(batch["target"]),
+                                         config.train)
             if not torch.isfinite(losses["total"]):
                 raise TrainingError(f"loss became {losses['total'].item()} at step {step + 1}; "
                                     f"{checkpoint_path} keeps the last good epoch ({epoch}); "
@@ -89,16 +100,26 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
             step += 1
             log.write(epoch + 1, step, losses)
             progress.set_postfix(loss=f"{losses['total'].item():.4f}")
-        save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch + 1, step)
+        seconds += time.perf_counter() - started
+        save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch + 1, step, seconds)
 
     calibration = _calibrate(model, videos, config)
     save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs, step,
-                    calibration)
+                    seconds, calibration)
     return checkpoint_path
 
 
+def _check_precision(config: TrainConfig) -> bool:
+    """True for bf16 autocast; raises ConfigError on an unknown precision."""
+    if config.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"train.precision must be fp32 or bf16, got {config.precision!r}")
+    return config.precision == "bf16"
+
+
 def _restore(path: Path, config: Config, model: CoMemoryNet,
-             optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+             optimizer: torch.optim.Optimizer) -> tuple[int, int, float, bool]:
+    """Load a run's checkpoint into ``model`` and ``optimizer``: (epoch, step, training
+    seconds so far, whether the run already finished and was calibrated)."""
     state = load_checkpoint(path)
     saved = Config.from_dict(state["config"], source=str(path))
     if saved.model != config.model or saved.flow != config.flow:
@@ -106,7 +127,9 @@ def _restore(path: Path, config: Config, model: CoMemoryNet,
                               "resume with the same preset and settings")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["epoch"]), int(state["step"])
+    finished = state["calibration"] is not None and state["epoch"] == config.train.epochs
+    return (int(state["epoch"]), int(state["step"]), float(state.get("train_seconds", 0.0)),
+            finished)
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -43,9 +43,11 @@ class Memory(nn.Module):
         """query_map: (B, C, H, W), unit norm over C -> MemoryRead."""
         batch, dim, height, width = query_map.shape
         queries = query_map.float().permute(0, 2, 3, 1).reshape(-1, dim)  # (K, C)
-        result = self.read(queries)
-        if self.training:
-            self.update(queries.detach())
+        # Items stay float32 under bf16 autocast: the update accumulates small steps.
+        with torch.autocast(query_map.device.type, enabled=False):
+            result = self.read(queries)
+            if self.training:
+                self.update(queries.detach())
         features = result.features.reshape(batch, height, width, dim).permute(0, 3, 1, 2)
         return MemoryRead(features.to(query_map.dtype), result.compactness, result.separateness)
 

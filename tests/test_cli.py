@@ -28,7 +28,10 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
                  "--config", str(config)]) == 2
     assert "bad.yaml: unknown key train.learning_rate" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 2
-    assert "nowhere/training/frames: folder not found" in capsys.readouterr().err
+    assert "nowhere: dataset folder not found" in capsys.readouterr().err
+    assert main(["train", "--root", str(tmp_path), "--dataset", "shanghaitech",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "training/videos: folder not found" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path),
                  "--out", str(tmp_path / "eval")]) == 2
     assert "none.pt: checkpoint not found" in capsys.readouterr().err

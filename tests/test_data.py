@@ -7,8 +7,10 @@ import pytest
 import yaml
 
 from comemory.config import apply_overrides, load_yaml, preset
-from comemory.data.frames import attach_labels, find_labels_file, find_videos, read_frame
-from comemory.data.prepared import FrameTriplets, load_split
+from comemory.data.datasets import read_dataset
+from comemory.data.frames import read_frame
+from comemory.data.labels import FrameLabels, read_ucsd_ranges
+from comemory.data.prepared import FrameWindows, load_split
 from comemory.data.synth import SynthSpec, synthesize
 from comemory.errors import ConfigError, DataError
 from tests.conftest import small_config
@@ -23,20 +25,24 @@ def write_video(folder, frames=4, size=(24, 32), ext=".png"):
 def test_finds_videos_in_the_ped2_layout(tmp_path):
     write_video(tmp_path / "training" / "frames" / "02", ext=".jpg")
     write_video(tmp_path / "training" / "frames" / "01", frames=5, ext=".tif")
-    videos = find_videos(tmp_path, "training")
+    videos = read_dataset("frames", tmp_path, "training")
     assert [v.name for v in videos] == ["01", "02"]
-    assert len(videos[0].frame_paths) == 5
+    assert videos[0].source.frame_count() == 5
 
 
 def test_missing_or_empty_folders_name_the_path(tmp_path):
     with pytest.raises(DataError, match=r"training/frames: folder not found"):
-        find_videos(tmp_path, "training")
+        read_dataset("frames", tmp_path, "training")
     (tmp_path / "testing" / "frames").mkdir(parents=True)
     with pytest.raises(DataError, match="no video folders"):
-        find_videos(tmp_path, "testing")
+        read_dataset("frames", tmp_path, "testing")
     (tmp_path / "testing" / "frames" / "07").mkdir()
     with pytest.raises(DataError, match=r"07: 0 frame\(s\) found"):
-        find_videos(tmp_path, "testing")
+        read_dataset("frames", tmp_path, "testing")
+    with pytest.raises(DataError, match="dataset folder not found"):
+        read_dataset("frames", tmp_path / "nowhere", "testing")
+    with pytest.raises(DataError, match="unknown dataset layout 'kitti'"):
+        read_dataset("kitti", tmp_path, "testing")
 
 
 def test_unreadable_image_names_the_file(tmp_path):
@@ -57,11 +63,10 @@ def test_read_frame_resizes_and_converts(tmp_path):
 def test_labels_split_over_videos_and_mnad_shape_accepted(tmp_path):
     write_video(tmp_path / "testing" / "frames" / "01", frames=3)
     write_video(tmp_path / "testing" / "frames" / "02", frames=4)
-    videos = find_videos(tmp_path, "testing")
     np.save(tmp_path / "frame_labels_x.npy", np.array([[0, 1, 1, 0, 0, 0, 1]]))  # MNAD (1, N)
-    attach_labels(videos, find_labels_file(tmp_path))
-    assert videos[0].labels.tolist() == [0, 1, 1]
-    assert videos[1].labels.tolist() == [0, 0, 0, 1]
+    videos = read_dataset("frames", tmp_path, "testing")
+    assert videos[0].labels.resolve(3, "01").tolist() == [0, 1, 1]
+    assert videos[1].labels.resolve(4, "02").tolist() == [0, 0, 0, 1]
 
 
 def test_label_length_mismatch_names_the_file(tmp_path):
@@ -70,16 +75,18 @@ def test_label_length_mismatch_names_the_file(tmp_path):
     np.save(labels, np.array([0, 1]))
     with pytest.raises(DataError, match="frame_labels_short.npy: 2 labels but the 1 test videos "
                                         "hold 3 frames"):
-        attach_labels(find_videos(tmp_path, "testing"), labels)
+        read_dataset("frames", tmp_path, "testing", labels)
 
 
 def test_labels_file_must_be_unique_and_binary(tmp_path):
-    with pytest.raises(DataError, match="found none"):
-        find_labels_file(tmp_path)
     write_video(tmp_path / "testing" / "frames" / "01", frames=3)
+    assert read_dataset("frames", tmp_path, "testing")[0].labels is None  # unlabelled is fine
     np.save(tmp_path / "frame_labels_a.npy", np.array([0, 2, 1]))
     with pytest.raises(DataError, match="must be 0"):
-        attach_labels(find_videos(tmp_path, "testing"), tmp_path / "frame_labels_a.npy")
+        read_dataset("frames", tmp_path, "testing")
+    np.save(tmp_path / "frame_labels_b.npy", np.array([0, 1, 1]))
+    with pytest.raises(DataError, match="several label files"):
+        read_dataset("frames", tmp_path, "testing")
 
 
 def test_synth_is_deterministic_and_labels_match_masks(tmp_path):
@@ -99,15 +106,22 @@ def test_synth_is_deterministic_and_labels_match_masks(tmp_path):
         assert 0 < labels[video * 30:(video + 1) * 30].sum() < 30
 
 
-def test_triplets_are_aligned_with_their_flow_and_scored_frame(scene, tmp_path):
+@pytest.mark.parametrize("past_frames", [2, 4])
+def test_windows_are_aligned_with_their_flow_and_scored_frame(scene, tmp_path, past_frames):
     videos = load_split(scene, "testing", small_config(), tmp_path)
-    samples = FrameTriplets(videos)
-    assert len(samples) == sum(len(v.frames) - 2 for v in videos)
+    samples = FrameWindows(videos, past_frames)
+    assert len(samples) == sum(len(v.frames) - past_frames for v in videos)
     item = samples[0]
-    assert item["frame"] == 2 and item["video"] == 0
-    assert item["previous"].shape == (1, 64, 64) and item["flow"].shape == (2, 64, 64)
-    assert -1.0 <= item["previous"].min() and item["target"].max() <= 1.0
-    np.testing.assert_allclose(item["flow"].permute(1, 2, 0).numpy(), videos[0].flows[0])
+    assert item["frame"] == past_frames and item["video"] == 0
+    assert item["past"].shape == (past_frames, 1, 64, 64) and item["flow"].shape == (2, 64, 64)
+    assert -1.0 <= item["past"].min() and item["target"].max() <= 1.0
+    expected = np.asarray(videos[0].frames[past_frames], np.float32) / 127.5 - 1  # I_{t+1}
+    np.testing.assert_allclose(item["target"].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(item["flow"].permute(1, 2, 0).numpy(),
+                               videos[0].flows[past_frames - 2])  # F_t: I_{t-1} -> I_t
+    assert (videos[0].labels == np.load(scene / "frame_labels_synth.npy")[:len(videos[0].frames)]
+            ).all()
+    assert videos[0].masks is not None and videos[0].masks.count() == len(videos[0].frames)
 
 
 def test_config_unknown_key_names_the_key_and_file(tmp_path):
@@ -141,9 +155,17 @@ PED2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ped2"
 
 @pytest.mark.skipif(not PED2.is_dir(), reason="real UCSD Ped2 not found at ../shared/data/ped2")
 def test_reads_the_real_ped2_layout():
-    training, testing = find_videos(PED2, "training"), find_videos(PED2, "testing")
-    assert len(training) == 16 and sum(len(v.frame_paths) for v in training) == 2550
+    training = read_dataset("frames", PED2, "training")
+    testing = read_dataset("frames", PED2, "testing")
+    assert len(training) == 16 and sum(v.source.frame_count() for v in training) == 2550
     assert len(testing) == 12
-    attach_labels(testing, find_labels_file(PED2))
-    assert sum(int(v.labels.sum()) for v in testing) == 1648
-    assert read_frame(testing[0].frame_paths[0], 64, 1).shape == (64, 64, 1)
+    counts = [v.source.frame_count() for v in testing]
+    labels = [v.labels.resolve(n, v.name) for v, n in zip(testing, counts)]
+    assert sum(int(x.sum()) for x in labels) == 1648
+    assert all(v.masks.count() == n for v, n in zip(testing, counts))
+    masks = testing[3].masks.load()  # the masks agree with the frame labels
+    assert (masks.reshape(len(masks), -1).any(axis=1) == labels[3]).all()
+    assert testing[0].source.resolution() == (240, 360)
+    # the official UCSDped2.m ranges give the same labels as the .npy
+    for spans, truth, n in zip(read_ucsd_ranges(PED2 / "UCSDped2.m"), labels, counts):
+        assert (FrameLabels(PED2, spans=spans).resolve(n, "") == truth).all()

@@ -7,8 +7,20 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from comemory.config import ScoreConfig
-from comemory.metrics import equal_error_rate, frame_metrics, normalise
-from comemory.scoring import Calibration, abnormality, calibrate, frame_errors, patch_means
+from comemory.data.prepared import PreparedVideo
+from comemory.metrics import PixelAUROC, equal_error_rate, frame_metrics, normalise
+from comemory.scoring import (
+    Calibration,
+    VideoErrors,
+    abnormality,
+    calibrate,
+    centred_patch_means,
+    flow_floor_errors,
+    frame_errors,
+    mnad_scores,
+    mnad_scores_video_minmax,
+    patch_means,
+)
 
 
 def test_patch_means():
@@ -31,7 +43,8 @@ def test_frame_error_is_taken_at_the_patch_of_largest_flow_error():
                           ScoreConfig(patch_size=2, patch_stride=2))
     assert errors.flow_error.item() == pytest.approx(5.0)
     assert errors.frame_error.item() == pytest.approx(0.16 / 4)
-    assert errors.heatmap.shape == (1, 2, 2)
+    assert errors.flow_map.shape == errors.frame_map.shape == (1, 4, 4)  # one value per pixel
+    assert errors.flow_map[0, 0, 0].item() == pytest.approx(5.0)  # inside the erring patch
 
 
 def test_colour_and_grey_frames_score_alike():
@@ -102,3 +115,57 @@ def test_equal_error_rate_known_cases():
 def test_metrics_refuse_one_class_labels():
     with pytest.raises(ValueError, match="one class"):
         frame_metrics([np.array([0.1, 0.2])], [np.array([0, 0])])
+
+
+def test_centred_patch_means_line_up_with_the_frame():
+    error = torch.zeros(1, 1, 6, 6)
+    error[0, 0, 2, 3] = 9.0
+    means = centred_patch_means(error, 3)
+    assert means.shape == (1, 6, 6)
+    assert means[0, 2, 3].item() == pytest.approx(1.0)  # 9 spread over the 3x3 patch around it
+    assert means[0, 0, 0].item() == 0.0 and means[0, 5, 5].item() == 0.0
+    assert centred_patch_means(error, 4).shape == (1, 6, 6)  # even patches too
+
+
+def test_pixel_auroc_matches_exact_auroc():
+    rng = np.random.default_rng(1)
+    masks = rng.random((5, 20, 30)) < 0.2
+    scores = rng.normal(size=masks.shape) + masks * 0.8
+    accumulator = PixelAUROC(float(scores.min()), float(scores.max()))
+    for frame_scores, frame_masks in zip(scores, masks):  # added frame by frame
+        accumulator.add(frame_scores, frame_masks)
+    exact = roc_auc_score(masks.ravel(), scores.ravel())
+    assert 0.6 < exact < 0.9
+    assert accumulator.value() == pytest.approx(exact, abs=1e-4)
+    ties = PixelAUROC(0.0, 1.0)
+    ties.add(np.full(4, 0.5), np.array([True, False, True, False]))
+    assert ties.value() == pytest.approx(0.5)  # tied scores count half, as the exact AUROC
+    empty = PixelAUROC(0.0, 1.0)
+    empty.add(np.zeros(3), np.zeros(3, bool))
+    assert empty.value() is None
+
+
+def test_flow_floor_scores_the_most_moving_patch_of_the_motion_into_each_frame():
+    flows = np.zeros((4, 8, 8, 2), np.float16)  # 5 frames, flows[t] = frame t -> t+1
+    flows[2, :2, :2] = (3.0, 4.0)  # a patch moving 5 px into frame 3
+    video = PreparedVideo("v", np.zeros((5, 8, 8, 1), np.uint8), flows, (8, 8))
+    (errors,) = flow_floor_errors([video], ScoreConfig(patch_size=2, patch_stride=2),
+                                  keep_maps=True)
+    assert errors.frames.tolist() == [2, 3, 4]  # the frames a two-frame model scores
+    np.testing.assert_allclose(errors.flow_error, [0.0, 5.0, 0.0])
+    assert errors.flow_maps.shape == (3, 8, 8)
+
+
+def test_mnad_score_rises_with_low_psnr_and_far_features():
+    errors = VideoErrors("v", np.arange(3), psnr=np.array([30.0, 20.0, 30.0]),
+                         distance=np.array([0.1, 0.1, 0.5]))
+    calibration = Calibration(psnr_mean=30.0, psnr_std=2.0, distance_mean=0.1, distance_std=0.1)
+    scores = mnad_scores(errors, calibration)
+    np.testing.assert_allclose(scores, [0.0, 0.6 * 5.0, 0.4 * 4.0])
+    np.testing.assert_allclose(mnad_scores_video_minmax(errors), [0.0, 0.6, 0.4])
+
+
+def test_calibration_round_trips_with_its_extra_statistics():
+    calibration = Calibration(flow_weight=2.0, frame_weight=0.5, extra={"score_mean": 1.5})
+    again = Calibration.from_dict(calibration.to_dict())
+    assert again == calibration and calibration.to_dict()["score_mean"] == 1.5

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 import comemory.training as training
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import FlowConfig
-from comemory.errors import CheckpointError, DataError, TrainingError
-from comemory.evaluation import evaluate
+from comemory.errors import CheckpointError, ConfigError, DataError, TrainingError
+from comemory.evaluation import evaluate, evaluate_floor
 from comemory.training import train
 from tests.conftest import small_config
 
@@ -101,7 +102,7 @@ def test_resume_refuses_another_model(scene, tmp_path):
 def test_end_to_end_beats_chance_and_writes_every_output(trained_run, tmp_path):
     checkpoint, data, cache = trained_run
     metrics = evaluate(checkpoint, data, tmp_path, cache)
-    for name in ("metrics.json", "scores.csv", "roc.png", "score_curves.png"):
+    for name in ("metrics.json", "scores.csv", "roc.png", "score_curves.png", "heatmaps.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     by_mode = metrics["scores"]["comemory"]
@@ -109,6 +110,7 @@ def test_end_to_end_beats_chance_and_writes_every_output(trained_run, tmp_path):
     assert by_mode["none"]["micro_auc"] > 0.75  # chance is 0.5
     assert by_mode["video_max"]["micro_auc"] > 0.75
     assert metrics["frames_without_score"] == 3 * 2  # the first two frames of each video
+    assert metrics["pixel_auroc"] > 0.6  # the synthetic scene has pixel masks; chance is 0.5
 
 
 def test_scores_are_aligned_to_labels_by_frame_index(trained_run, tmp_path):
@@ -137,3 +139,48 @@ def test_scoring_with_another_flow_extractor_is_refused(trained_run, tmp_path):
         evaluate(checkpoint, data, tmp_path, cache, flow=FlowConfig(method="farneback"))
     with pytest.raises(CheckpointError, match="refusing"):
         evaluate(checkpoint, data, tmp_path, cache, flow=FlowConfig(preset="ultrafast"))
+
+
+def test_a_finished_run_resumes_as_a_no_op(trained_run):
+    checkpoint, data, cache = trained_run
+    before = checkpoint.stat().st_mtime_ns
+    assert train(small_config(), data, checkpoint.parent, cache, resume=True) == checkpoint
+    assert checkpoint.stat().st_mtime_ns == before
+    assert load_checkpoint(checkpoint)["train_seconds"] > 0
+
+
+def test_bf16_channels_last_training_runs_and_bad_precision_is_named(scene, tmp_path):
+    config = small_config("train.epochs=1", "train.precision=bf16", "train.channels_last=true")
+    state = load_checkpoint(train(config, scene, tmp_path / "run", tmp_path / "cache"))
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert state["model"]["motion_head.memory.items"].dtype == torch.float32
+    with pytest.raises(ConfigError, match="train.precision must be fp32 or bf16"):
+        train(small_config("train.precision=fp16"), scene, tmp_path / "bad", tmp_path / "cache")
+
+
+def test_mnad_baseline_trains_and_scores_with_its_own_protocol(scene, tmp_path):
+    config = small_config("model.architecture=mnad", "train.epochs=4")
+    checkpoint = train(config, scene, tmp_path / "run", tmp_path / "cache")
+    calibration = load_checkpoint(checkpoint)["calibration"]
+    assert calibration["psnr_std"] > 0 and calibration["distance_std"] > 0
+    metrics = evaluate(checkpoint, scene, tmp_path / "eval", tmp_path / "cache")
+    assert set(metrics["scores"]) == {"mnad", "psnr"} and metrics["architecture"] == "mnad"
+    assert metrics["frames_without_score"] == 3 * 4  # MNAD needs four past frames
+    assert metrics["scores"]["mnad"]["video_minmax"]["micro_auc"] > 0.6  # chance is 0.5
+    with open(tmp_path / "eval" / "scores.csv") as handle:
+        first = next(csv.DictReader(handle))
+    assert int(first["frame"]) == 4 and "mnad_score" in first
+
+
+def test_flow_floor_needs_no_training(scene, tmp_path):
+    metrics = evaluate_floor(small_config(), scene, tmp_path, tmp_path / "cache")
+    assert set(metrics["scores"]) == {"flow_floor"} and metrics["checkpoint"] is None
+    # Of the synthetic anomalies only the fast object moves faster than the walkers (test
+    # video 01); a large or a wrong-way walker has walking speed and the floor cannot see it.
+    with open(tmp_path / "scores.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["video"] == "01"]
+    fast_video_auc = roc_auc_score([int(r["label"]) for r in rows],
+                                   [float(r["flow_floor_score"]) for r in rows])
+    assert fast_video_auc > 0.8  # chance is 0.5
+    assert metrics["pixel_auroc"] > 0.6
+    assert (tmp_path / "heatmaps.png").stat().st_size > 0

@@ -16,13 +16,13 @@ import torch
 from comemory import storage
 from comemory.config import Config
 from comemory.errors import CheckpointError
-from comemory.model import CoMemoryNet
+from comemory.model import build_model
 from comemory.scoring import Calibration
 
 FORMAT = "comemory-checkpoint-v1"
 
 
-def save_checkpoint(path: str | Path, model: CoMemoryNet, optimizer: torch.optim.Optimizer,
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     config: Config, flow: dict[str, str], epoch: int, step: int,
                     train_seconds: float, calibration: dict[str, Any] | None = None) -> None:
     storage.save_torch(path, {
@@ -53,14 +53,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint"
-                          ) -> tuple[CoMemoryNet, Config, Calibration]:
+                          ) -> tuple[torch.nn.Module, Config, Calibration]:
     """Rebuild the trained, calibrated model in eval mode from a loaded checkpoint."""
     config = Config.from_dict(state["config"], source=str(path))
     if state.get("calibration") is None:
         raise CheckpointError(f"{path}: training did not finish (no calibration); "
                               "run `comemory train --resume` on its folder first")
-    model = CoMemoryNet(config.model, margin=config.train.margin)
+    model = build_model(config.model, margin=config.train.margin)
     model.load_state_dict(state["model"])
-    calibration = state["calibration"]
-    return model.eval(), config, Calibration(calibration["flow_weight"],
-                                             calibration["frame_weight"])
+    return model.eval(), config, Calibration.from_dict(state["calibration"])

@@ -1,15 +1,19 @@
-"""The ``comemory`` command: synth, train, evaluate, demo."""
+"""The ``comemory`` command: synth, prepare, train, evaluate, floor, demo."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from comemory.config import PRESETS, Config, FlowConfig, apply_overrides, load_yaml, preset
+from comemory.data import datasets
+from comemory.data.datasets import dataset_names
+from comemory.data.prepared import PreparedVideo, load_split
 from comemory.data.synth import SynthSpec, synthesize
 from comemory.errors import ComemoryError
-from comemory.evaluation import evaluate
+from comemory.evaluation import evaluate, evaluate_floor
 from comemory.training import train
 
 
@@ -36,19 +40,28 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=_synth)
 
-    train = commands.add_parser("train", help="train on <data>/training and calibrate")
-    train.add_argument("--data", required=True, type=Path, help="dataset root folder")
+    prepare = commands.add_parser(
+        "prepare", help="read and check a dataset, cache its frames and flows",
+        description="Read both splits of a dataset in its shipped layout, check frames, labels "
+        "and masks, and cache resized frames and flows for the chosen preset. Layouts: "
+        + _layouts_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_arguments(prepare)
+    _add_config_arguments(prepare)
+    prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                         help="videos prepared at once (default: all cores)")
+    prepare.set_defaults(run=_prepare)
+
+    train = commands.add_parser("train", help="train on the training split and calibrate")
+    _add_data_arguments(train, labels=False)
     train.add_argument("--out", required=True, type=Path, help="run folder for checkpoint and logs")
     _add_config_arguments(train)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="score <data>/testing and measure AUC")
+    evaluate = commands.add_parser("evaluate", help="score the test split and measure AUC")
     evaluate.add_argument("--checkpoint", required=True, type=Path)
-    evaluate.add_argument("--data", required=True, type=Path, help="dataset root folder")
+    _add_data_arguments(evaluate)
     evaluate.add_argument("--out", required=True, type=Path, help="folder for metrics and plots")
-    evaluate.add_argument("--labels", type=Path, help="flat .npy of test labels "
-                          "(default: the one frame_labels_*.npy in --data)")
     evaluate.add_argument("--flow", choices=["dis", "farneback", "flo"],
                           help="flow extractor (must match the checkpoint's)")
     evaluate.add_argument("--flow-preset", default="medium", help="with --flow dis: its preset")
@@ -58,11 +71,34 @@ def _parser() -> argparse.ArgumentParser:
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
     evaluate.set_defaults(run=_evaluate)
 
+    floor = commands.add_parser("floor", help="measure the training-free flow-magnitude floor")
+    _add_data_arguments(floor)
+    floor.add_argument("--out", required=True, type=Path, help="folder for metrics and plots")
+    _add_config_arguments(floor)
+    floor.set_defaults(run=_floor)
+
     demo = commands.add_parser("demo", help="synthesise, train the tiny preset, evaluate")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, labels: bool = True) -> None:
+    parser.add_argument("--root", "--data", dest="root", required=True, type=Path,
+                        help="dataset root folder")
+    parser.add_argument("--dataset", default="frames", choices=dataset_names(),
+                        help="layout of --root (default: frames, the MNAD layout); see "
+                        "`comemory prepare --help`")
+    if labels:
+        parser.add_argument("--labels", type=Path, help="test labels replacing the layout's "
+                            "own: .npy (frames), .m (ucsd), .csv (videos), a folder of .npy "
+                            "(shanghaitech)")
+
+
+def _layouts_help() -> str:
+    doc = datasets.__doc__
+    return "\n\n" + doc[doc.index("  frames"):doc.index("An explicit")].rstrip()
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +124,31 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
+def _prepare(args: argparse.Namespace) -> None:
+    config = build_config(args.preset, args.config, args.overrides)
+    for split in ("training", "testing"):
+        videos = load_split(args.root, split, config, args.cache_dir, args.labels, args.dataset,
+                            workers=args.workers)
+        print(_describe_split(split, videos))
+
+
+def _describe_split(split: str, videos: list[PreparedVideo]) -> str:
+    """One line: videos, frames, anomalous frames, masks and original resolutions."""
+    frames = sum(len(v.frames) for v in videos)
+    line = f"{split}: {len(videos)} videos, {frames} frames"
+    if split == "testing":
+        labelled = [v for v in videos if v.labels is not None]
+        anomalous = sum(int(v.labels.sum()) for v in labelled)
+        line += (f", {anomalous} anomalous" if labelled else ", no labels")
+        line += f", pixel masks for {sum(v.masks is not None for v in videos)} videos"
+    sizes = sorted({v.resolution for v in videos})
+    return line + ", resolution " + ", ".join(f"{w}x{h}" for h, w in sizes)
+
+
 def _train(args: argparse.Namespace) -> None:
     config = build_config(args.preset, args.config, args.overrides)
-    checkpoint = train(config, args.data, args.out, args.cache_dir, resume=args.resume)
+    checkpoint = train(config, args.root, args.out, args.cache_dir, resume=args.resume,
+                       dataset=args.dataset)
     print(f"trained and calibrated: {checkpoint}")
 
 
@@ -99,9 +157,17 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.flow:
         flow = FlowConfig(method=args.flow, preset=args.flow_preset,
                           flo_dir=str(args.flo_dir or ""))
-    metrics = evaluate(args.checkpoint, args.data, args.out, args.cache_dir, args.labels, flow)
+    metrics = evaluate(args.checkpoint, args.root, args.out, args.cache_dir, args.labels, flow,
+                       args.dataset)
     print(format_metrics(metrics))
-    print(f"results in {args.out}: metrics.json, scores.csv, roc.png, score_curves.png")
+    print(f"results in {args.out}: metrics.json, scores.csv and plots")
+
+
+def _floor(args: argparse.Namespace) -> None:
+    config = build_config(args.preset, args.config, args.overrides)
+    metrics = evaluate_floor(config, args.root, args.out, args.cache_dir, args.labels,
+                             args.dataset)
+    print(format_metrics(metrics))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -119,13 +185,15 @@ def _demo(args: argparse.Namespace) -> None:
 
 def format_metrics(metrics: dict) -> str:
     """A small text table: one row per score and normalisation."""
-    lines = [f"{'score':<9} {'normalisation':<13} {'micro AUC':>9} {'macro AUC':>9} "
+    lines = [f"{'score':<10} {'normalisation':<13} {'micro AUC':>9} {'macro AUC':>9} "
              f"{'EER':>6} {'AP':>6}"]
     for kind, by_mode in metrics["scores"].items():
         for mode, m in by_mode.items():
             macro = f"{m['macro_auc']:.3f}" if m["macro_auc"] is not None else "n/a"
-            lines.append(f"{kind:<9} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
+            lines.append(f"{kind:<10} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
                          f"{m['eer']:>6.3f} {m['ap']:>6.3f}")
+    if metrics.get("pixel_auroc") is not None:
+        lines.append(f"pixel AUROC (training-calibrated): {metrics['pixel_auroc']:.3f}")
     return "\n".join(lines)
 
 

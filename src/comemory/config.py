@@ -20,6 +20,7 @@ from comemory.errors import ConfigError
 
 @dataclass
 class ModelConfig:
+    architecture: str = "comemory"  # comemory | mnad (the baseline: frames only, one memory)
     image_size: int = 256  # frames are resized to image_size x image_size
     channels: int = 3  # 1 = grey, 3 = colour input frames
     width: float = 1.0  # multiplies the 64-128-256-512 stage widths (C = 512 * width)
@@ -71,7 +72,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         return merge(cls(), data, source)
 
 

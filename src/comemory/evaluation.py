@@ -1,10 +1,15 @@
-"""Evaluation: score every test frame with a trained checkpoint and measure it.
+"""Evaluation: score every test frame and measure it.
 
-    comemory evaluate --checkpoint runs/tiny/checkpoint.pt --data DIR --out runs/tiny/eval
+    comemory evaluate --checkpoint runs/tiny/checkpoint.pt --root DIR --out runs/tiny/eval
 
-Writes metrics.json (micro/macro AUC, EER, AP for the co-memory score and the PSNR
-score, each under the normalisations of ``comemory.metrics``), scores.csv (one row per
-scored frame), roc.png and score_curves.png.
+Writes metrics.json (micro/macro AUC, EER, AP for each score under the normalisations of
+``comemory.metrics``, and the pixel AUROC where the dataset has masks), scores.csv (one
+row per scored frame), roc.png, score_curves.png and, where the dataset has masks,
+heatmaps.png (the highest-scoring frame of each video, its score map, the mask outlined).
+
+Scores: a co-memory checkpoint gives "comemory" (eq. 3.18) and "psnr"; an MNAD checkpoint
+gives "mnad" (PSNR + feature distance) and "psnr"; ``evaluate_floor`` gives "flow_floor",
+the training-free motion score, with no checkpoint at all.
 """
 from __future__ import annotations
 
@@ -13,22 +18,34 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from comemory import plots, storage
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
-from comemory.config import FlowConfig
+from comemory.config import Config, FlowConfig
 from comemory.data.flow import flow_identity
-from comemory.data.prepared import load_split
+from comemory.data.prepared import PreparedVideo, load_split
 from comemory.errors import CheckpointError, DataError
-from comemory.metrics import NORMALISATIONS, all_metrics, normalise
-from comemory.scoring import abnormality, video_errors
+from comemory.metrics import NORMALISATIONS, PixelAUROC, all_metrics, normalise
+from comemory.scoring import (
+    Calibration,
+    VideoErrors,
+    comemory_scores,
+    flow_floor_errors,
+    mnad_scores,
+    mnad_scores_video_minmax,
+    pixel_scores,
+    video_errors,
+)
 
 
 def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
              cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
-             flow: FlowConfig | None = None) -> dict[str, Any]:
-    """Score ``data_root/testing`` and write the results; returns the metrics dict.
+             flow: FlowConfig | None = None, dataset: str = "frames") -> dict[str, Any]:
+    """Score the test split of ``data_root`` (``dataset`` layout), write the results and
+    return the metrics dict.
 
     ``flow`` may point a ``flo`` model at another folder of flows; a different extractor
     than the one the model was trained with is refused.
@@ -41,50 +58,146 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
                                   f"score with {flow_identity(flow)}; a model's flow errors are "
                                   "only meaningful with the extractor it learned")
         config.flow = flow
-    videos = load_split(data_root, "testing", config, cache_dir, labels_path)
-    errors = video_errors(model, videos, config.score)
+    videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
+    errors = video_errors(model, videos, config.score, keep_maps=_has_masks(videos))
+    if config.model.architecture == "mnad":
+        kinds = {"mnad": [mnad_scores(e, calibration) for e in errors]}
+        overrides = {"mnad": {"video_minmax": [mnad_scores_video_minmax(e) for e in errors]}}
+    else:
+        lambda_s = config.score.lambda_s
+        kinds = {"comemory": [comemory_scores(e, calibration, lambda_s) for e in errors]}
+        overrides = {}
+    kinds["psnr"] = [-e.psnr for e in errors]  # low PSNR = anomalous
+    record = {"checkpoint": str(checkpoint), "flow": state["flow"],
+              "architecture": config.model.architecture}
+    return _report(videos, errors, kinds, overrides, calibration, config, data_root, out_dir,
+                   record)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = []
-    for video, err in zip(videos, errors, strict=True):
-        scores = abnormality(err.flow_error, err.frame_error, calibration, config.score.lambda_s)
-        table.append((err, scores, video.labels[err.frames]))  # aligned by frame index
-    kinds = {"comemory": [scores for _, scores, _ in table],
-             "psnr": [-err.psnr for err, _, _ in table]}  # low PSNR = anomalous
-    labels = [label for _, _, label in table]
-    pooled = np.concatenate(labels)
+
+def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
+                   cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
+                   dataset: str = "frames", past_frames: int = 2) -> dict[str, Any]:
+    """The training-free floor: score each test frame by its most moving patch (mean flow
+    magnitude over ``config.score.patch_size`` patches of ``config.flow`` flows).
+
+    Same outputs as ``evaluate``, with the one score "flow_floor". A learned model that
+    does not beat it has learned nothing the flow extractor did not already know.
+    """
+    videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
+    errors = flow_floor_errors(videos, config.score, past_frames, keep_maps=_has_masks(videos))
+    kinds = {"flow_floor": [e.flow_error for e in errors]}
+    record = {"checkpoint": None, "flow": flow_identity(config.flow),
+              "architecture": "flow_floor (training-free)"}
+    return _report(videos, errors, kinds, {}, None, config, data_root, out_dir, record)
+
+
+def _labelled_test_videos(data_root: str | Path, config: Config, cache_dir: str | Path | None,
+                          labels_path: str | Path | None, dataset: str) -> list[PreparedVideo]:
+    videos = load_split(data_root, "testing", config, cache_dir, labels_path, dataset)
+    unlabelled = [v.name for v in videos if v.labels is None]
+    if unlabelled:
+        raise DataError(f"{data_root}: test video {unlabelled[0]!r} has no frame labels; "
+                        f"the {dataset!r} layout looks for them as described in "
+                        "`comemory prepare --help`, or pass --labels")
+    return videos
+
+
+def _has_masks(videos: list[PreparedVideo]) -> bool:
+    return any(v.masks is not None for v in videos)
+
+
+def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
+            kinds: dict[str, list[np.ndarray]], overrides: dict[str, dict],
+            calibration: Calibration | None, config: Config, data_root: str | Path,
+            out_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Metrics, scores.csv and plots for per-video scores of each kind."""
+    labels = [video.labels[err.frames] for video, err in zip(videos, errors, strict=True)]
+    pooled = np.concatenate(labels)  # aligned with the scores by frame index
     if pooled.min() == pooled.max():
         raise DataError(f"{data_root}: every scored test frame is labelled {pooled[0]}; "
                         "AUC needs normal and anomalous frames")
     metrics = {
-        "checkpoint": str(checkpoint),
+        **record,
         "data": str(data_root),
-        "flow": state["flow"],
         "frames_scored": int(pooled.size),
         "frames_without_score": int(sum(len(v.frames) for v in videos) - pooled.size),
-        "scores": {kind: all_metrics(values, labels) for kind, values in kinds.items()},
+        "scores": {kind: all_metrics(scores, labels, overrides.get(kind))
+                   for kind, scores in kinds.items()},
+        "pixel_auroc": _pixel_auroc(videos, errors, calibration, config.score.lambda_s),
     }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-    _write_scores_csv(out_dir / "scores.csv", table)
-    _write_plots(out_dir, table, pooled)
+    _write_scores_csv(out_dir / "scores.csv", errors, kinds, labels)
+    main_kind = next(iter(kinds))
+    _write_plots(out_dir, errors, kinds[main_kind], labels, pooled, main_kind)
+    if _has_masks(videos):
+        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], calibration,
+                        config.score.lambda_s)
     return metrics
 
 
-def _write_scores_csv(path: Path, table: list) -> None:
+def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors],
+                 calibration: Calibration | None, lambda_s: float) -> float | None:
+    """Pixel AUROC of the score maps, each resized to its mask, over frames with masks;
+    training-calibrated (no per-video normalisation). None without masks."""
+    pairs = [(v, e) for v, e in zip(videos, errors, strict=True) if v.masks is not None]
+    if not pairs:
+        return None
+    maps = [pixel_scores(err, calibration, lambda_s) for _, err in pairs]
+    accumulator = PixelAUROC(min(float(m.min()) for m in maps), max(float(m.max()) for m in maps))
+    for (video, err), score_maps in tqdm(zip(pairs, maps, strict=True), total=len(pairs),
+                                         desc="pixel AUROC", unit="video", leave=False):
+        masks = video.masks.load()
+        for frame, score_map in zip(err.frames, score_maps, strict=True):
+            mask = masks[frame]
+            upsampled = cv2.resize(score_map, (mask.shape[1], mask.shape[0]),
+                                   interpolation=cv2.INTER_LINEAR)
+            accumulator.add(upsampled, mask)
+    return accumulator.value()
+
+
+def _write_scores_csv(path: Path, errors: list[VideoErrors], kinds: dict[str, list[np.ndarray]],
+                      labels: list[np.ndarray]) -> None:
+    """One row per scored frame: each score (training-calibrated), then the score parts the
+    model has (psnr; S_F and S_I of eq. 3.19; MNAD's feature distance), then the label."""
+    parts = [name for name in ("psnr", "flow_error", "frame_error", "distance")
+             if getattr(errors[0], name) is not None]
     with storage.atomic_open(path, "w") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["video", "frame", "flow_error", "frame_error", "score", "psnr", "label"])
-        for err, scores, labels in table:
-            for row in zip(err.frames, err.flow_error, err.frame_error, scores, err.psnr, labels,
-                           strict=True):
-                writer.writerow([err.name, int(row[0]), *(f"{v:.6g}" for v in row[1:5]),
-                                 int(row[5])])
+        writer.writerow(["video", "frame", *(f"{kind}_score" for kind in kinds), *parts, "label"])
+        for index, err in enumerate(errors):
+            columns = [kinds[kind][index] for kind in kinds] + [getattr(err, p) for p in parts]
+            for row, frame in enumerate(err.frames):
+                writer.writerow([err.name, int(frame), *(f"{c[row]:.6g}" for c in columns),
+                                 int(labels[index][row])])
 
 
-def _write_plots(out_dir: Path, table: list, pooled_labels: np.ndarray) -> None:
-    curves = {mode: (pooled_labels, np.concatenate([normalise(s, mode) for _, s, _ in table]))
+def _write_plots(out_dir: Path, errors: list[VideoErrors], scores: list[np.ndarray],
+                 labels: list[np.ndarray], pooled_labels: np.ndarray, kind: str) -> None:
+    curves = {mode: (pooled_labels, np.concatenate([normalise(s, mode) for s in scores]))
               for mode in NORMALISATIONS}
-    plots.roc_plot(out_dir / "roc.png", curves, "co-memory score, frame level (micro)")
-    panels = [(err.name, err.frames, scores, labels) for err, scores, labels in table]
-    plots.score_curves_plot(out_dir / "score_curves.png", panels, "score (training-calibrated)")
+    plots.roc_plot(out_dir / "roc.png", curves, f"{kind} score, frame level (micro)")
+    panels = [(err.name, err.frames, s, label) for err, s, label in
+              zip(errors, scores, labels, strict=True)]
+    plots.score_curves_plot(out_dir / "score_curves.png", panels,
+                            f"{kind} score (training-calibrated)")
+
+
+def _write_heatmaps(path: Path, videos: list[PreparedVideo], errors: list[VideoErrors],
+                    scores: list[np.ndarray], calibration: Calibration | None,
+                    lambda_s: float, most: int = 8) -> None:
+    """The highest-scoring frame of up to ``most`` videos with masks, its score map over it."""
+    panels = []
+    for video, err, video_scores in zip(videos, errors, scores, strict=True):
+        if video.masks is None or len(panels) == most:
+            continue
+        row = int(np.argmax(video_scores))
+        frame = int(err.frames[row])
+        image = np.asarray(video.frames[frame])
+        size = image.shape[0]
+        mask = cv2.resize(video.masks.load()[frame].astype(np.uint8), (size, size),
+                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        heat = pixel_scores(err, calibration, lambda_s)[row]
+        panels.append((f"video {video.name}, frame {frame}", image, heat, mask))
+    plots.heatmap_plot(path, panels)

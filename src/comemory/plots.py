@@ -50,6 +50,27 @@ def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray
     plt.close(figure)
 
 
+def heatmap_plot(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+                 ) -> None:
+    """panels: (title, frame uint8 (S, S, C), score map (S, S), mask bool (S, S)); the
+    map over the frame, the ground-truth mask outlined in white."""
+    columns = min(4, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    for axis, (title, image, heat, mask) in zip(axes.flat, panels, strict=False):
+        axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        axis.imshow(heat, cmap="inferno", alpha=0.45)
+        if mask.any():
+            axis.contour(mask, levels=[0.5], colors="white", linewidths=0.8)
+        axis.set_title(title, fontsize=8)
+        axis.axis("off")
+    for axis in list(axes.flat)[len(panels):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def _spans(frames: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
     """Runs of consecutive anomalous frames as (first, last) frame indices."""
     spans = []

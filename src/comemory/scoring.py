@@ -1,4 +1,5 @@
-"""Abnormality score (thesis eq. 3.18-3.20) and the PSNR score of MNAD / future-frame prediction.
+"""Frame scores: the co-memory abnormality (thesis eq. 3.18-3.20), MNAD's PSNR + feature
+distance, the PSNR of future-frame prediction, and a training-free flow floor.
 
 For each frame: per-pixel squared errors of the predicted flow and frame, averaged over
 ``patch_size`` x ``patch_size`` patches (eq. 3.19); the patch P~ with the largest flow
@@ -7,10 +8,12 @@ error is taken for both terms; then
     S = log(w_F * S_F(P~)) + lambda_S * w_I * S_I(P~)        (eq. 3.18)
 
 with w_F, w_I the inverse means of S_F(P~), S_I(P~) over the training frames (eq. 3.20).
+Every score here is "training-calibrated": it uses training statistics only, so it can
+run live. ``comemory.metrics.normalise`` adds the per-video normalisations of the papers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -19,31 +22,51 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from comemory.config import ScoreConfig
-from comemory.data.prepared import FrameTriplets, PreparedVideo
+from comemory.data.prepared import FrameWindows, PreparedVideo
 
 LOG_FLOOR = 1e-12  # a perfect flow prediction would otherwise score log(0)
+MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
 
 
 @dataclass
 class FrameErrors:
-    """Per-frame score parts for a batch, each (B,): flow_error S_F(P~), frame_error S_I(P~),
-    psnr of the predicted frame (images taken in [0, 1]); heatmap (B, h, w) flow patch errors."""
+    """Score parts for a batch, each (B,): psnr of the predicted frame (images in [0, 1]);
+    flow_error S_F(P~) and frame_error S_I(P~) (None without a flow prediction);
+    flow_map, frame_map (B, H, W): each pixel's mean error over the patch centred on it,
+    for localisation (flow_map None without a flow prediction)."""
 
-    flow_error: torch.Tensor
-    frame_error: torch.Tensor
     psnr: torch.Tensor
-    heatmap: torch.Tensor
+    flow_error: torch.Tensor | None
+    frame_error: torch.Tensor | None
+    flow_map: torch.Tensor | None
+    frame_map: torch.Tensor
 
 
 @dataclass
 class Calibration:
-    """w_F and w_I of eq. 3.20, from training frames, stored in the checkpoint."""
+    """Statistics of the training frames, stored in the checkpoint.
 
-    flow_weight: float
-    frame_weight: float
+    flow_weight, frame_weight: w_F and w_I of eq. 3.20 (co-memory).
+    psnr_mean/std, distance_mean/std: standardise MNAD's two score terms.
+    """
 
-    def to_dict(self) -> dict[str, float]:
-        return {"flow_weight": self.flow_weight, "frame_weight": self.frame_weight}
+    flow_weight: float | None = None
+    frame_weight: float | None = None
+    psnr_mean: float | None = None
+    psnr_std: float | None = None
+    distance_mean: float | None = None
+    distance_std: float | None = None
+    extra: dict = field(default_factory=dict)  # score distribution, frames, date
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        return {**record.pop("extra"), **record}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Calibration:
+        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        return cls(**{k: v for k, v in record.items() if k in names},
+                   extra={k: v for k, v in record.items() if k not in names})
 
 
 def patch_means(error_map: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
@@ -51,23 +74,36 @@ def patch_means(error_map: torch.Tensor, patch_size: int, stride: int) -> torch.
     return F.avg_pool2d(error_map, patch_size, stride).squeeze(1)
 
 
-def frame_errors(pred_flow: torch.Tensor, true_flow: torch.Tensor, pred_frame: torch.Tensor,
-                 true_frame: torch.Tensor, config: ScoreConfig) -> FrameErrors:
-    """Flows (B, 2, H, W), frames (B, C, H, W) in [-1, 1] -> FrameErrors.
+def centred_patch_means(error_map: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, 1, H, W) -> (B, H, W): each pixel's mean over the patch centred on it (clipped
+    at the border), so a heatmap lines up with the frame."""
+    height, width = error_map.shape[-2:]
+    means = F.avg_pool2d(error_map, patch_size, 1, padding=patch_size // 2,
+                         count_include_pad=False)
+    return means[..., :height, :width].squeeze(1)
+
+
+def frame_errors(pred_flow: torch.Tensor | None, true_flow: torch.Tensor,
+                 pred_frame: torch.Tensor, true_frame: torch.Tensor,
+                 config: ScoreConfig) -> FrameErrors:
+    """Flows (B, 2, H, W) (``pred_flow`` None for MNAD), frames (B, C, H, W) in [-1, 1].
 
     The flow's per-pixel error is the squared end-point error; the frame's is the squared
     error averaged over colour channels, so grey and colour frames score alike.
     """
-    flow_map = (pred_flow.float() - true_flow.float()).pow(2).sum(1, keepdim=True)
     frame_map = (pred_frame.float() - true_frame.float()).pow(2).mean(1, keepdim=True)
-    flow_patches = patch_means(flow_map, config.patch_size, config.patch_stride)
-    frame_patches = patch_means(frame_map, config.patch_size, config.patch_stride)
-    worst = flow_patches.flatten(1).argmax(dim=1, keepdim=True)  # P~ of each frame
-    flow_error = flow_patches.flatten(1).gather(1, worst).squeeze(1)
-    frame_error = frame_patches.flatten(1).gather(1, worst).squeeze(1)
     mse_unit_range = frame_map.flatten(1).mean(1) / 4.0  # [-1, 1] -> [0, 1] divides errors by 4
     psnr = 10 * torch.log10(1.0 / mse_unit_range.clamp_min(LOG_FLOOR))
-    return FrameErrors(flow_error, frame_error, psnr, flow_patches)
+    frame_pixels = centred_patch_means(frame_map, config.patch_size)
+    if pred_flow is None:
+        return FrameErrors(psnr, None, None, None, frame_pixels)
+    flow_map = (pred_flow.float() - true_flow.float()).pow(2).sum(1, keepdim=True)
+    flow_patches = patch_means(flow_map, config.patch_size, config.patch_stride).flatten(1)
+    frame_patches = patch_means(frame_map, config.patch_size, config.patch_stride).flatten(1)
+    worst = flow_patches.argmax(dim=1, keepdim=True)  # P~ of each frame
+    return FrameErrors(psnr, flow_patches.gather(1, worst).squeeze(1),
+                       frame_patches.gather(1, worst).squeeze(1),
+                       centred_patch_means(flow_map, config.patch_size), frame_pixels)
 
 
 def calibrate(flow_errors: np.ndarray, frame_errors_: np.ndarray) -> Calibration:
@@ -87,38 +123,116 @@ def abnormality(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Ca
 
 @dataclass
 class VideoErrors:
-    """Score parts of one video's scored frames, each (n,); frames are frame indices."""
+    """Score parts of one video's scored frames, each (n,); frames are frame indices.
+
+    psnr: of the predicted frame (None for the flow floor); flow_error, frame_error:
+    S_F(P~), S_I(P~) (None for MNAD); distance: MNAD's feature distance (None without
+    appearance memory); flow_maps, frame_maps: float16 (n, S, S) centred patch-error maps,
+    kept only when asked for.
+    """
 
     name: str
     frames: np.ndarray
-    flow_error: np.ndarray
-    frame_error: np.ndarray
-    psnr: np.ndarray
+    psnr: np.ndarray | None = None
+    flow_error: np.ndarray | None = None
+    frame_error: np.ndarray | None = None
+    distance: np.ndarray | None = None
+    flow_maps: np.ndarray | None = None
+    frame_maps: np.ndarray | None = None
 
 
 @torch.no_grad()
 def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: ScoreConfig,
-                 batch_size: int = 16, desc: str = "scoring") -> list[VideoErrors]:
+                 batch_size: int = 16, desc: str = "scoring",
+                 keep_maps: bool = False) -> list[VideoErrors]:
     """Run ``model`` (eval mode, memories frozen) over PreparedVideos -> VideoErrors each.
 
-    Frame t+1 is scored from (I_{t-1}, I_t): its prediction and the flow F_t.
-    The first two frames of a video have no score.
+    Frame t+1 is scored from the ``model.past_frames`` frames up to I_t (and the flow F_t),
+    so the first ``past_frames`` frames of a video have no score.
     """
     model.eval()
-    samples = FrameTriplets(videos)
-    parts: dict[str, list] = {k: [] for k in ("video", "frame", "flow", "image", "psnr")}
+    samples = FrameWindows(videos, model.past_frames)
+    parts: dict[str, list] = {}
     for batch in tqdm(DataLoader(samples, batch_size=batch_size), desc=desc, unit="batch",
                       leave=False):
-        out = model(batch["previous"], batch["current"])
+        out = model(batch["past"])
         errors = frame_errors(out.flow, batch["flow"], out.frame, batch["target"], config)
-        for key, value in (("video", batch["video"]), ("frame", batch["frame"]),
-                           ("flow", errors.flow_error), ("image", errors.frame_error),
-                           ("psnr", errors.psnr)):
-            parts[key].append(value.numpy())
+        columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
+                   "flow_error": errors.flow_error, "frame_error": errors.frame_error,
+                   "distance": out.feature_distance}
+        if keep_maps:
+            columns.update(flow_maps=errors.flow_map, frame_maps=errors.frame_map)
+        for key, value in columns.items():
+            if value is not None:  # bf16/fp16 tensors have no numpy type: widen to float32
+                array = value.float() if value.is_floating_point() else value
+                parts.setdefault(key, []).append(array.numpy())
+    return _split_by_video(videos, parts)
+
+
+def flow_floor_errors(videos: list[PreparedVideo], config: ScoreConfig, past_frames: int = 2,
+                      keep_maps: bool = False) -> list[VideoErrors]:
+    """The training-free floor: the mean flow magnitude of the most moving patch, no model.
+
+    Frame t+1 gets the magnitude of the flow from I_t to I_{t+1}, the motion into it.
+    Returned as VideoErrors whose flow_error is that magnitude (and flow_maps the patch-mean
+    magnitude of each pixel), over the same frames a ``past_frames`` model scores.
+    """
+    parts: dict[str, list] = {}
+    for index, video in enumerate(videos):
+        flows = torch.from_numpy(np.asarray(video.flows[past_frames - 1:], dtype=np.float32))
+        magnitude = flows.norm(dim=-1).unsqueeze(1)  # (n, 1, S, S)
+        patches = patch_means(magnitude, config.patch_size, config.patch_stride).flatten(1)
+        frames = np.arange(past_frames, len(video.frames))
+        columns = {"video": np.full(len(frames), index), "frames": frames,
+                   "flow_error": patches.amax(1).numpy()}
+        if keep_maps:
+            columns["flow_maps"] = centred_patch_means(magnitude, config.patch_size).numpy()
+        for key, value in columns.items():
+            parts.setdefault(key, []).append(value)
+    return _split_by_video(videos, parts)
+
+
+def _split_by_video(videos: list[PreparedVideo], parts: dict[str, list]) -> list[VideoErrors]:
     columns = {k: np.concatenate(v) for k, v in parts.items()}
+    video_index = columns.pop("video")
     result = []
     for index, video in enumerate(videos):
-        mine = columns["video"] == index
-        result.append(VideoErrors(video.name, columns["frame"][mine], columns["flow"][mine],
-                                  columns["image"][mine], columns["psnr"][mine]))
+        mine = video_index == index
+        fields = {k: (v[mine].astype(np.float16) if k.endswith("_maps") else v[mine])
+                  for k, v in columns.items()}
+        result.append(VideoErrors(video.name, **fields))
     return result
+
+
+def comemory_scores(errors: VideoErrors, calibration: Calibration, lambda_s: float) -> np.ndarray:
+    """Eq. 3.18 for each scored frame of one video."""
+    return abnormality(errors.flow_error, errors.frame_error, calibration, lambda_s)
+
+
+def mnad_scores(errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+    """MNAD's mix on training-standardised terms: 0.6 x (low PSNR) + 0.4 x (far from memory)."""
+    psnr_term = (calibration.psnr_mean - errors.psnr) / calibration.psnr_std
+    distance_term = (errors.distance - calibration.distance_mean) / calibration.distance_std
+    return MNAD_PSNR_WEIGHT * psnr_term + (1 - MNAD_PSNR_WEIGHT) * distance_term
+
+
+def mnad_scores_video_minmax(errors: VideoErrors) -> np.ndarray:
+    """MNAD's own protocol: each term min-max normalised over the video, then mixed."""
+    def minmax(values: np.ndarray) -> np.ndarray:
+        span = values.max() - values.min()
+        return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+    return (MNAD_PSNR_WEIGHT * (1 - minmax(errors.psnr))
+            + (1 - MNAD_PSNR_WEIGHT) * minmax(errors.distance))
+
+
+def pixel_scores(errors: VideoErrors, calibration: Calibration | None,
+                 lambda_s: float) -> np.ndarray:
+    """(n, S, S) localisation maps: eq. 3.18 at every patch for co-memory, the frame error
+    for MNAD, the flow magnitude for the floor (no calibration)."""
+    if calibration is None:
+        return errors.flow_maps.astype(np.float32)
+    if calibration.flow_weight is None:
+        return errors.frame_maps.astype(np.float32)
+    return abnormality(errors.flow_maps.astype(np.float32), errors.frame_maps.astype(np.float32),
+                       calibration, lambda_s)

@@ -24,19 +24,22 @@ from comemory import storage
 from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.data.flow import flow_identity
-from comemory.data.prepared import FrameTriplets, load_split
+from comemory.data.prepared import FrameWindows, load_split
 from comemory.errors import CheckpointError, ConfigError, TrainingError
-from comemory.model import CoMemoryNet, CoMemoryOutput
-from comemory.scoring import abnormality, calibrate, video_errors
+from comemory.model import ModelOutput, build_model
+from comemory.scoring import Calibration, abnormality, calibrate, mnad_scores, video_errors
 
 LOSS_NAMES = ("total", "flow", "pred", "app_compact", "app_separate", "motion_compact",
               "motion_separate")
 
 
-def training_losses(out: CoMemoryOutput, flow: torch.Tensor, target: torch.Tensor,
+def training_losses(out: ModelOutput, flow: torch.Tensor, target: torch.Tensor,
                     config: TrainConfig) -> dict[str, torch.Tensor]:
-    """Eq. 3.17. L_flow and L_pred are mean squared errors; a missing memory adds nothing."""
-    losses = {"flow": F.mse_loss(out.flow, flow), "pred": F.mse_loss(out.frame, target)}
+    """Eq. 3.17. L_flow and L_pred are mean squared errors; a missing memory (or MNAD's
+    missing flow branch) adds nothing."""
+    losses = {"pred": F.mse_loss(out.frame, target)}
+    if out.flow is not None:
+        losses["flow"] = F.mse_loss(out.flow, flow)
     losses.update(out.memory_losses)
     weights = {"flow": config.lambda_flow, "pred": config.lambda_pred,
                "app_compact": config.lambda_app_compact,
@@ -48,15 +51,17 @@ def training_losses(out: CoMemoryOutput, flow: torch.Tensor, target: torch.Tenso
 
 
 def train(config: Config, data_root: str | Path, out_dir: str | Path,
-          cache_dir: str | Path | None = None, resume: bool = False) -> Path:
-    """Train on ``data_root/training``, calibrate, and return the checkpoint path."""
+          cache_dir: str | Path | None = None, resume: bool = False,
+          dataset: str = "frames") -> Path:
+    """Train on the training split of ``data_root`` (read in the ``dataset`` layout of
+    ``comemory.data.datasets``), calibrate, and return the checkpoint path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.train.seed)
-    model = CoMemoryNet(config.model, margin=config.train.margin)
+    model = build_model(config.model, margin=config.train.margin)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start_epoch, step, seconds = 0, 0, 0.0
@@ -68,16 +73,13 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
         raise CheckpointError(f"{checkpoint_path}: a run is already here; pass --resume to "
                               "continue it or choose another --out")
     storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-    videos = load_split(data_root, "training", config, cache_dir)
-    samples = FrameTriplets(videos)
+    videos = load_split(data_root, "training", config, cache_dir, dataset=dataset)
+    samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step)
     bf16 = _check_precision(config.train)
-    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-
-    def layout(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.contiguous(memory_format=memory_format)
+    if config.train.channels_last:  # convolutions then run NHWC whatever the input layout
+        model = model.to(memory_format=torch.channels_last)
 
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
@@ -87,9 +89,8 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
         progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch")
         for batch in progress:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = model(layout(batch["previous"]), layout(batch["current"]))
-                losses = training_losses(out, layout(batch["flow"]), layout(batch["target"]),
-                                         config.train)
+                out = model(batch["past"])
+                losses = training_losses(out, batch["flow"], batch["target"], config.train)
             if not torch.isfinite(losses["total"]):
                 raise TrainingError(f"loss became {losses['total'].item()} at step {step + 1}; "
                                     f"{checkpoint_path} keeps the last good epoch ({epoch}); "
@@ -116,7 +117,7 @@ def _check_precision(config: TrainConfig) -> bool:
     return config.precision == "bf16"
 
 
-def _restore(path: Path, config: Config, model: CoMemoryNet,
+def _restore(path: Path, config: Config, model: torch.nn.Module,
              optimizer: torch.optim.Optimizer) -> tuple[int, int, float, bool]:
     """Load a run's checkpoint into ``model`` and ``optimizer``: (epoch, step, training
     seconds so far, whether the run already finished and was calibrated)."""
@@ -136,18 +137,28 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def _calibrate(model: CoMemoryNet, videos: list, config: Config) -> dict[str, object]:
-    """Eq. 3.20 on the training frames, plus the training score distribution (for thresholds)."""
+def _calibrate(model: torch.nn.Module, videos: list, config: Config) -> dict[str, object]:
+    """Training-frame statistics for the score (eq. 3.20 for co-memory, PSNR and feature
+    distance for MNAD), plus the training score distribution (for thresholds)."""
     errors = video_errors(model, videos, config.score, desc="calibrating")
-    flow_errors = np.concatenate([e.flow_error for e in errors])
-    frame_errors = np.concatenate([e.frame_error for e in errors])
-    calibration = calibrate(flow_errors, frame_errors)
-    scores = abnormality(flow_errors, frame_errors, calibration, config.score.lambda_s)
+    if config.model.architecture == "mnad":
+        psnr = np.concatenate([e.psnr for e in errors])
+        distance = np.concatenate([e.distance for e in errors])
+        calibration = Calibration(psnr_mean=float(psnr.mean()), psnr_std=float(psnr.std()),
+                                  distance_mean=float(distance.mean()),
+                                  distance_std=float(distance.std()))
+        scores = np.concatenate([mnad_scores(e, calibration) for e in errors])
+    else:
+        flow_errors = np.concatenate([e.flow_error for e in errors])
+        frame_errors = np.concatenate([e.frame_error for e in errors])
+        calibration = calibrate(flow_errors, frame_errors)
+        scores = abnormality(flow_errors, frame_errors, calibration, config.score.lambda_s)
     quantiles = (0.5, 0.9, 0.95, 0.99, 0.999)
-    return {**calibration.to_dict(),
-            "score_mean": float(scores.mean()), "score_std": float(scores.std()),
-            "score_quantiles": {str(q): float(np.quantile(scores, q)) for q in quantiles},
-            "frames": int(scores.size), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    calibration.extra = {
+        "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+        "score_quantiles": {str(q): float(np.quantile(scores, q)) for q in quantiles},
+        "frames": int(scores.size), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return calibration.to_dict()
 
 
 class _LossLog:

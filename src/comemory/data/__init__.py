@@ -1,7 +1,7 @@
-"""Data: frame folders on disk, optical flow, the prepared-video cache, synthetic scenes."""
-from comemory.data.frames import Video, find_videos
-from comemory.data.prepared import FrameTriplets, PreparedVideo, load_split
+"""Data: dataset readers, optical flow, the prepared-video cache, synthetic scenes."""
+from comemory.data.datasets import Video, dataset_names, read_dataset
+from comemory.data.prepared import FrameWindows, PreparedVideo, load_split
 from comemory.data.synth import SynthSpec, synthesize
 
-__all__ = ["FrameTriplets", "PreparedVideo", "SynthSpec", "Video", "find_videos", "load_split",
-           "synthesize"]
+__all__ = ["FrameWindows", "PreparedVideo", "SynthSpec", "Video", "dataset_names", "load_split",
+           "read_dataset", "synthesize"]

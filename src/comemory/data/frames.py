@@ -1,11 +1,12 @@
-"""Frame-folder datasets: ``<root>/{training,testing}/frames/<video>/<frame>.jpg|png|tif``.
+"""Where a video's frames come from: a folder of images or one video file.
 
-Test labels are one flat ``.npy`` of 0/1 per frame, test videos in sorted order
-(``frame_labels_<name>.npy`` in the root, as MNAD and future-frame prediction ship
-them; MNAD's (1, N) shape is accepted too).
+Both sources answer the same three questions: how to read every frame resized for the
+model, what their fingerprint is (so the cache notices an edited dataset), and the
+frames' original resolution.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,70 +16,114 @@ import numpy as np
 from comemory.errors import DataError
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-SPLITS = ("training", "testing")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
+MIN_FRAMES = 3  # the model needs two past frames and one to predict
+
+
+def list_frames(folder: Path) -> list[Path]:
+    """The image files of ``folder`` in name order, skipping hidden files (macOS copies of
+    the UCSD archive carry ``._001.tif`` resource forks beside the frames)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith("."))
 
 
 @dataclass
-class Video:
-    """One clip on disk: its name, frame files in order, and per-frame labels if known."""
+class FrameFolder:
+    """A video stored as one image per frame (``paths`` in frame order)."""
 
-    name: str
-    frame_paths: list[Path]
-    labels: np.ndarray | None = None  # (T,) int64, 1 = anomalous
+    paths: list[Path]
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FrameFolder:
+        paths = list_frames(folder)
+        if len(paths) < MIN_FRAMES:
+            raise DataError(f"{folder}: {len(paths)} frame(s) found; a video needs at least "
+                            f"{MIN_FRAMES} frames with extension {'/'.join(FRAME_EXTENSIONS)}")
+        return cls(paths)
+
+    @property
+    def location(self) -> Path:
+        return self.paths[0].parent
+
+    def frame_count(self) -> int | None:
+        return len(self.paths)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha1(str(self.location.resolve()).encode())
+        for path in self.paths:
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return digest.hexdigest()[:16]
+
+    def read(self, size: int, channels: int) -> np.ndarray:
+        """uint8 (T, size, size, channels)."""
+        return np.stack([read_frame(path, size, channels) for path in self.paths])
+
+    def resolution(self) -> tuple[int, int]:
+        """(height, width) of the frames on disk."""
+        image = cv2.imread(str(self.paths[0]), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise DataError(f"{self.paths[0]}: cannot read the image (corrupt or not an image)")
+        return image.shape[0], image.shape[1]
 
 
-def find_videos(root: str | Path, split: str) -> list[Video]:
-    """List the videos of ``split`` under ``root``; raises DataError naming what is missing."""
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
-    frames_dir = Path(root) / split / "frames"
-    if not frames_dir.is_dir():
-        raise DataError(f"{frames_dir}: folder not found; expected "
-                        f"<root>/{split}/frames/<video>/<frame>.jpg (run `comemory synth` "
-                        "for an example dataset)")
-    videos = []
-    for video_dir in sorted(p for p in frames_dir.iterdir() if p.is_dir()):
-        frames = sorted(p for p in video_dir.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
-        if len(frames) < 3:
-            raise DataError(f"{video_dir}: {len(frames)} frame(s) found; a video needs at "
-                            f"least 3 frames with extension {'/'.join(FRAME_EXTENSIONS)}")
-        videos.append(Video(video_dir.name, frames))
-    if not videos:
-        raise DataError(f"{frames_dir}: no video folders inside")
-    return videos
+@dataclass
+class VideoFile:
+    """A video stored as one file that OpenCV decodes (.avi, .mp4, ...)."""
+
+    path: Path
+
+    @property
+    def location(self) -> Path:
+        return self.path
+
+    def frame_count(self) -> int | None:
+        return None  # container headers are unreliable; known once decoded
+
+    def fingerprint(self) -> str:
+        stat = self.path.stat()
+        key = f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def read(self, size: int, channels: int) -> np.ndarray:
+        """Decode every frame: uint8 (T, size, size, channels)."""
+        capture = self._open()
+        frames = []
+        try:
+            while True:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                frames.append(resize_frame(image, size, channels))
+        finally:
+            capture.release()
+        if len(frames) < MIN_FRAMES:
+            raise DataError(f"{self.path}: decoded {len(frames)} frame(s); the file is "
+                            f"damaged, empty or in a codec OpenCV lacks (need {MIN_FRAMES}+)")
+        return np.stack(frames)
+
+    def resolution(self) -> tuple[int, int]:
+        capture = self._open()
+        try:
+            ok, image = capture.read()
+        finally:
+            capture.release()
+        if not ok:
+            raise DataError(f"{self.path}: cannot decode a frame")
+        return image.shape[0], image.shape[1]
+
+    def _open(self) -> cv2.VideoCapture:
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: video file not found")
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise DataError(f"{self.path}: OpenCV cannot open this video (damaged file or "
+                            "unsupported codec); convert it, e.g. "
+                            "ffmpeg -i IN -c:v libx264 OUT.mp4")
+        return capture
 
 
-def find_labels_file(root: str | Path) -> Path:
-    """The single ``frame_labels_*.npy`` in ``root``."""
-    candidates = sorted(Path(root).glob("frame_labels_*.npy"))
-    if len(candidates) != 1:
-        found = ", ".join(p.name for p in candidates) or "none"
-        raise DataError(f"{root}: expected exactly one frame_labels_*.npy with the test "
-                        f"labels, found {found}; pass the file with --labels")
-    return candidates[0]
-
-
-def attach_labels(videos: list[Video], labels_path: str | Path) -> None:
-    """Split a flat label array over ``videos`` in order; its length must match the frames."""
-    labels_path = Path(labels_path)
-    try:
-        labels = np.load(labels_path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{labels_path}: cannot read labels ({error})") from error
-    if labels.ndim == 2 and labels.shape[0] == 1:
-        labels = labels[0]
-    if labels.ndim != 1:
-        raise DataError(f"{labels_path}: labels must be a flat array, got shape {labels.shape}")
-    total = sum(len(v.frame_paths) for v in videos)
-    if len(labels) != total:
-        raise DataError(f"{labels_path}: {len(labels)} labels but the {len(videos)} test "
-                        f"videos hold {total} frames")
-    if not np.isin(labels, (0, 1)).all():
-        raise DataError(f"{labels_path}: labels must be 0 (normal) or 1 (anomalous)")
-    start = 0
-    for video in videos:
-        video.labels = labels[start:start + len(video.frame_paths)].astype(np.int64)
-        start += len(video.frame_paths)
+FrameSource = FrameFolder | VideoFile
 
 
 def read_frame(path: Path, size: int, channels: int) -> np.ndarray:
@@ -86,6 +131,11 @@ def read_frame(path: Path, size: int, channels: int) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"{path}: cannot read the image (corrupt or not an image)")
+    return resize_frame(image, size, channels)
+
+
+def resize_frame(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """uint8 BGR (H, W, 3) as OpenCV decodes -> uint8 (size, size, channels), RGB or grey."""
     if channels == 1:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None]
     elif channels == 3:

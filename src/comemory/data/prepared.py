@@ -7,19 +7,20 @@ Both live under ``<cache_dir>/<video key>/`` as ``.npy`` files opened memory-map
     flow-<size>-<flow key>.npy          float16 (T-1, S, S, 2)
     flow-<size>-<flow key>.json         the extractor and its settings
 
-The video key hashes the frame folder's path and each file's name, size and modification
-time, so an edited dataset is prepared again; precomputed ``.flo`` flows are keyed by their
-folder too. Files are written atomically and the JSON last, so an interrupted run never
-leaves a half-written entry that is trusted.
+The video key is its name and its source's fingerprint (each frame file's name, size and
+modification time, or the video file's), so an edited dataset is prepared again;
+precomputed ``.flo`` flows are keyed by their folder too. Files are written atomically and
+the JSON last, so an interrupted run never leaves a half-written entry that is trusted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,8 +29,10 @@ from tqdm import tqdm
 
 from comemory import storage
 from comemory.config import Config
+from comemory.data.datasets import Video, read_dataset
 from comemory.data.flow import estimate_flows, flow_identity, load_flo_flows
-from comemory.data.frames import Video, attach_labels, find_labels_file, find_videos, read_frame
+from comemory.data.labels import MaskSource
+from comemory.errors import DataError
 
 
 def default_cache_dir() -> Path:
@@ -38,32 +41,45 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class PreparedVideo:
-    """frames: uint8 (T, S, S, C); flows: float16 (T-1, S, S, 2), flows[t] = frame t -> t+1."""
+    """frames: uint8 (T, S, S, C); flows: float16 (T-1, S, S, 2), flows[t] = frame t -> t+1;
+    resolution: (height, width) on disk; labels: int64 (T,) for labelled test videos;
+    masks: where its pixel masks are, if any."""
 
     name: str
     frames: np.ndarray
     flows: np.ndarray
+    resolution: tuple[int, int]
     labels: np.ndarray | None = None
+    masks: MaskSource | None = None
 
 
 def load_split(root: str | Path, split: str, config: Config, cache_dir: str | Path | None = None,
-               labels_path: str | Path | None = None) -> list[PreparedVideo]:
-    """Find, label (testing) and prepare every video of ``split``, with a progress bar."""
-    videos = find_videos(root, split)
-    if split == "testing":
-        attach_labels(videos, labels_path or find_labels_file(root))
+               labels_path: str | Path | None = None, dataset: str = "frames",
+               workers: int | None = None) -> list[PreparedVideo]:
+    """Read ``split`` in the ``dataset`` layout and prepare every video, with a progress bar.
+
+    ``workers`` videos are prepared at once, by default one per core (OpenCV releases the
+    GIL while it decodes and estimates flow, so threads use the cores).
+    """
+    videos = read_dataset(dataset, root, split, labels_path)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     flo_root = Path(config.flow.flo_dir) / split if config.flow.method == "flo" else None
-    return [prepare_video(video, config, cache_dir, flo_root)
-            for video in tqdm(videos, desc=f"preparing {split}", unit="video", leave=False)]
+
+    def prepare(video: Video) -> PreparedVideo:
+        return prepare_video(video, config, cache_dir, flo_root)
+
+    with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
+        return list(tqdm(pool.map(prepare, videos), total=len(videos),
+                         desc=f"preparing {split}", unit="video", leave=False))
 
 
 def prepare_video(video: Video, config: Config, cache_dir: Path,
                   flo_root: Path | None = None) -> PreparedVideo:
-    entry = cache_dir / _video_key(video)
+    """Decode, resize and estimate flows once (cached); check labels and masks fit."""
+    entry = cache_dir / f"{video.name}-{video.source.fingerprint()}"
     size, channels = config.model.image_size, config.model.channels
     frames = _cached(entry / f"frames-{size}x{channels}.npy",
-                     lambda: np.stack([read_frame(p, size, channels) for p in video.frame_paths]))
+                     lambda: video.source.read(size, channels))
     record = flow_identity(config.flow)
     if flo_root is not None:  # precomputed flows: which files they are is part of the key
         record["source"] = str((flo_root / video.name).resolve())
@@ -76,7 +92,12 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
         return estimate_flows(np.asarray(frames), config.flow)
 
     flows = _cached(flow_path, lambda: compute_flows().astype(np.float16), meta=record)
-    return PreparedVideo(video.name, frames, flows, video.labels)
+    labels = video.labels.resolve(len(frames), video.name) if video.labels else None
+    if video.masks is not None and video.masks.count() != len(frames):
+        raise DataError(f"{video.masks.source}: {video.masks.count()} masks for video "
+                        f"{video.name!r}, which has {len(frames)} frames")
+    return PreparedVideo(video.name, frames, flows, video.source.resolution(), labels,
+                         video.masks)
 
 
 def _cached(path: Path, compute: Callable[[], np.ndarray], meta: dict | None = None) -> np.ndarray:
@@ -96,14 +117,6 @@ def _cached(path: Path, compute: Callable[[], np.ndarray], meta: dict | None = N
     return np.load(path, mmap_mode="r")
 
 
-def _video_key(video: Video) -> str:
-    digest = hashlib.sha1(str(Path(video.frame_paths[0]).parent.resolve()).encode())
-    for path in video.frame_paths:
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return f"{video.name}-{digest.hexdigest()[:16]}"
-
-
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
     """uint8 (..., H, W, C) -> float32 (..., C, H, W) in [-1, 1]."""
     tensor = torch.from_numpy(np.array(frames)).float()  # copies out of the read-only memmap
@@ -111,18 +124,20 @@ def to_model_range(frames: np.ndarray) -> torch.Tensor:
     return tensor.movedim(-1, -3)
 
 
-class FrameTriplets(Dataset):
-    """Samples (I_{t-1}, I_t, I_{t+1}, F_t) for t = 1 .. T-2 of every video.
+class FrameWindows(Dataset):
+    """Samples (I_{t-P+1} .. I_t, I_{t+1}, F_t) for every t with P past frames in the video.
 
-    Each item is a dict: previous, current, target (C, S, S) in [-1, 1]; flow (2, S, S)
+    Each item is a dict: past (P, C, S, S) and target (C, S, S) in [-1, 1]; flow (2, S, S)
     from I_{t-1} to I_t; video (index into ``videos``); frame (t + 1, the index of the
-    predicted frame, which is the frame the sample scores).
+    predicted frame, which is the frame the sample scores). P = 2 for the co-memory
+    network, 4 for MNAD.
     """
 
-    def __init__(self, videos: list[PreparedVideo]):
+    def __init__(self, videos: list[PreparedVideo], past_frames: int):
         self.videos = videos
+        self.past_frames = past_frames
         self.index = [(v, t) for v, video in enumerate(videos)
-                      for t in range(1, len(video.frames) - 1)]
+                      for t in range(past_frames - 1, len(video.frames) - 1)]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -130,7 +145,7 @@ class FrameTriplets(Dataset):
     def __getitem__(self, item: int) -> dict[str, torch.Tensor | int]:
         v, t = self.index[item]
         video = self.videos[v]
-        previous, current, target = to_model_range(video.frames[t - 1:t + 2])
+        window = to_model_range(video.frames[t - self.past_frames + 1:t + 2])
         flow = torch.from_numpy(np.asarray(video.flows[t - 1], dtype=np.float32)).permute(2, 0, 1)
-        return {"previous": previous, "current": current, "target": target, "flow": flow,
-                "video": v, "frame": t + 1}
+        return {"past": window[:-1], "target": window[-1], "flow": flow, "video": v,
+                "frame": t + 1}

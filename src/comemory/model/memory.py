@@ -16,11 +16,14 @@ class MemoryRead:
     compactness: scalar, mean over queries of ||q - p_nearest|| (eq. 3.13).
     separateness: scalar, mean over queries of
         max(0, ||q - p_nearest|| - ||q - p_second|| + margin) (eq. 3.15).
+    distance: ||q - p_nearest|| of each query, (B, H, W) from ``forward`` ((K,) from
+        ``read``): MNAD's feature-distance score.
     """
 
     features: torch.Tensor
     compactness: torch.Tensor
     separateness: torch.Tensor
+    distance: torch.Tensor
 
 
 class Memory(nn.Module):
@@ -49,15 +52,22 @@ class Memory(nn.Module):
             if self.training:
                 self.update(queries.detach())
         features = result.features.reshape(batch, height, width, dim).permute(0, 3, 1, 2)
-        return MemoryRead(features.to(query_map.dtype), result.compactness, result.separateness)
+        return MemoryRead(features.to(query_map.dtype), result.compactness, result.separateness,
+                          result.distance.reshape(batch, height, width))
 
     def read(self, queries: torch.Tensor) -> MemoryRead:
         """queries: (K, C) -> MemoryRead with features (K, C)."""
         similarity = queries @ self.items.T  # (K, N): p_n . q_k
         weights = similarity.softmax(dim=1)  # w_n^k, over items (eq. 3.6)
         features = weights @ self.items  # eq. 3.7
-        compactness, separateness = self._cluster_losses(queries, similarity)
-        return MemoryRead(features, compactness, separateness)
+        ranked = similarity.topk(min(2, self.items.shape[0]), dim=1).indices
+        to_nearest = torch.linalg.vector_norm(queries - self.items[ranked[:, 0]], dim=1)
+        compactness = to_nearest.mean()
+        separateness = torch.zeros_like(compactness)
+        if ranked.shape[1] == 2:
+            to_second = torch.linalg.vector_norm(queries - self.items[ranked[:, 1]], dim=1)
+            separateness = F.relu(to_nearest - to_second + self.margin).mean()
+        return MemoryRead(features, compactness, separateness, to_nearest)
 
     @torch.no_grad()
     def update(self, queries: torch.Tensor) -> None:
@@ -71,14 +81,3 @@ class Memory(nn.Module):
         own_max = owned.max(dim=0).values.clamp_min(torch.finfo(match.dtype).tiny)
         # Rebinding (not copy_) leaves the old items intact for this step's backward pass.
         self.items = F.normalize(self.items + (owned / own_max).T @ queries, dim=1)
-
-    def _cluster_losses(self, queries: torch.Tensor,
-                        similarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ranked = similarity.topk(min(2, self.items.shape[0]), dim=1).indices
-        to_nearest = torch.linalg.vector_norm(queries - self.items[ranked[:, 0]], dim=1)
-        compactness = to_nearest.mean()
-        if ranked.shape[1] < 2:
-            return compactness, torch.zeros_like(compactness)
-        to_second = torch.linalg.vector_norm(queries - self.items[ranked[:, 1]], dim=1)
-        separateness = F.relu(to_nearest - to_second + self.margin).mean()
-        return compactness, separateness

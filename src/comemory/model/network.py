@@ -1,4 +1,10 @@
-"""The Appearance-Motion Co-memory Network (thesis figure 3.1, eq. 3.1-3.5)."""
+"""The Appearance-Motion Co-memory Network (thesis figure 3.1, eq. 3.1-3.5), and the MNAD
+baseline it extends (Park et al., CVPR 2020), built from the same layers and memory.
+
+Both models take a window of past frames and predict the next one:
+``model(past)`` with past (B, P, C, H, W) in [-1, 1] -> ModelOutput; ``model.past_frames``
+is P (2 for co-memory, 4 for MNAD). ``build_model`` picks one by ``model.architecture``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,27 +13,33 @@ import torch
 from torch import nn
 
 from comemory.config import ModelConfig
+from comemory.errors import ConfigError
 from comemory.model.layers import Decoder, Encoder
 from comemory.model.memory import Memory
 
 
 @dataclass
-class CoMemoryOutput:
-    """flow: (B, 2, H, W) predicted F_t, in pixels of the model's input size.
-    frame: (B, channels, H, W) predicted I_{t+1} in [-1, 1].
+class ModelOutput:
+    """frame: (B, channels, H, W) predicted I_{t+1} in [-1, 1].
+    flow: (B, 2, H, W) predicted F_t in pixels of the model's input size (None for MNAD).
     memory_losses: scalar compactness / separateness of each memory that exists
         (keys app_compact, app_separate, motion_compact, motion_separate).
+    feature_distance: (B,) mean distance of the appearance queries to their nearest
+        memory item (MNAD's second score term), or None without appearance memory.
     """
 
-    flow: torch.Tensor
     frame: torch.Tensor
+    flow: torch.Tensor | None
     memory_losses: dict[str, torch.Tensor]
+    feature_distance: torch.Tensor | None = None
 
 
 class MemoryBranchHead(nn.Module):
     """Reads a query map from a memory and concatenates: (B, C, h, w) -> (B, 2C, h, w).
 
     With no memory (size 0, the "w/o memory" ablation) the query passes alone: (B, C, h, w).
+    Also returns the memory losses and the per-sample feature distance (B,) (empty without
+    a memory).
     """
 
     def __init__(self, num_items: int, dim: int, margin: float):
@@ -40,16 +52,19 @@ class MemoryBranchHead(nn.Module):
             return query, {}
         read = self.memory(query)
         features = torch.cat([query, read.features], dim=1)
-        return features, {"compact": read.compactness, "separate": read.separateness}
+        return features, {"compact": read.compactness, "separate": read.separateness,
+                          "distance": read.distance.flatten(1).mean(1)}
 
 
 class CoMemoryNet(nn.Module):
     """Motion branch predicts the flow F_t from (I_{t-1}, I_t); the appearance branch
     predicts I_{t+1} from I_t and the motion features.
 
-    forward(previous, current): two (B, channels, H, W) frames in [-1, 1] -> CoMemoryOutput.
+    forward(past): (B, 2, channels, H, W) frames (I_{t-1}, I_t) in [-1, 1] -> ModelOutput.
     H and W must be multiples of 8.
     """
+
+    past_frames = 2
 
     def __init__(self, config: ModelConfig, margin: float = 1.0):
         super().__init__()
@@ -64,16 +79,56 @@ class CoMemoryNet(nn.Module):
         fused = self.appearance_head.out_channels + self.motion_head.out_channels
         self.appearance_decoder = Decoder(fused, channels, width, activation=nn.Tanh())
 
-    def forward(self, previous: torch.Tensor, current: torch.Tensor) -> CoMemoryOutput:
-        motion_query, motion_skips = self.motion_encoder(torch.cat([previous, current], dim=1))
-        motion_features, motion_losses = self.motion_head(motion_query)  # f_m, eq. 3.2
+    def forward(self, past: torch.Tensor) -> ModelOutput:
+        motion_query, motion_skips = self.motion_encoder(past.flatten(1, 2))  # (I_{t-1}, I_t)
+        motion_features, motion_parts = self.motion_head(motion_query)  # f_m, eq. 3.2
         flow = self.motion_decoder(motion_features, motion_skips)  # eq. 3.3
 
-        appearance_query, appearance_skips = self.appearance_encoder(current)
-        appearance_features, appearance_losses = self.appearance_head(appearance_query)  # f_a
+        appearance_query, appearance_skips = self.appearance_encoder(past[:, -1])  # I_t
+        appearance_features, appearance_parts = self.appearance_head(appearance_query)  # f_a
         fused = torch.cat([appearance_features, motion_features], dim=1)  # eq. 3.5
         frame = self.appearance_decoder(fused, appearance_skips)
+        return ModelOutput(frame, flow, _memory_losses(motion=motion_parts, app=appearance_parts),
+                           appearance_parts.get("distance"))
 
-        losses = {f"motion_{k}": v for k, v in motion_losses.items()}
-        losses.update({f"app_{k}": v for k, v in appearance_losses.items()})
-        return CoMemoryOutput(flow=flow, frame=frame, memory_losses=losses)
+
+class MNADNet(nn.Module):
+    """MNAD's prediction model: one U-Net with one memory, four past frames in, next frame out.
+
+    forward(past): (B, 4, channels, H, W) in [-1, 1] -> ModelOutput with flow None.
+    The memory has ``appearance_memory`` items and uses this project's update rule
+    (eq. 3.9, each item's own queries); MNAD's test-time memory update is not used.
+    """
+
+    past_frames = 4
+
+    def __init__(self, config: ModelConfig, margin: float = 1.0):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(self.past_frames * config.channels, config.width)
+        self.head = MemoryBranchHead(config.appearance_memory, self.encoder.out_channels, margin)
+        self.decoder = Decoder(self.head.out_channels, config.channels, config.width,
+                               activation=nn.Tanh())
+
+    def forward(self, past: torch.Tensor) -> ModelOutput:
+        query, skips = self.encoder(past.flatten(1, 2))
+        features, parts = self.head(query)
+        frame = self.decoder(features, skips)
+        return ModelOutput(frame, None, _memory_losses(app=parts), parts.get("distance"))
+
+
+ARCHITECTURES = {"comemory": CoMemoryNet, "mnad": MNADNet}
+
+
+def build_model(config: ModelConfig, margin: float = 1.0) -> CoMemoryNet | MNADNet:
+    """The network named by ``config.architecture``, freshly initialised."""
+    if config.architecture not in ARCHITECTURES:
+        raise ConfigError(f"model.architecture must be one of {sorted(ARCHITECTURES)}, "
+                          f"got {config.architecture!r}")
+    return ARCHITECTURES[config.architecture](config, margin=margin)
+
+
+def _memory_losses(**branches: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{"motion": {"compact": x, ...}} -> {"motion_compact": x, ...}, losses only."""
+    return {f"{branch}_{name}": value for branch, parts in branches.items()
+            for name, value in parts.items() if name in ("compact", "separate")}

@@ -132,8 +132,8 @@ def markdown_table(results: dict, preset_name: str) -> str:
     rows = results["rows"]
     floor = rows.get("floor")
     header = ("| row | score | micro, video max | micro, video min-max | micro, training-"
-              "calibrated | macro, video max | macro, training-calibrated | pixel AUROC | "
-              "vs floor (micro, video max / calibrated) | training |")
+              "calibrated | macro, training-calibrated | pixel AUROC | "
+              "vs floor (micro: max / min-max / calibrated) | training |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name in ROWS:
         if name not in rows:
@@ -143,19 +143,29 @@ def markdown_table(results: dict, preset_name: str) -> str:
         cells = [f"`{name}`", row["score"],
                  *(f"{scores[mode]['micro_auc']:.3f}" for mode in
                    ("video_max", "video_minmax", "none")),
-                 *(_format(scores[mode]["macro_auc"]) for mode in ("video_max", "none")),
+                 _format(scores["none"]["macro_auc"]),
                  _format(row["metrics"].get("pixel_auroc"))]
         if floor is not None and name != "floor":
             floor_scores = floor["metrics"]["scores"]["flow_floor"]
             cells.append(" / ".join(
                 f"{scores[m]['micro_auc'] - floor_scores[m]['micro_auc']:+.3f}"
-                for m in ("video_max", "none")))
+                for m in ("video_max", "video_minmax", "none")))
         else:
             cells.append("")
         cells.append(f"{row['train_seconds'] / 60:.0f} min, {row['epochs']} ep"
                      if row["epochs"] else "none")
         lines.append("| " + " | ".join(cells) + " |")
-    return f"Ped2, preset `{preset_name}`\n\n" + "\n".join(lines)
+    parts = ["", "Each score part alone, micro AUC (per-video max / training-calibrated):", "",
+             "| row | flow_error S_F | frame_error S_I | PSNR | feature distance |",
+             "|---|---|---|---|---|"]
+    for name in ROWS:
+        if name in rows and name != "floor":
+            aucs = rows[name].get("part_aucs", {})
+            cells = [" / ".join(f"{aucs[p][m]:.3f}" for m in ("video_max", "none"))
+                     if p in aucs else "n/a"
+                     for p in ("flow_error", "frame_error", "psnr", "distance")]
+            parts.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return f"Ped2, preset `{preset_name}`\n\n" + "\n".join(lines + parts)
 
 
 def _format(value: float | None) -> str:

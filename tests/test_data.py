@@ -1,4 +1,5 @@
 """Frame folders, labels, synthetic scenes, configs: normal use and bad input."""
+import os
 from pathlib import Path
 
 import cv2
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from comemory import storage
 from comemory.config import apply_overrides, load_yaml, preset
 from comemory.data.datasets import read_dataset
 from comemory.data.frames import read_frame
@@ -169,3 +171,11 @@ def test_reads_the_real_ped2_layout():
     # the official UCSDped2.m ranges give the same labels as the .npy
     for spans, truth, n in zip(read_ucsd_ranges(PED2 / "UCSDped2.m"), labels, counts):
         assert (FrameLabels(PED2, spans=spans).resolve(n, "") == truth).all()
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    storage.write_text(tmp_path / "metrics.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left

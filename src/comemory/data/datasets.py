@@ -113,11 +113,12 @@ def read_avenue(root: Path, split: str, labels: Path | None) -> list[Video]:
                               root / "ground_truth_demo" / "testing_label_mask")
         if mask_dir is not None:
             for video in videos:
-                mat = mask_dir / f"{int(video.name)}_label.mat" if video.name.isdigit() else None
-                if mat is None or not mat.is_file():
+                # Avenue names video 01.avi's labels 1_label.mat
+                number = str(int(video.name)) if video.name.isdigit() else video.name
+                mat = mask_dir / f"{number}_label.mat"
+                if not mat.is_file():
                     raise DataError(f"{mask_dir}: no label file for test video {video.name!r} "
-                                    f"(expected {int(video.name) if video.name.isdigit() else 'N'}"
-                                    "_label.mat)")
+                                    f"(expected {mat.name})")
                 video.masks = MaskVolume(mat)
                 video.labels = FrameLabels(mat, array=video.masks.frame_labels())
     return videos

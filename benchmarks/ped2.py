@@ -70,7 +70,6 @@ def main() -> int:
     for name in args.rows:
         print(f"== {name}: {ROWS[name][0]}", flush=True)
         results["rows"][name] = run_row(name, args.preset, args.data, args.runs)
-        results["machine"] = machine()
         storage.write_text(results_path, json.dumps(results, indent=2))
         print(summary_line(name, results["rows"][name]), flush=True)
     print(markdown_table(results, args.preset))
@@ -85,7 +84,7 @@ def run_row(name: str, preset_name: str, data: Path, runs: Path) -> dict:
     cache = runs / "cache"
     started = time.perf_counter()
     row = {"description": description, "config": config.to_dict(), "seed": config.train.seed,
-           "git_commit": git_commit(), "data": str(data)}
+           "git_commit": git_commit(), "data": str(data), "machine": machine()}
     if settings is None:
         metrics = evaluate_floor(config, data, runs / name / "eval", cache)
         row.update(train_seconds=0.0, epochs=0)
@@ -184,8 +183,19 @@ def git_commit() -> str:
 
 
 def machine() -> dict:
+    """Where a row ran: training times compare only between rows of one machine."""
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+            "cpu": cpu_model(), "threads": torch.get_num_threads()}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""The ``comemory`` command: synth, prepare, train, evaluate, floor, demo."""
+"""The ``comemory`` command: synth, prepare, train, evaluate, floor, detect, export, demo."""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
+from comemory import storage
 from comemory.config import PRESETS, Config, FlowConfig, apply_overrides, load_yaml, preset
 from comemory.data import datasets
 from comemory.data.datasets import dataset_names
@@ -76,6 +79,56 @@ def _parser() -> argparse.ArgumentParser:
     floor.add_argument("--out", required=True, type=Path, help="folder for metrics and plots")
     _add_config_arguments(floor)
     floor.set_defaults(run=_floor)
+
+    detect = commands.add_parser(
+        "detect", help="score a video, folder, camera or stream; write alerts and pictures",
+        description="Score SOURCE frame by frame as it is read (causal; training-calibrated "
+        "scores), group anomalous frames into events, and write per video: scores.csv and "
+        "scores.jsonl (as frames come), events.json, annotated.mp4 and scores.png.")
+    detect.add_argument("source", help="a video file, a folder of frames, a folder of videos, "
+                        "a camera index (0) or a stream URL (rtsp://, http://)")
+    detect.add_argument("--checkpoint", required=True, type=Path)
+    detect.add_argument("--out", type=Path, help="output folder (default runs/detect)",
+                        default=Path("runs/detect"))
+    alarm = detect.add_mutually_exclusive_group()
+    alarm.add_argument("--threshold", type=float, help="alert above this score (default: "
+                       "the checkpoint's, set on held-out normal frames)")
+    alarm.add_argument("--false-alarm-rate", type=float, help="set the threshold for this "
+                       "rate on the checkpoint's held-out normal frames, e.g. 0.001")
+    detect.add_argument("--min-event-frames", type=int, default=3,
+                        help="drop events shorter than this (default 3)")
+    detect.add_argument("--event-gap", type=int, default=5, help="join events separated by "
+                        "up to this many normal frames (default 5)")
+    detect.add_argument("--no-video", dest="video", action="store_false",
+                        help="skip annotated.mp4")
+    detect.add_argument("--engine", choices=["torch", "onnx"], default="torch")
+    detect.add_argument("--onnx", type=Path, help="with --engine onnx: the exported model")
+    detect.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="torch engine: bf16 autocast for the network (faster on CPUs "
+                        "with AVX-512 bf16; see `comemory bench`)")
+    detect.add_argument("--channels-last", action="store_true",
+                        help="torch engine: NHWC convolutions")
+    detect.add_argument("--reconnect-seconds", type=float, default=30.0,
+                        help="how long to keep reopening a dropped camera or stream")
+    detect.set_defaults(run=_detect)
+
+    export = commands.add_parser("export", help="write the model as ONNX or TorchScript")
+    export.add_argument("--checkpoint", required=True, type=Path)
+    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--out", type=Path, help="file to write (default: beside the "
+                        "checkpoint, model.onnx or model.pt)")
+    export.set_defaults(run=_export)
+
+    bench = commands.add_parser("bench", help="measure detection speed, stage by stage")
+    bench.add_argument("--presets", nargs="+", choices=sorted(PRESETS),
+                       default=["tiny", "cpu", "paper"])
+    bench.add_argument("--frames", type=int, default=150, help="frames per variant")
+    bench.add_argument("--seconds", type=float, default=60.0,
+                       help="at most this long per variant")
+    bench.add_argument("--source", type=Path, help="a video to read (default: a synthetic "
+                       "360x240 scene)")
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results/detect_speed.json"))
+    bench.set_defaults(run=_bench)
 
     demo = commands.add_parser("demo", help="synthesise, train the tiny preset, evaluate")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
@@ -168,6 +221,38 @@ def _floor(args: argparse.Namespace) -> None:
     metrics = evaluate_floor(config, args.root, args.out, args.cache_dir, args.labels,
                              args.dataset)
     print(format_metrics(metrics))
+
+
+def _detect(args: argparse.Namespace) -> None:
+    from comemory.detection import detect  # imports OpenCV's video writer only when needed
+
+    logging.basicConfig(format="comemory: %(message)s", level=logging.WARNING)
+    summaries = detect(args.source, args.checkpoint, args.out, args.threshold,
+                       args.false_alarm_rate, args.min_event_frames, args.event_gap,
+                       args.video, args.engine, args.onnx, args.reconnect_seconds,
+                       precision=args.precision, channels_last=args.channels_last)
+    for s in summaries:
+        fps = f"{s['fps']:.1f} frames/s" if s["fps"] else "n/a"
+        print(f"{s['video']}: {s['frames']} frames, {s['scored']} scored, {s['anomalous']} "
+              f"above the threshold, {s['events']} events ({fps}) -> {s['folder']}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from comemory.export import export_model
+
+    default = "model.onnx" if args.format == "onnx" else "model.pt"
+    out = export_model(args.checkpoint, args.out or args.checkpoint.parent / default,
+                       args.format)
+    print(f"wrote {out}")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from comemory.bench import bench, markdown_table
+
+    results = bench(args.presets, args.frames, args.source, args.seconds)
+    storage.write_text(args.out, json.dumps(results, indent=2))
+    print(markdown_table(results))
+    print(f"written to {args.out}")
 
 
 def _demo(args: argparse.Namespace) -> None:

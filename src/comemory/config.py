@@ -52,6 +52,9 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     precision: str = "fp32"  # fp32 | bf16 (autocast; about 2x faster on AVX-512 CPUs)
     channels_last: bool = False  # NHWC memory layout: faster convolutions on CPU
+    # the last fraction of each training video's frames is not trained on: its scores set
+    # the alert threshold (comemory detect) at score.false_alarm_rate
+    holdout_fraction: float = 0.1
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ScoreConfig:
     patch_size: int = 16  # |P| = patch_size^2 pixels (eq. 3.19)
     patch_stride: int = 1  # the thesis slides the patch one pixel at a time
     lambda_s: float = 1.0  # weight of the appearance term (eq. 3.18)
+    false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
 
 
 @dataclass

@@ -71,6 +71,22 @@ def heatmap_plot(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, np.
     plt.close(figure)
 
 
+def detection_plot(path: Path, frames: np.ndarray, scores: np.ndarray, threshold: float,
+                   events: list[tuple[int, int]], title: str) -> None:
+    """One video's score over its frames, the threshold as a line, events shaded."""
+    figure, axis = plt.subplots(figsize=(9, 3))
+    axis.plot(frames, scores, color="tab:blue", linewidth=1, label="score")
+    axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label="threshold")
+    for number, (start, end) in enumerate(events):
+        axis.axvspan(start - 0.5, end + 0.5, color="tab:red", alpha=0.2, linewidth=0,
+                     label="event" if number == 0 else None)
+    axis.set(xlabel="frame", ylabel="score (training-calibrated)", title=title)
+    axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def _spans(frames: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
     """Runs of consecutive anomalous frames as (first, last) frame indices."""
     spans = []

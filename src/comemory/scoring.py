@@ -48,6 +48,8 @@ class Calibration:
 
     flow_weight, frame_weight: w_F and w_I of eq. 3.20 (co-memory).
     psnr_mean/std, distance_mean/std: standardise MNAD's two score terms.
+    threshold: the alert threshold, the score exceeded by ``false_alarm_rate`` of the
+    held-out normal frames (``extra["normal_scores"]`` keeps their distribution).
     """
 
     flow_weight: float | None = None
@@ -56,6 +58,8 @@ class Calibration:
     psnr_std: float | None = None
     distance_mean: float | None = None
     distance_std: float | None = None
+    threshold: float | None = None
+    false_alarm_rate: float | None = None
     extra: dict = field(default_factory=dict)  # score distribution, frames, date
 
     def to_dict(self) -> dict:
@@ -104,6 +108,40 @@ def frame_errors(pred_flow: torch.Tensor | None, true_flow: torch.Tensor,
     return FrameErrors(psnr, flow_patches.gather(1, worst).squeeze(1),
                        frame_patches.gather(1, worst).squeeze(1),
                        centred_patch_means(flow_map, config.patch_size), frame_pixels)
+
+
+class FrameScorer(torch.nn.Module):
+    """The model and the patch errors of eq. 3.19 as one graph: what ``comemory detect``
+    runs on each frame and what ``comemory export`` writes.
+
+    forward(past (B, P, C, S, S), target (B, C, S, S), flow (B, 2, S, S)), frames in
+    [-1, 1] and the flow F_t between the last two past frames, returns the tuple named by
+    OUTPUTS: pred_frame (B, C, S, S) and pred_flow (B, 2, S, S); psnr, flow_error S_F(P~),
+    frame_error S_I(P~) and feature distance, each (B,); flow_map and frame_map (B, S, S),
+    each pixel's patch-mean error. Parts a model lacks (MNAD's flow, a missing memory's
+    distance) are zeros, so that every model exports the same outputs.
+    """
+
+    OUTPUTS = ("pred_frame", "pred_flow", "psnr", "flow_error", "frame_error", "distance",
+               "flow_map", "frame_map")
+
+    def __init__(self, model: torch.nn.Module, config: ScoreConfig):
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(self, past: torch.Tensor, target: torch.Tensor,
+                flow: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(past)
+        errors = frame_errors(out.flow, flow, out.frame, target, self.config)
+        zeros = torch.zeros_like(errors.psnr)
+        zero_map = torch.zeros_like(errors.frame_map)
+        return (out.frame, out.flow if out.flow is not None else torch.zeros_like(flow),
+                errors.psnr,
+                errors.flow_error if errors.flow_error is not None else zeros,
+                errors.frame_error if errors.frame_error is not None else zeros,
+                out.feature_distance if out.feature_distance is not None else zeros,
+                errors.flow_map if errors.flow_map is not None else zero_map,
+                errors.frame_map)
 
 
 def calibrate(flow_errors: np.ndarray, frame_errors_: np.ndarray) -> Calibration:
@@ -224,6 +262,15 @@ def mnad_scores_video_minmax(errors: VideoErrors) -> np.ndarray:
 
     return (MNAD_PSNR_WEIGHT * (1 - minmax(errors.psnr))
             + (1 - MNAD_PSNR_WEIGHT) * minmax(errors.distance))
+
+
+def calibrated_scores(errors: VideoErrors, calibration: Calibration,
+                      lambda_s: float) -> np.ndarray:
+    """The model's own training-calibrated score: MNAD's mix for an MNAD calibration (no
+    w_F), eq. 3.18 otherwise."""
+    if calibration.flow_weight is None:
+        return mnad_scores(errors, calibration)
+    return comemory_scores(errors, calibration, lambda_s)
 
 
 def pixel_scores(errors: VideoErrors, calibration: Calibration | None,

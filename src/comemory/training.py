@@ -21,13 +21,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from comemory import storage
+from comemory.alerts import summarise_normal_scores, threshold_for
 from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.data.flow import flow_identity
-from comemory.data.prepared import FrameWindows, load_split
+from comemory.data.prepared import FrameWindows, PreparedVideo, load_split, split_holdout
 from comemory.errors import CheckpointError, ConfigError, TrainingError
 from comemory.model import ModelOutput, build_model
-from comemory.scoring import Calibration, abnormality, calibrate, mnad_scores, video_errors
+from comemory.scoring import (
+    Calibration,
+    VideoErrors,
+    calibrate,
+    calibrated_scores,
+    video_errors,
+)
 
 LOSS_NAMES = ("total", "flow", "pred", "app_compact", "app_separate", "motion_compact",
               "motion_separate")
@@ -74,6 +81,7 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
                               "continue it or choose another --out")
     storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     videos = load_split(data_root, "training", config, cache_dir, dataset=dataset)
+    videos, held_out = split_holdout(videos, config.train.holdout_fraction, model.past_frames)
     samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step)
@@ -104,7 +112,7 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
         seconds += time.perf_counter() - started
         save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch + 1, step, seconds)
 
-    calibration = _calibrate(model, videos, config)
+    calibration = _calibrate(model, videos, held_out, config)
     save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs, step,
                     seconds, calibration)
     return checkpoint_path
@@ -137,28 +145,44 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def _calibrate(model: torch.nn.Module, videos: list, config: Config) -> dict[str, object]:
+def _calibrate(model: torch.nn.Module, videos: list[PreparedVideo],
+               held_out: list[PreparedVideo], config: Config) -> dict[str, object]:
     """Training-frame statistics for the score (eq. 3.20 for co-memory, PSNR and feature
-    distance for MNAD), plus the training score distribution (for thresholds)."""
+    distance for MNAD), the training score distribution, and the alert threshold: the
+    score that ``score.false_alarm_rate`` of the held-out normal frames exceed (of the
+    training frames when nothing was held out, which sets it too low)."""
     errors = video_errors(model, videos, config.score, desc="calibrating")
-    if config.model.architecture == "mnad":
-        psnr = np.concatenate([e.psnr for e in errors])
-        distance = np.concatenate([e.distance for e in errors])
-        calibration = Calibration(psnr_mean=float(psnr.mean()), psnr_std=float(psnr.std()),
-                                  distance_mean=float(distance.mean()),
-                                  distance_std=float(distance.std()))
-        scores = np.concatenate([mnad_scores(e, calibration) for e in errors])
-    else:
-        flow_errors = np.concatenate([e.flow_error for e in errors])
-        frame_errors = np.concatenate([e.frame_error for e in errors])
-        calibration = calibrate(flow_errors, frame_errors)
-        scores = abnormality(flow_errors, frame_errors, calibration, config.score.lambda_s)
+    calibration = _score_statistics(errors, config.model.architecture)
+    lambda_s = config.score.lambda_s
+    scores = np.concatenate([calibrated_scores(e, calibration, lambda_s) for e in errors])
+    normal, source = scores, "training frames (no frames held out: optimistic)"
+    if held_out:
+        held_errors = video_errors(model, held_out, config.score, desc="held-out frames")
+        normal = np.concatenate([calibrated_scores(e, calibration, lambda_s)
+                                 for e in held_errors])
+        source = f"{normal.size} held-out normal frames"
+    calibration.false_alarm_rate = config.score.false_alarm_rate
+    calibration.threshold = threshold_for(normal, config.score.false_alarm_rate)
     quantiles = (0.5, 0.9, 0.95, 0.99, 0.999)
     calibration.extra = {
         "score_mean": float(scores.mean()), "score_std": float(scores.std()),
         "score_quantiles": {str(q): float(np.quantile(scores, q)) for q in quantiles},
-        "frames": int(scores.size), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        "frames": int(scores.size), "threshold_source": source,
+        "normal_scores": summarise_normal_scores(normal),
+        "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return calibration.to_dict()
+
+
+def _score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
+    """Eq. 3.20's w_F, w_I (co-memory), or the PSNR and distance mean and spread (MNAD)."""
+    if architecture == "mnad":
+        psnr = np.concatenate([e.psnr for e in errors])
+        distance = np.concatenate([e.distance for e in errors])
+        return Calibration(psnr_mean=float(psnr.mean()), psnr_std=float(psnr.std()),
+                           distance_mean=float(distance.mean()),
+                           distance_std=float(distance.std()))
+    return calibrate(np.concatenate([e.flow_error for e in errors]),
+                     np.concatenate([e.frame_error for e in errors]))
 
 
 class _LossLog:

@@ -35,19 +35,34 @@ def flow_identity(config: FlowConfig) -> dict[str, str]:
     raise ConfigError(f"flow.method {config.method!r} unknown; choose dis, farneback or flo")
 
 
+class FlowEstimator:
+    """Flow between consecutive frames, one pair at a time (streaming) or a whole video.
+
+    ``estimator(previous, current)``: uint8 (H, W, C) frames -> float32 (H, W, 2), the
+    flow from ``previous`` to ``current``. Not for ``flo`` (files cannot be computed).
+    """
+
+    def __init__(self, config: FlowConfig):
+        identity = flow_identity(config)  # validates the method before any work
+        if identity["method"] == "flo":
+            raise ConfigError("flow.method 'flo' reads precomputed files: it cannot estimate "
+                              "flow on new frames; train with dis or farneback to run live")
+        self.config = config
+        self._dis = (cv2.DISOpticalFlow_create(DIS_PRESETS[config.preset])
+                     if config.method == "dis" else None)
+
+    def __call__(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        a, b = to_grey(previous), to_grey(current)
+        if self._dis is not None:
+            return self._dis.calc(a, b, None)
+        return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15,
+                                            iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+
 def estimate_flows(frames: np.ndarray, config: FlowConfig) -> np.ndarray:
     """frames: uint8 (T, H, W, C) -> float32 (T-1, H, W, 2), flow from frame t to t+1."""
-    flow_identity(config)  # validates the method before any work
-    grey = [to_grey(frame) for frame in frames]
-    if config.method == "dis":
-        dis = cv2.DISOpticalFlow_create(DIS_PRESETS[config.preset])
-        pairs = [dis.calc(a, b, None) for a, b in zip(grey[:-1], grey[1:])]
-    elif config.method == "farneback":
-        pairs = [cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15,
-                                              iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
-                 for a, b in zip(grey[:-1], grey[1:])]
-    else:
-        raise ConfigError("flow.method 'flo' reads files: use load_flo_flows")
+    estimator = FlowEstimator(config)
+    pairs = [estimator(a, b) for a, b in zip(frames[:-1], frames[1:])]
     return np.stack(pairs).astype(np.float32)
 
 

@@ -73,6 +73,30 @@ def load_split(root: str | Path, split: str, config: Config, cache_dir: str | Pa
                          desc=f"preparing {split}", unit="video", leave=False))
 
 
+def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
+                  ) -> tuple[list[PreparedVideo], list[PreparedVideo]]:
+    """(training part, held-out part) of each video: the last ``fraction`` of its frames
+    are held out. A held-out part starts ``past_frames`` frames early so that it scores
+    exactly the held-out frames; those first frames are inputs only. A video too short to
+    give both parts is used whole for training."""
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
+    training, held_out = [], []
+    for video in videos:
+        count = len(video.frames)
+        held = round(fraction * count)
+        cut = count - held
+        if held < 1 or cut < past_frames + 1:
+            training.append(video)
+            continue
+        training.append(PreparedVideo(video.name, video.frames[:cut], video.flows[:cut - 1],
+                                      video.resolution))
+        start = cut - past_frames
+        held_out.append(PreparedVideo(f"{video.name} (held out)", video.frames[start:],
+                                      video.flows[start:], video.resolution))
+    return training, held_out
+
+
 def prepare_video(video: Video, config: Config, cache_dir: Path,
                   flo_root: Path | None = None) -> PreparedVideo:
     """Decode, resize and estimate flows once (cached); check labels and masks fit."""

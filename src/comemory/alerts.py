@@ -1,0 +1,109 @@
+"""From scores to alerts: a threshold set on normal frames, and frames grouped into events.
+
+The threshold is the score quantile that gives a chosen false-alarm rate on normal frames
+the model did not train on (``train.holdout_fraction`` of each training video, held out
+at training time); the held-out scores are kept in the checkpoint so another rate can be
+chosen later without the data. Anomalous frames close together become one event, so a
+flickering score raises one alert, not ten.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from comemory.errors import ConfigError
+
+KEPT_NORMAL_SCORES = 4096  # quantiles of this many held-out scores fit in a checkpoint
+
+
+def threshold_for(normal_scores: np.ndarray, false_alarm_rate: float) -> float:
+    """The score above which ``false_alarm_rate`` of ``normal_scores`` lie."""
+    if not 0.0 < false_alarm_rate < 1.0:
+        raise ConfigError(f"false-alarm rate must be between 0 and 1, got {false_alarm_rate}")
+    if len(normal_scores) == 0:
+        raise ConfigError("no normal scores to set a threshold from")
+    return float(np.quantile(np.asarray(normal_scores, dtype=np.float64), 1.0 - false_alarm_rate))
+
+
+def summarise_normal_scores(scores: np.ndarray) -> list[float]:
+    """Up to KEPT_NORMAL_SCORES evenly spaced quantiles of ``scores``, ascending: enough
+    to set any false-alarm rate down to about 1 / KEPT_NORMAL_SCORES later."""
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
+    if scores.size > KEPT_NORMAL_SCORES:
+        scores = np.quantile(scores, np.linspace(0.0, 1.0, KEPT_NORMAL_SCORES))
+    return [float(s) for s in scores]
+
+
+@dataclass
+class Event:
+    """A run of anomalous frames: first and last frame index, and the highest score in it.
+    Times are in seconds from the start of the source (None when its frame rate is unknown).
+    """
+
+    start_frame: int
+    end_frame: int
+    peak_frame: int
+    peak_score: float
+    start_time: float | None = None
+    end_time: float | None = None
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame + 1
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "frames": self.frames}
+
+
+class EventGrouper:
+    """Groups anomalous frames as they arrive into events.
+
+    Frames less than ``max_gap`` + 1 apart join one event (a gap of up to ``max_gap``
+    normal frames is bridged); an event shorter than ``min_frames`` is dropped as a blip.
+    ``update`` returns the events that just closed; ``finish`` closes the open one.
+    """
+
+    def __init__(self, min_frames: int = 1, max_gap: int = 0, fps: float | None = None):
+        if min_frames < 1 or max_gap < 0:
+            raise ConfigError(f"events need min_frames >= 1 and max_gap >= 0, got "
+                              f"{min_frames} and {max_gap}")
+        self.min_frames, self.max_gap, self.fps = min_frames, max_gap, fps
+        self._open: Event | None = None
+
+    def update(self, frame: int, score: float | None, anomalous: bool) -> list[Event]:
+        closed = []
+        alarm = anomalous and score is not None
+        if self._open is not None:  # normal frames since the event's last anomalous one
+            normal_run = frame - self._open.end_frame - (1 if alarm else 0)
+            if normal_run > self.max_gap:
+                closed = self._close()
+        if alarm:
+            if self._open is None:
+                self._open = Event(frame, frame, frame, score)
+            self._open.end_frame = frame
+            if score > self._open.peak_score:
+                self._open.peak_frame, self._open.peak_score = frame, score
+        return closed
+
+    def finish(self) -> list[Event]:
+        return self._close() if self._open is not None else []
+
+    def _close(self) -> list[Event]:
+        event, self._open = self._open, None
+        if event.frames < self.min_frames:
+            return []
+        if self.fps:
+            event.start_time = event.start_frame / self.fps
+            event.end_time = (event.end_frame + 1) / self.fps
+        return [event]
+
+
+def group_events(frames: np.ndarray, scores: np.ndarray, threshold: float, min_frames: int = 1,
+                 max_gap: int = 0, fps: float | None = None) -> list[Event]:
+    """Events of a whole score sequence at once (the same rule as EventGrouper)."""
+    grouper = EventGrouper(min_frames, max_gap, fps)
+    events = []
+    for frame, score in zip(frames, scores, strict=True):
+        events += grouper.update(int(frame), float(score), bool(score > threshold))
+    return events + grouper.finish()

@@ -1,0 +1,97 @@
+"""The annotated MP4 of ``comemory detect``: each frame with its score map over it, and the
+recent score curve with the threshold along the bottom; anomalous frames framed in red.
+
+Drawn with OpenCV (no matplotlib per frame: it would cost more than the model).
+"""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from comemory.errors import DataError
+
+if TYPE_CHECKING:
+    from comemory.detection import FrameResult
+
+DISPLAY_WIDTH = 480
+STRIP_HEIGHT = 110
+CURVE_FRAMES = 240  # the strip shows this many recent frames
+RED, WHITE, YELLOW = (40, 40, 230), (240, 240, 240), (60, 220, 250)  # BGR
+
+
+class AnnotatedVideo:
+    """``add(result)`` appends one frame; ``close()`` finishes the file.
+
+    The score map is coloured from ``low`` (drawn transparent) up to the threshold and
+    beyond; ``low`` defaults to the threshold minus 3, in score units.
+    """
+
+    def __init__(self, path: Path, fps: float, threshold: float, low: float | None = None):
+        self.path, self.fps, self.threshold = path, fps, threshold
+        self.low = threshold - 3.0 if low is None else low
+        self.scores: deque[float | None] = deque(maxlen=CURVE_FRAMES)
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+
+    def add(self, result: FrameResult) -> None:
+        image = result.image
+        height = max(2, round(image.shape[0] * DISPLAY_WIDTH / image.shape[1] / 2) * 2)
+        frame = cv2.resize(image, (DISPLAY_WIDTH, height), interpolation=cv2.INTER_LINEAR)
+        if result.heatmap is not None:
+            frame = self._overlay(frame, result.heatmap)
+        if result.anomalous:
+            cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), RED, 6)
+            cv2.putText(frame, "ANOMALY", (12, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, RED, 2)
+        self.scores.append(result.score)
+        canvas = np.vstack([frame, self._strip(result)])
+        self._write(canvas)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def _overlay(self, frame: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+        heat = cv2.resize(heatmap.astype(np.float32), (frame.shape[1], frame.shape[0]))
+        span = max(self.threshold - self.low, 1e-6)
+        level = np.clip((heat - self.low) / (1.5 * span), 0.0, 1.0)
+        colours = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        alpha = (0.65 * level)[..., None]
+        return (frame * (1 - alpha) + colours * alpha).astype(np.uint8)
+
+    def _strip(self, result: FrameResult) -> np.ndarray:
+        strip = np.full((STRIP_HEIGHT, DISPLAY_WIDTH, 3), 24, np.uint8)
+        known = [s for s in self.scores if s is not None]
+        top = max([self.threshold + 1.0, *known])
+        bottom = min([self.low, *known])
+
+        def y(value: float) -> int:
+            return int(round((STRIP_HEIGHT - 28) * (top - value) / (top - bottom))) + 4
+
+        cv2.line(strip, (0, y(self.threshold)), (DISPLAY_WIDTH, y(self.threshold)), RED, 1)
+        step = DISPLAY_WIDTH / CURVE_FRAMES
+        points = [(int(i * step), y(s)) for i, s in enumerate(self.scores) if s is not None]
+        if len(points) > 1:
+            cv2.polylines(strip, [np.array(points, np.int32)], False, YELLOW, 1, cv2.LINE_AA)
+        text = (f"frame {result.index}  warming up" if result.score is None else
+                f"frame {result.index}  score {result.score:.2f}  threshold {self.threshold:.2f}")
+        cv2.putText(strip, text, (6, STRIP_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    RED if result.anomalous else WHITE, 1, cv2.LINE_AA)
+        return strip
+
+    def _write(self, canvas: np.ndarray) -> None:
+        size = (canvas.shape[1], canvas.shape[0])
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                           self.fps, size)
+            if not self._writer.isOpened():
+                raise DataError(f"{self.path}: OpenCV cannot write an MP4 here (no mp4v "
+                                "encoder, or the folder is not writable); use --no-video")
+            self._size = size
+        if size != self._size:  # a source that changes resolution midway
+            canvas = cv2.resize(canvas, self._size)
+        self._writer.write(canvas)

@@ -1,0 +1,348 @@
+"""Detect anomalies in recorded or live video, one frame at a time.
+
+    from comemory.detection import Detector
+    detector = Detector.from_checkpoint("runs/cpu/checkpoint.pt")
+    for result in detector.run("camera.mp4"):      # or a folder, "0", "rtsp://..."
+        if result.anomalous:
+            print(result.video, result.index, result.score)
+
+Causal: frame t+1 is scored when it arrives, from (I_{t-1}, I_t), the flow between them
+and I_{t+1} itself; nothing later is used, and the score is normalised with training
+statistics only (the checkpoint's calibration), never with the video's own range. The
+first ``past_frames`` frames of a video (and of every stretch after lost frames) have
+no score. ``detect`` adds the files: per-frame CSV and JSON Lines written as frames come,
+events JSON, an annotated MP4 and a PNG score plot.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from comemory import plots, storage
+from comemory.alerts import Event, EventGrouper, threshold_for
+from comemory.annotate import AnnotatedVideo
+from comemory.checkpoint import load_checkpoint, model_from_checkpoint
+from comemory.config import Config
+from comemory.data.flow import FlowEstimator
+from comemory.data.frames import as_bgr, resize_frame
+from comemory.data.prepared import to_model_range
+from comemory.data.stream import open_sources
+from comemory.errors import CheckpointError, DataError
+from comemory.scoring import (
+    Calibration,
+    FrameScorer,
+    VideoErrors,
+    calibrated_scores,
+    pixel_scores,
+)
+
+# engine(past (1, P, C, S, S), target (1, C, S, S), flow (1, 2, S, S)) float32 arrays
+# -> FrameScorer.OUTPUTS as numpy arrays
+STAGES = ("decode", "flow", "model", "score")
+Engine = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass
+class FrameResult:
+    """One frame's verdict.
+
+    video: the source's name; index: frame number in it; time: seconds from its start
+    (None where the frame rate is unknown); score: training-calibrated (None while the
+    detector warms up); anomalous: score above the threshold; parts: the score's parts
+    (psnr, flow_error, frame_error, distance: those the model has); heatmap: float32
+    (S, S) score map at the model's input size (None without a score); image: the frame
+    as read, uint8 BGR (H, W, 3).
+    """
+
+    video: str
+    index: int
+    time: float | None
+    score: float | None
+    anomalous: bool
+    parts: dict[str, float] = field(default_factory=dict)
+    heatmap: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+
+class Detector:
+    """Scores frames as they arrive with a trained, calibrated model.
+
+    ``score_frame(frame)`` takes uint8 frames of any size, grey (H, W) or BGR (H, W, 3) as
+    OpenCV reads them; ``run(source)`` reads a source and yields a FrameResult per frame;
+    ``reset()`` starts a new video. ``stage_seconds`` adds up the time spent in each stage:
+    decode (reading the source), flow (resizing and optical flow), model, score.
+    """
+
+    def __init__(self, engine: Engine, config: Config, calibration: Calibration,
+                 threshold: float, past_frames: int):
+        self.engine, self.config, self.calibration = engine, config, calibration
+        self.threshold, self.past_frames = threshold, past_frames
+        self.uses_flow = config.model.architecture != "mnad"
+        self.flow = FlowEstimator(config.flow) if self.uses_flow else None
+        self._parts = _score_parts(config)
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, threshold: float | None = None,
+                        false_alarm_rate: float | None = None, engine: str = "torch",
+                        onnx_path: str | Path | None = None, precision: str = "fp32",
+                        channels_last: bool = False) -> Detector:
+        """A detector from a calibrated checkpoint. The threshold is ``threshold`` if given,
+        else the one for ``false_alarm_rate`` on the checkpoint's held-out normal scores,
+        else the checkpoint's own. ``engine``: "torch", or "onnx" with the file written by
+        ``comemory export`` (``onnx_path``). ``precision`` (fp32 or bf16 autocast) and
+        ``channels_last`` apply to the torch engine."""
+        state = load_checkpoint(path)
+        model, config, calibration = model_from_checkpoint(state, path)
+        chosen = _choose_threshold(calibration, threshold, false_alarm_rate, path)
+        if engine == "torch":
+            if precision not in ("fp32", "bf16"):
+                raise CheckpointError(f"precision must be fp32 or bf16, got {precision!r}")
+            runner = torch_engine(FrameScorer(model, config.score), precision == "bf16",
+                                  channels_last)
+        elif engine == "onnx":
+            from comemory.export import onnx_engine  # onnxruntime is an optional extra
+
+            if onnx_path is None:
+                raise CheckpointError("--engine onnx needs the exported model (--onnx FILE), "
+                                      "written by `comemory export --format onnx`")
+            runner = onnx_engine(onnx_path)
+        else:
+            raise CheckpointError(f"engine must be torch or onnx, got {engine!r}")
+        return cls(runner, config, calibration, chosen, model.past_frames)
+
+    def reset(self) -> None:
+        """Forget the previous frames: the next frames start a new video."""
+        self._frames: deque[np.ndarray] = deque(maxlen=self.past_frames)
+        self._last_flow: np.ndarray | None = None  # from the second-last frame to the last
+
+    def score_frame(self, frame: np.ndarray, index: int = 0, time_s: float | None = None,
+                    video: str = "") -> FrameResult:
+        """Score ``frame`` given the frames before it (causal)."""
+        started = time.perf_counter()
+        size, channels = self.config.model.image_size, self.config.model.channels
+        image = _checked_bgr(frame)
+        current = resize_frame(image, size, channels)
+        result = FrameResult(video, index, time_s, None, False, image=image)
+        flow_in = (self.flow(self._frames[-1], current)
+                   if self.uses_flow and self._frames else None)
+        self.stage_seconds["flow"] += time.perf_counter() - started
+        if len(self._frames) == self.past_frames:
+            result = self._score(result, current)
+        self._frames.append(current)
+        self._last_flow = flow_in
+        return result
+
+    def run(self, source: str | Path, reconnect_seconds: float = 30.0,
+            progress: bool = True) -> Iterator[FrameResult]:
+        """Every frame of ``source`` (a video file, a folder of frames or videos, a camera
+        index, a stream URL), scored as it is read."""
+        for stream in open_sources(source, reconnect_seconds):
+            yield from self.run_stream(stream, progress)
+
+    def run_stream(self, stream, progress: bool = True) -> Iterator[FrameResult]:
+        self.reset()
+        bar = tqdm(total=stream.total, desc=stream.name, unit="frame", disable=not progress,
+                   leave=False)
+        frames = iter(stream)
+        try:
+            while True:
+                started = time.perf_counter()
+                frame = next(frames, None)
+                self.stage_seconds["decode"] += time.perf_counter() - started
+                if frame is None:
+                    return
+                if frame.resumed:
+                    self.reset()  # the previous frame is not this one's neighbour
+                started = time.perf_counter()
+                result = self.score_frame(frame.image, frame.index, frame.time, stream.name)
+                bar.update(1)
+                if stream.live:
+                    bar.set_postfix(latency=f"{(time.perf_counter() - started) * 1e3:.0f} ms")
+                yield result
+        finally:
+            bar.close()
+
+    def _score(self, result: FrameResult, current: np.ndarray) -> FrameResult:
+        past = to_model_range(np.stack(self._frames))[None].numpy()
+        target = to_model_range(current)[None].numpy()
+        size = self.config.model.image_size
+        flow = (np.zeros((1, 2, size, size), np.float32) if self._last_flow is None
+                else np.ascontiguousarray(self._last_flow.transpose(2, 0, 1)[None]))
+        started = time.perf_counter()
+        out = self.engine(past, target, flow)
+        self.stage_seconds["model"] += time.perf_counter() - started
+        started = time.perf_counter()
+        errors = VideoErrors(result.video, np.array([result.index]),
+                             flow_maps=out["flow_map"], frame_maps=out["frame_map"],
+                             **{p: out[p] for p in self._parts})
+        lambda_s = self.config.score.lambda_s
+        result.score = float(calibrated_scores(errors, self.calibration, lambda_s)[0])
+        result.anomalous = result.score > self.threshold
+        result.parts = {p: float(out[p][0]) for p in self._parts}
+        result.heatmap = pixel_scores(errors, self.calibration, lambda_s)[0]
+        self.stage_seconds["score"] += time.perf_counter() - started
+        return result
+
+
+def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = False) -> Engine:
+    """Run a FrameScorer in PyTorch without gradients: fp32, or the network under bf16
+    autocast (errors and scores stay fp32); ``channels_last`` runs convolutions NHWC."""
+    scorer.eval()
+    if channels_last:
+        scorer.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def run(past: np.ndarray, target: np.ndarray, flow: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outputs = scorer(torch.from_numpy(past), torch.from_numpy(target),
+                             torch.from_numpy(flow))
+        return {name: value.float().numpy() for name, value in
+                zip(FrameScorer.OUTPUTS, outputs, strict=True)}
+
+    return run
+
+
+def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
+           threshold: float | None = None, false_alarm_rate: float | None = None,
+           min_event_frames: int = 1, event_gap: int = 0, video: bool = True,
+           engine: str = "torch", onnx_path: str | Path | None = None,
+           reconnect_seconds: float = 30.0, progress: bool = True, precision: str = "fp32",
+           channels_last: bool = False) -> list[dict]:
+    """Score ``source`` and write the results; returns one summary dict per video.
+
+    Each video gets a folder under ``out_dir`` (named after it) with scores.csv and
+    scores.jsonl (a row per frame, flushed as written), events.json, annotated.mp4
+    (unless ``video`` is False) and scores.png.
+    """
+    detector = Detector.from_checkpoint(checkpoint, threshold, false_alarm_rate, engine,
+                                        onnx_path, precision, channels_last)
+    summaries = []
+    for stream in open_sources(source, reconnect_seconds):
+        writer = DetectionWriter(Path(out_dir) / stream.name, detector, stream.fps,
+                                 min_event_frames, event_gap, video)
+        try:
+            for result in detector.run_stream(stream, progress):
+                writer.add(result)
+        finally:
+            summaries.append(writer.close())
+    return summaries
+
+
+class DetectionWriter:
+    """Writes one video's results as they come; ``close`` finishes events and pictures."""
+
+    def __init__(self, folder: Path, detector: Detector, fps: float | None,
+                 min_event_frames: int, event_gap: int, video: bool):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.detector, self.fps = folder, detector, fps
+        self.events: list[Event] = []
+        self.grouper = EventGrouper(min_event_frames, event_gap, fps)
+        self.frames: list[int] = []
+        self.scores: list[float] = []
+        self.frames_read = 0
+        self.started = time.perf_counter()
+        self._csv_handle = (folder / "scores.csv").open("w", newline="")
+        self._csv = csv.writer(self._csv_handle)
+        self._parts = _score_parts(detector.config)
+        self._csv.writerow(["frame", "time", "score", "anomalous", *self._parts])
+        self._jsonl = (folder / "scores.jsonl").open("w")
+        median = detector.calibration.extra.get("score_quantiles", {}).get("0.5")
+        self._video = AnnotatedVideo(folder / "annotated.mp4", fps or 25.0,
+                                     detector.threshold, low=median) if video else None
+        self._write_events(final=False)
+
+    def add(self, result: FrameResult) -> None:
+        self.frames_read += 1
+        time_text = "" if result.time is None else f"{result.time:.3f}"
+        score_text = "" if result.score is None else f"{result.score:.6g}"
+        self._csv.writerow([result.index, time_text, score_text, int(result.anomalous),
+                            *(f"{result.parts[p]:.6g}" if p in result.parts else ""
+                              for p in self._parts)])
+        self._csv_handle.flush()
+        record = {"frame": result.index, "time": result.time, "score": result.score,
+                  "anomalous": result.anomalous, **result.parts}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if result.score is not None:
+            self.frames.append(result.index)
+            self.scores.append(result.score)
+        closed = self.grouper.update(result.index, result.score, result.anomalous)
+        if closed:
+            self.events += closed
+            self._write_events(final=False)
+        if self._video is not None:
+            self._video.add(result)
+
+    def close(self) -> dict:
+        self.events += self.grouper.finish()
+        self._csv_handle.close()
+        self._jsonl.close()
+        if self._video is not None:
+            self._video.close()
+        self._write_events(final=True)
+        if self.scores:
+            plots.detection_plot(self.folder / "scores.png", np.array(self.frames),
+                                 np.array(self.scores), self.detector.threshold,
+                                 [(e.start_frame, e.end_frame) for e in self.events],
+                                 self.folder.name)
+        seconds = time.perf_counter() - self.started
+        return {"video": self.folder.name, "folder": str(self.folder),
+                "frames": self.frames_read, "scored": len(self.scores),
+                "anomalous": int(sum(s > self.detector.threshold for s in self.scores)),
+                "events": len(self.events), "seconds": seconds,
+                "fps": self.frames_read / seconds if seconds > 0 else None}
+
+    def _write_events(self, final: bool) -> None:
+        calibration = self.detector.calibration
+        record = {"threshold": self.detector.threshold,
+                  "threshold_source": calibration.extra.get("threshold_source"),
+                  "false_alarm_rate": calibration.false_alarm_rate,
+                  "min_event_frames": self.grouper.min_frames,
+                  "event_gap": self.grouper.max_gap, "fps": self.fps, "complete": final,
+                  "events": [e.to_dict() for e in self.events]}
+        storage.write_text(self.folder / "events.json", json.dumps(record, indent=2))
+
+
+def _choose_threshold(calibration: Calibration, threshold: float | None,
+                      false_alarm_rate: float | None, path: str | Path) -> float:
+    if threshold is not None:
+        return float(threshold)
+    if false_alarm_rate is not None:
+        normal = calibration.extra.get("normal_scores")
+        if not normal:
+            raise CheckpointError(f"{path}: holds no normal-frame scores to set a threshold "
+                                  "for a false-alarm rate; pass --threshold")
+        return threshold_for(np.array(normal), false_alarm_rate)
+    if calibration.threshold is None:
+        raise CheckpointError(f"{path}: holds no alert threshold (trained before thresholds "
+                              "were calibrated); pass --threshold")
+    return calibration.threshold
+
+
+def _score_parts(config: Config) -> list[str]:
+    """The score parts this model has, in the order of scores.csv."""
+    if config.model.architecture == "mnad":
+        return ["psnr", "distance"]
+    parts = ["psnr", "flow_error", "frame_error"]
+    return parts + (["distance"] if config.model.appearance_memory > 0 else [])
+
+
+def _checked_bgr(frame: np.ndarray) -> np.ndarray:
+    """A frame handed to ``score_frame`` as BGR, or a DataError saying what it must be."""
+    if (not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim not in (2, 3)
+            or (frame.ndim == 3 and frame.shape[-1] not in (1, 3, 4))):
+        raise DataError("a frame must be a uint8 array, (H, W) grey or (H, W, 3) BGR; got "
+                        f"{getattr(frame, 'dtype', type(frame).__name__)} "
+                        f"{getattr(frame, 'shape', '')}")
+    return as_bgr(frame)

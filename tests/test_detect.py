@@ -1,0 +1,261 @@
+"""comemory detect: thresholds and events, streaming sources that fail, causal scores that
+match the offline evaluation, every output, and the exported model's parity."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from comemory.alerts import EventGrouper, group_events, threshold_for
+from comemory.checkpoint import load_checkpoint
+from comemory.cli import main
+from comemory.data.frames import list_frames, write_video
+from comemory.data.prepared import PreparedVideo, split_holdout
+from comemory.data.stream import CaptureStream, open_sources
+from comemory.detection import Detector, detect
+from comemory.errors import CheckpointError, DataError
+from comemory.evaluation import evaluate
+from comemory.export import example_inputs, export_model, onnx_engine
+from comemory.scoring import Calibration, FrameScorer
+
+FAST_VIDEO = "01"  # the synthetic scene's test videos hold, by turns: fast, large, against
+
+
+def test_events_bridge_short_gaps_and_drop_blips():
+    grouper = EventGrouper(min_frames=2, max_gap=1, fps=10.0)
+    flags = {3: True, 4: True, 6: True, 9: True, 12: True, 13: True}
+    events = []
+    for frame in range(15):
+        events += grouper.update(frame, float(frame), flags.get(frame, False))
+    events += grouper.finish()
+    # 3-4 and 6 are one normal frame apart: one event; 9 alone is a blip; 12-13 is one
+    assert [(e.start_frame, e.end_frame, e.peak_frame) for e in events] == [(3, 6, 6), (12, 13, 13)]
+    assert events[0].start_time == pytest.approx(0.3) and events[0].end_time == pytest.approx(0.7)
+    assert events[0].frames == 4
+    # the whole-sequence helper applies the same rule
+    scores = np.array([float(f) if flags.get(f) else -1.0 for f in range(15)])
+    again = group_events(np.arange(15), scores, -0.5, min_frames=2, max_gap=1, fps=10.0)
+    assert [e.to_dict() for e in again] == [e.to_dict() for e in events]
+
+
+def test_threshold_gives_the_false_alarm_rate_on_normal_scores():
+    normal = np.random.default_rng(0).normal(size=100_000)
+    threshold = threshold_for(normal, 0.01)
+    assert np.mean(normal > threshold) == pytest.approx(0.01, abs=1e-4)
+    with pytest.raises(Exception, match="between 0 and 1"):
+        threshold_for(normal, 1.5)
+
+
+def test_held_out_frames_are_the_end_of_each_video():
+    frames = np.zeros((50, 8, 8, 1), np.uint8)
+    flows = np.zeros((49, 8, 8, 2), np.float16)
+    short = PreparedVideo("short", frames[:4], flows[:3], (8, 8))
+    training, held_out = split_holdout([PreparedVideo("a", frames, flows, (8, 8)), short],
+                                       0.1, past_frames=2)
+    assert len(training[0].frames) == 45 and len(training[0].flows) == 44
+    # starts 2 frames early so that exactly frames 45-49 are scored
+    assert len(held_out) == 1 and len(held_out[0].frames) == 7 and len(held_out[0].flows) == 6
+    assert training[1] is short  # too short to split
+
+
+def test_training_calibrates_the_threshold_on_held_out_frames(trained_run):
+    checkpoint, _, _ = trained_run
+    calibration = Calibration.from_dict(load_checkpoint(checkpoint)["calibration"])
+    assert "held-out" in calibration.extra["threshold_source"]
+    normal = np.array(calibration.extra["normal_scores"])
+    assert len(normal) >= 4 * 4  # four training videos of 48 frames, 10 % each held out
+    assert calibration.false_alarm_rate == 0.01
+    assert calibration.threshold == pytest.approx(threshold_for(normal, 0.01))
+
+
+def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
+    """Causal, frame by frame, from the image files: the same scores as `evaluate` computes
+    from its cache (up to the cache's float16 flows)."""
+    checkpoint, data, cache = trained_run
+    evaluate(checkpoint, data, tmp_path / "eval", cache)
+    with open(tmp_path / "eval" / "scores.csv") as handle:
+        offline = {int(r["frame"]): float(r["comemory_score"])
+                   for r in csv.DictReader(handle) if r["video"] == FAST_VIDEO}
+    detector = Detector.from_checkpoint(checkpoint)
+    results = list(detector.run(data / "testing" / "frames" / FAST_VIDEO, progress=False))
+    assert [r.index for r in results] == list(range(48))
+    assert all(r.score is None for r in results[:2])  # two past frames needed
+    live = {r.index: r.score for r in results[2:]}
+    assert live.keys() == offline.keys()
+    frames = sorted(live)
+    np.testing.assert_allclose([live[f] for f in frames], [offline[f] for f in frames],
+                               atol=0.05)
+
+
+def test_detect_flags_the_anomaly_in_an_mp4_and_writes_every_output(trained_run, tmp_path):
+    checkpoint, data, _ = trained_run
+    video = tmp_path / "street.mp4"
+    images = [cv2.imread(str(p)) for p in list_frames(data / "testing" / "frames" / FAST_VIDEO)]
+    write_video(images, video, fps=10.0)
+    labels = np.load(data / "frame_labels_synth.npy").reshape(3, 48)[0]
+    assert main(["detect", str(video), "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "out"), "--min-event-frames", "1",
+                 "--event-gap", "0"]) == 0
+    folder = tmp_path / "out" / "street"
+    for name in ("scores.csv", "scores.jsonl", "events.json", "annotated.mp4", "scores.png"):
+        assert (folder / name).stat().st_size > 0, name
+    rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in rows] == list(range(48))
+    assert rows[5]["time"] == pytest.approx(0.5)
+    flagged = np.array([r["anomalous"] for r in rows])
+    anomalous = labels.astype(bool)
+    assert flagged[anomalous].mean() >= 0.5  # most frames with the fast object are flagged
+    assert flagged[~anomalous].mean() <= 0.1  # few false alarms on compressed normal frames
+    events = json.loads((folder / "events.json").read_text())
+    assert events["complete"] and events["events"]
+    assert all(anomalous[e["start_frame"]:e["end_frame"] + 1].any() for e in events["events"])
+    capture = cv2.VideoCapture(str(folder / "annotated.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 48
+    capture.release()
+    with open(folder / "scores.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 48
+
+
+class _FlakyCapture:
+    """A stand-in for cv2.VideoCapture: ``frames`` good frames, then read() fails."""
+
+    def __init__(self, frames: int, opens: bool = True):
+        self.left, self.opens = frames, opens
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return self.opens
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        return True, np.full((60, 80, 3), 100 + self.left, np.uint8)
+
+    def get(self, prop: int) -> float:
+        return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_dropped_stream_is_reopened_then_given_up(trained_run, caplog):
+    checkpoint, _, _ = trained_run
+    opened = [_FlakyCapture(5), _FlakyCapture(0, opens=False), _FlakyCapture(4)]
+    opened += [_FlakyCapture(0, opens=False)] * 100
+    waits = []
+    stream = CaptureStream("rtsp://camera", live=True, reconnect_seconds=10,
+                           opener=lambda _: opened.pop(0), sleep=waits.append)
+    detector = Detector.from_checkpoint(checkpoint)
+    results = []
+    with caplog.at_level(logging.WARNING), pytest.raises(DataError, match="rtsp://camera"):
+        for result in detector.run_stream(stream, progress=False):
+            results.append(result)
+    assert [r.index for r in results] == list(range(9))
+    # after the drop the detector starts again: two frames to warm up
+    assert [r.score is None for r in results] == [True] * 2 + [False] * 3 + [True] * 2 + \
+        [False] * 2
+    # first drop: one failed reopen, then back; second drop: waits grow until 10 s are spent
+    assert waits == [0.5, 1.0, 0.5, 1.0, 2.0, 4.0, 8.0]
+    assert "reconnected" in caplog.text
+
+
+def test_corrupt_frames_are_skipped_and_sizes_and_colours_are_accepted(trained_run, tmp_path,
+                                                                         caplog):
+    checkpoint, data, _ = trained_run
+    folder = tmp_path / "frames"
+    shutil.copytree(data / "testing" / "frames" / "02", folder)
+    broken = list_frames(folder)[10]
+    broken.write_bytes(b"not a jpeg")
+    detector = Detector.from_checkpoint(checkpoint)
+    with caplog.at_level(logging.WARNING):
+        results = list(detector.run(folder, progress=False))
+    assert broken.name in caplog.text
+    assert 10 not in [r.index for r in results] and len(results) == 47
+    assert [r.score is None for r in results[9:13]] == [False, True, True, False]
+    # grey, colour and a larger size of the same frames: the same scores
+    images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in list_frames(folder)[:5]]
+    scores = {}
+    for name, convert in {"grey": lambda g: g,
+                          "colour": lambda g: cv2.cvtColor(g, cv2.COLOR_GRAY2BGR),
+                          # the same picture at twice the size: resizing it to the
+                          # model's input gives (up to rounding) the same frames
+                          "larger": lambda g: g.repeat(2, axis=0).repeat(2, axis=1)}.items():
+        detector.reset()
+        scores[name] = [detector.score_frame(convert(g)).score for g in images][2:]
+    assert scores["grey"] == pytest.approx(scores["colour"])
+    assert scores["larger"] == pytest.approx(scores["grey"], abs=0.05)
+    with pytest.raises(DataError, match="uint8"):
+        detector.score_frame(np.zeros((10, 10), np.float32))
+
+
+def test_sources_that_cannot_be_opened_are_named(tmp_path, capsys, trained_run):
+    checkpoint, _, _ = trained_run
+    with pytest.raises(DataError, match="nowhere.mp4: no such file"):
+        open_sources(tmp_path / "nowhere.mp4")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match="not a video file"):
+        open_sources(tmp_path / "notes.txt")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(DataError, match="broken.mp4: cannot open"):
+        open_sources(tmp_path / "broken.mp4")
+    (tmp_path / "empty").mkdir()
+    assert main(["detect", str(tmp_path / "empty"), "--checkpoint", str(checkpoint)]) == 2
+    assert "holds neither frames" in capsys.readouterr().err
+
+
+def test_a_checkpoint_without_a_threshold_needs_one(trained_run, tmp_path):
+    checkpoint, _, _ = trained_run
+    state = load_checkpoint(checkpoint)
+    state["calibration"] = {k: v for k, v in state["calibration"].items()
+                            if k not in ("threshold", "normal_scores")}
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    with pytest.raises(CheckpointError, match="pass --threshold"):
+        Detector.from_checkpoint(old)
+    assert Detector.from_checkpoint(old, threshold=1.5).threshold == 1.5
+    fresh = Detector.from_checkpoint(checkpoint, false_alarm_rate=0.5)
+    assert fresh.threshold < Detector.from_checkpoint(checkpoint).threshold
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_model_agrees_with_pytorch(trained_run, tmp_path, fmt):
+    checkpoint, _, _ = trained_run
+    path = export_model(checkpoint, tmp_path / f"model.{fmt}", fmt)
+    state = load_checkpoint(checkpoint)
+    from comemory.checkpoint import model_from_checkpoint
+
+    model, config, _ = model_from_checkpoint(state, checkpoint)
+    scorer = FrameScorer(model, config.score).eval()
+    inputs = example_inputs(config, model.past_frames, seed=7)  # not the tracing inputs
+    with torch.no_grad():
+        expected = [t.numpy() for t in scorer(*inputs)]
+    if fmt == "onnx":
+        got = onnx_engine(path)(*(t.numpy() for t in inputs))
+        got = [got[name] for name in FrameScorer.OUTPUTS]
+    else:
+        with torch.no_grad():
+            got = [t.numpy() for t in torch.jit.load(str(path))(*inputs)]
+    for name, a, b in zip(FrameScorer.OUTPUTS, expected, got, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-4, rtol=1e-4, err_msg=name)
+
+
+def test_detect_with_the_onnx_engine_gives_the_torch_scores(trained_run, tmp_path):
+    checkpoint, data, _ = trained_run
+    model_path = export_model(checkpoint, tmp_path / "model.onnx", "onnx")
+    source = data / "testing" / "frames" / FAST_VIDEO
+    torch_run = detect(source, checkpoint, tmp_path / "torch", video=False, progress=False)
+    onnx_run = detect(source, checkpoint, tmp_path / "onnx", video=False, engine="onnx",
+                      onnx_path=model_path, progress=False)
+    assert torch_run[0]["events"] == onnx_run[0]["events"]
+
+    def scores(folder):
+        lines = (folder / FAST_VIDEO / "scores.jsonl").read_text().splitlines()
+        return [json.loads(line)["score"] for line in lines][2:]
+
+    np.testing.assert_allclose(scores(tmp_path / "onnx"), scores(tmp_path / "torch"), atol=1e-3)

@@ -1,6 +1,11 @@
 """Checkpoints, resume after a kill, and a short end-to-end train + evaluate."""
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -53,7 +58,7 @@ def test_killed_run_resumes_to_the_same_weights(scene, tmp_path, monkeypatch):
 
     def dies_in_epoch_two(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 30:  # an epoch of this scene has 23 steps: dies inside epoch 2
+        if len(calls) == 30:  # an epoch of this scene has 21 steps: dies inside epoch 2
             raise Killed
         return real_losses(*args, **kwargs)
 
@@ -66,12 +71,69 @@ def test_killed_run_resumes_to_the_same_weights(scene, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "training_losses", real_losses)
     resumed = load_checkpoint(train(config, scene, tmp_path / "killed", cache, resume=True))
 
-    for name, tensor in uninterrupted["model"].items():  # memories included
-        torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-6)
-    assert resumed["step"] == uninterrupted["step"]
+    _assert_same_run(resumed, uninterrupted)
     with open(tmp_path / "killed" / "losses.csv") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert steps == list(range(1, uninterrupted["step"] + 1))  # no step logged twice
+
+
+def _assert_same_run(resumed: dict, uninterrupted: dict) -> None:
+    for name, tensor in uninterrupted["model"].items():  # memories included
+        torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-6)
+    assert resumed["step"] == uninterrupted["step"]
+
+
+def test_a_run_killed_mid_epoch_resumes_from_its_step_checkpoint(scene, tmp_path, monkeypatch):
+    config = small_config("train.epochs=2", "train.checkpoint_every=5")
+    cache = tmp_path / "cache"
+    uninterrupted = load_checkpoint(train(config, scene, tmp_path / "full", cache))
+    real_losses, calls = training.training_losses, []
+
+    def dies_at_step_30(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 30:  # 21 steps an epoch: inside epoch 2, after the step-25 checkpoint
+            raise Killed
+        return real_losses(*args, **kwargs)
+
+    monkeypatch.setattr(training, "training_losses", dies_at_step_30)
+    with pytest.raises(Killed):
+        train(config, scene, tmp_path / "killed", cache)
+    state = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert (state["epoch"], state["step"]) == (1, 25)
+    monkeypatch.setattr(training, "training_losses", real_losses)
+    resumed = load_checkpoint(train(config, scene, tmp_path / "killed", cache, resume=True))
+    _assert_same_run(resumed, uninterrupted)
+    with pytest.raises(CheckpointError, match="train.batch_size=8"):
+        train(small_config("train.epochs=2", "train.batch_size=4"), scene,
+              tmp_path / "killed", cache, resume=True)
+
+
+def test_sigkill_at_any_moment_loses_no_completed_checkpoint(scene, tmp_path):
+    """A real `comemory train` process is killed with SIGKILL while it trains and writes
+    checkpoints every 3 steps; --resume then ends where an uninterrupted run ends."""
+    overrides = ["train.epochs=2", "train.checkpoint_every=3"]
+    cache, run = tmp_path / "cache", tmp_path / "killed"
+    uninterrupted = load_checkpoint(train(small_config(*overrides), scene, tmp_path / "full",
+                                          cache))
+    command = [sys.executable, "-m", "comemory.cli", "train", "--root", str(scene), "--out",
+               str(run), "--preset", "tiny", "--cache-dir", str(cache)]
+    command += [arg for o in overrides for arg in ("--set", o)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "2"})
+    losses = run / "losses.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if losses.exists() and len(losses.read_text().splitlines()) > 31:  # epoch 2: 22-42
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = len(losses.read_text().splitlines()) - 1
+    assert 0 < killed_at < uninterrupted["step"], "the process was not killed mid-run"
+    state = load_checkpoint(run / "checkpoint.pt")  # complete, whatever the kill interrupted
+    assert state["step"] <= killed_at and state["calibration"] is None
+    resumed = load_checkpoint(train(small_config(*overrides), scene, run, cache, resume=True))
+    _assert_same_run(resumed, uninterrupted)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(scene, tmp_path, monkeypatch):
@@ -85,7 +147,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(scene, tmp_pat
         return losses
 
     monkeypatch.setattr(training, "training_losses", nan_in_epoch_two)
-    with pytest.raises(TrainingError, match="loss became nan at step 25.*last good epoch"):
+    # 21 steps an epoch: the checkpoint of epoch 1 is the last good one
+    with pytest.raises(TrainingError, match=r"nan at step 25.*last good checkpoint \(step 21\)"):
         train(small_config("train.epochs=2"), scene, tmp_path / "run", tmp_path / "cache")
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["model"].values()

@@ -1,15 +1,18 @@
-"""Training: one readable loop, a checkpoint per epoch, and calibration at the end.
+"""Training: one readable loop, checkpoints every few steps, and calibration at the end.
 
     comemory train --data DIR --preset tiny --out runs/tiny [--resume]
 
-The run folder holds ``checkpoint.pt`` (the latest complete epoch, then the calibrated
+The run folder holds ``checkpoint.pt`` (the latest checkpoint: one every
+``train.checkpoint_every`` steps and one at the end of each epoch, then the calibrated
 final model), ``losses.csv`` (one row per step) and ``config.yaml``. A killed run
-continues with ``--resume`` from the last complete epoch; the order of samples in an
-epoch depends only on (seed, epoch), so a resumed run repeats the epochs it lost exactly.
+continues with ``--resume`` from its last checkpoint; the order of samples in an epoch
+depends only on (seed, epoch), and a resume inside an epoch skips the batches already
+trained, so a resumed run ends exactly where an uninterrupted one does.
 """
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -89,28 +92,39 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     if config.train.channels_last:  # convolutions then run NHWC whatever the input layout
         model = model.to(memory_format=torch.channels_last)
 
+    batch_size, every = config.train.batch_size, config.train.checkpoint_every
+    steps_per_epoch = math.ceil(len(samples) / batch_size)
+    saved_step = step  # the step of the checkpoint on disk, for the NaN message
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(len(samples), generator=_epoch_generator(config.train.seed, epoch))
-        loader = DataLoader(samples, batch_size=config.train.batch_size, sampler=order.tolist())
-        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch")
+        done = step - epoch * steps_per_epoch  # batches of this epoch trained before a resume
+        loader = DataLoader(samples, batch_size=batch_size,
+                            sampler=order.tolist()[done * batch_size:])
+        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch",
+                        initial=done, total=steps_per_epoch)
         for batch in progress:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch["past"])
                 losses = training_losses(out, batch["flow"], batch["target"], config.train)
             if not torch.isfinite(losses["total"]):
                 raise TrainingError(f"loss became {losses['total'].item()} at step {step + 1}; "
-                                    f"{checkpoint_path} keeps the last good epoch ({epoch}); "
-                                    "try a lower train.lr")
+                                    f"{checkpoint_path} keeps the last good checkpoint "
+                                    f"(step {saved_step}); try a lower train.lr")
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
             step += 1
             log.write(epoch + 1, step, losses)
             progress.set_postfix(loss=f"{losses['total'].item():.4f}")
+            if every > 0 and step % every == 0 and step % steps_per_epoch != 0:
+                save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch, step,
+                                seconds + time.perf_counter() - started)
+                saved_step = step
         seconds += time.perf_counter() - started
         save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch + 1, step, seconds)
+        saved_step = step
 
     calibration = _calibrate(model, videos, held_out, config)
     save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs, step,
@@ -134,6 +148,10 @@ def _restore(path: Path, config: Config, model: torch.nn.Module,
     if saved.model != config.model or saved.flow != config.flow:
         raise CheckpointError(f"{path}: was trained with another model or flow config; "
                               "resume with the same preset and settings")
+    for key in ("batch_size", "seed", "holdout_fraction"):  # they fix which samples a step saw
+        if getattr(saved.train, key) != getattr(config.train, key):
+            raise CheckpointError(f"{path}: was trained with train.{key}="
+                                  f"{getattr(saved.train, key)}; resume with the same value")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     finished = state["calibration"] is not None and state["epoch"] == config.train.epochs

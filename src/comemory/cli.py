@@ -202,7 +202,8 @@ def _train(args: argparse.Namespace) -> None:
     config = build_config(args.preset, args.config, args.overrides)
     checkpoint = train(config, args.root, args.out, args.cache_dir, resume=args.resume,
                        dataset=args.dataset)
-    print(f"trained and calibrated: {checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, the main process speaks
+        print(f"trained and calibrated: {checkpoint}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -52,6 +52,8 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     precision: str = "fp32"  # fp32 | bf16 (autocast; about 2x faster on AVX-512 CPUs)
     channels_last: bool = False  # NHWC memory layout: faster convolutions on CPU
+    device: str = "auto"  # auto (a GPU if there is one) | cpu | cuda
+    compile: bool = False  # torch.compile the model for training
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: epoch ends only)
     # the last fraction of each training video's frames is not trained on: its scores set
     # the alert threshold (comemory detect) at score.false_alarm_rate

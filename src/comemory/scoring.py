@@ -189,12 +189,14 @@ def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: Sc
     so the first ``past_frames`` frames of a video have no score.
     """
     model.eval()
+    device = next(model.parameters()).device
     samples = FrameWindows(videos, model.past_frames)
     parts: dict[str, list] = {}
     for batch in tqdm(DataLoader(samples, batch_size=batch_size), desc=desc, unit="batch",
                       leave=False):
-        out = model(batch["past"])
-        errors = frame_errors(out.flow, batch["flow"], out.frame, batch["target"], config)
+        out = model(batch["past"].to(device))
+        errors = frame_errors(out.flow, batch["flow"].to(device), out.frame,
+                              batch["target"].to(device), config)
         columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
                    "flow_error": errors.flow_error, "frame_error": errors.frame_error,
                    "distance": out.feature_distance}
@@ -203,7 +205,7 @@ def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: Sc
         for key, value in columns.items():
             if value is not None:  # bf16/fp16 tensors have no numpy type: widen to float32
                 array = value.float() if value.is_floating_point() else value
-                parts.setdefault(key, []).append(array.numpy())
+                parts.setdefault(key, []).append(array.cpu().numpy())
     return _split_by_video(videos, parts)
 
 

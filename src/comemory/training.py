@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from comemory import storage
+from comemory import distributed, storage
 from comemory.alerts import summarise_normal_scores, threshold_for
 from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
@@ -64,14 +65,21 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
           cache_dir: str | Path | None = None, resume: bool = False,
           dataset: str = "frames") -> Path:
     """Train on the training split of ``data_root`` (read in the ``dataset`` layout of
-    ``comemory.data.datasets``), calibrate, and return the checkpoint path."""
+    ``comemory.data.datasets``), calibrate, and return the checkpoint path.
+
+    Under torchrun each process trains on its share of every global batch (DDP); only the
+    main process writes the run folder. See ``comemory.distributed``.
+    """
+    process = distributed.start(config.train.device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.train.seed)
-    model = build_model(config.model, margin=config.train.margin)
+    model = build_model(config.model, margin=config.train.margin).to(process.device)
+    if process.world_size > 1:  # before the optimizer: the new layers have new parameters
+        model = distributed.synchronise_batchnorm(model, process.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start_epoch, step, seconds = 0, 0, 0.0
@@ -82,54 +90,99 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     elif checkpoint_path.exists():
         raise CheckpointError(f"{checkpoint_path}: a run is already here; pass --resume to "
                               "continue it or choose another --out")
-    storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-    videos = load_split(data_root, "training", config, cache_dir, dataset=dataset)
+    with distributed.main_first(process):  # one process computes the cache, the rest read it
+        if process.is_main:
+            for stale in out_dir.glob(f".{checkpoint_path.name}.*.part"):
+                stale.unlink()  # left by a kill during a checkpoint write; never read
+            storage.write_text(out_dir / "config.yaml",
+                               yaml.safe_dump(config.to_dict(), sort_keys=False))
+        videos = load_split(data_root, "training", config, cache_dir, dataset=dataset)
     videos, held_out = split_holdout(videos, config.train.holdout_fraction, model.past_frames)
     samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
-    log = _LossLog(out_dir / "losses.csv", keep_until_step=step)
+    log = _LossLog(out_dir / "losses.csv", keep_until_step=step) if process.is_main else None
     bf16 = _check_precision(config.train)
     if config.train.channels_last:  # convolutions then run NHWC whatever the input layout
         model = model.to(memory_format=torch.channels_last)
+    network = _parallel(model, process, config.train.compile)
+
+    def save(epochs_done: int, calibration: dict | None = None) -> None:
+        if process.is_main:
+            save_checkpoint(checkpoint_path, model, optimizer, config, flow, epochs_done, step,
+                            seconds + time.perf_counter() - started, calibration)
 
     batch_size, every = config.train.batch_size, config.train.checkpoint_every
-    steps_per_epoch = math.ceil(len(samples) / batch_size)
+    per_process = math.ceil(len(samples) / process.world_size)  # DistributedSampler pads
+    steps_per_epoch = math.ceil(per_process / batch_size)
     saved_step = step  # the step of the checkpoint on disk, for the NaN message
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(len(samples), generator=_epoch_generator(config.train.seed, epoch))
+        indices = _epoch_indices(len(samples), config.train.seed, epoch, process)
         done = step - epoch * steps_per_epoch  # batches of this epoch trained before a resume
-        loader = DataLoader(samples, batch_size=batch_size,
-                            sampler=order.tolist()[done * batch_size:])
+        loader = DataLoader(samples, batch_size=batch_size, sampler=indices[done * batch_size:])
         progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch",
-                        initial=done, total=steps_per_epoch)
+                        initial=done, total=steps_per_epoch, disable=not process.is_main)
         for batch in progress:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = model(batch["past"])
-                losses = training_losses(out, batch["flow"], batch["target"], config.train)
-            if not torch.isfinite(losses["total"]):
-                raise TrainingError(f"loss became {losses['total'].item()} at step {step + 1}; "
+            past, flows, target = (batch[k].to(process.device) for k in ("past", "flow", "target"))
+            with torch.autocast(process.device.type, dtype=torch.bfloat16, enabled=bf16):
+                losses = training_losses(network(past), flows, target, config.train)
+            logged = _mean_losses(losses)  # over processes: every process sees a NaN
+            if not torch.isfinite(logged["total"]):
+                raise TrainingError(f"loss became {logged['total'].item()} at step {step + 1}; "
                                     f"{checkpoint_path} keeps the last good checkpoint "
                                     f"(step {saved_step}); try a lower train.lr")
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
             step += 1
-            log.write(epoch + 1, step, losses)
-            progress.set_postfix(loss=f"{losses['total'].item():.4f}")
+            if log is not None:
+                log.write(epoch + 1, step, logged)
+            progress.set_postfix(loss=f"{logged['total'].item():.4f}")
             if every > 0 and step % every == 0 and step % steps_per_epoch != 0:
-                save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch, step,
-                                seconds + time.perf_counter() - started)
+                save(epoch)
                 saved_step = step
+        save(epoch + 1)
         seconds += time.perf_counter() - started
-        save_checkpoint(checkpoint_path, model, optimizer, config, flow, epoch + 1, step, seconds)
         saved_step = step
 
-    calibration = _calibrate(model, videos, held_out, config)
-    save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs, step,
-                    seconds, calibration)
+    if process.is_main:
+        calibration = _calibrate(model, videos, held_out, config)
+        save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs,
+                        step, seconds, calibration)
+    distributed.stop(process)
     return checkpoint_path
+
+
+def _parallel(model: torch.nn.Module, process: distributed.Process,
+              compile_model: bool) -> torch.nn.Module:
+    """What the training step calls: the model itself, or wrapped in DDP
+    under torchrun; compiled if asked."""
+    network = model
+    if process.world_size > 1:
+        device_ids = [process.device.index] if process.device.type == "cuda" else None
+        network = DistributedDataParallel(model, device_ids=device_ids)
+    return torch.compile(network) if compile_model else network
+
+
+def _epoch_indices(count: int, seed: int, epoch: int, process: distributed.Process) -> list[int]:
+    """This process's samples for ``epoch``, in order: a permutation that depends only on
+    (seed, epoch), shared out by DistributedSampler's rule (process r takes positions r,
+    r + N, ...), so the N processes' step-s batches together are a single process's
+    step-s batch of N times the size."""
+    order = torch.randperm(count, generator=_epoch_generator(seed, epoch)).tolist()
+    if process.world_size == 1:
+        return order
+    sampler = DistributedSampler(order, process.world_size, process.rank, shuffle=False)
+    return [order[i] for i in sampler]
+
+
+def _mean_losses(losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The losses averaged over processes, detached, for the log and the NaN check."""
+    names = list(losses)
+    values = distributed.mean_over_processes(torch.stack([losses[n].detach().float()
+                                                          for n in names]))
+    return dict(zip(names, values, strict=True))
 
 
 def _check_precision(config: TrainConfig) -> bool:

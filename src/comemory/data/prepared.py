@@ -142,8 +142,9 @@ def _cached(path: Path, compute: Callable[[], np.ndarray], meta: dict | None = N
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (..., H, W, C) -> float32 (..., C, H, W) in [-1, 1]."""
-    tensor = torch.from_numpy(np.array(frames)).float()  # copies out of the read-only memmap
+    """uint8 (..., H, W, C) -> (..., C, H, W) in [-1, 1], float32 (torch's default dtype)."""
+    # np.array copies out of the read-only memmap
+    tensor = torch.from_numpy(np.array(frames)).to(torch.get_default_dtype())
     tensor = tensor.div(127.5).sub(1.0)
     return tensor.movedim(-1, -3)
 
@@ -170,6 +171,7 @@ class FrameWindows(Dataset):
         v, t = self.index[item]
         video = self.videos[v]
         window = to_model_range(video.frames[t - self.past_frames + 1:t + 2])
-        flow = torch.from_numpy(np.asarray(video.flows[t - 1], dtype=np.float32)).permute(2, 0, 1)
+        flow = torch.from_numpy(np.asarray(video.flows[t - 1], dtype=np.float32))
+        flow = flow.to(torch.get_default_dtype()).permute(2, 0, 1)
         return {"past": window[:-1], "target": window[-1], "flow": flow, "video": v,
                 "frame": t + 1}

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from comemory.distributed import gather_rows
+
 
 @dataclass
 class MemoryRead:
@@ -45,12 +47,12 @@ class Memory(nn.Module):
     def forward(self, query_map: torch.Tensor) -> MemoryRead:
         """query_map: (B, C, H, W), unit norm over C -> MemoryRead."""
         batch, dim, height, width = query_map.shape
-        queries = query_map.float().permute(0, 2, 3, 1).reshape(-1, dim)  # (K, C)
+        queries = query_map.to(self.items.dtype).permute(0, 2, 3, 1).reshape(-1, dim)  # (K, C)
         # Items stay float32 under bf16 autocast: the update accumulates small steps.
         with torch.autocast(query_map.device.type, enabled=False):
             result = self.read(queries)
             if self.training:
-                self.update(queries.detach())
+                self.update(gather_rows(queries.detach()))  # every process's queries
         features = result.features.reshape(batch, height, width, dim).permute(0, 3, 1, 2)
         return MemoryRead(features.to(query_map.dtype), result.compactness, result.separateness,
                           result.distance.reshape(batch, height, width))

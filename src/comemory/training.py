@@ -106,10 +106,10 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
         model = model.to(memory_format=torch.channels_last)
     network = _parallel(model, process, config.train.compile)
 
-    def save(epochs_done: int, calibration: dict | None = None) -> None:
+    def save(epochs_done: int) -> None:  # the training time includes this epoch's so far
         if process.is_main:
             save_checkpoint(checkpoint_path, model, optimizer, config, flow, epochs_done, step,
-                            seconds + time.perf_counter() - started, calibration)
+                            seconds + time.perf_counter() - started)
 
     batch_size, every = config.train.batch_size, config.train.checkpoint_every
     per_process = math.ceil(len(samples) / process.world_size)  # DistributedSampler pads

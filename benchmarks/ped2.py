@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from comemory import storage
+from comemory.bench import machine
 from comemory.checkpoint import load_checkpoint
 from comemory.config import merge, preset
 from comemory.evaluation import evaluate, evaluate_floor
@@ -183,22 +182,6 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+uncommitted changes" if dirty else "")
-
-
-def machine() -> dict:
-    """Where a row ran: training times compare only between rows of one machine."""
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "cpu": cpu_model(), "threads": torch.get_num_threads()}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

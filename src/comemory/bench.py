@@ -86,7 +86,7 @@ def measure(config: Config, video: Path, frames: int, bf16: bool, channels_last:
     stages = detector.stage_seconds
     return {"fps": count / wall, "frames_timed": count,
             "model_ms": stages["model"] / count * 1e3,
-            "share": {stage: seconds / wall for stage, seconds in stages.items()},
+            "share": {stage: spent / wall for stage, spent in stages.items()},
             "other_share": 1 - sum(stages.values()) / wall}
 
 
@@ -143,6 +143,17 @@ def markdown_table(results: dict) -> str:
 
 
 def machine() -> dict:
+    """Where a measurement ran: speeds and training times compare only on one machine."""
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "opencv": cv2.__version__}
+            "cpu": cpu_model(), "threads": torch.get_num_threads(), "opencv": cv2.__version__}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (platform.processor() says only x86_64)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

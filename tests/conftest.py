@@ -1,9 +1,12 @@
 """Shared fixtures: a small synthetic dataset and one short training run on it."""
+# ruff: noqa: I001  (comemory must be imported before torch)
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+import comemory  # noqa: F401  first: it sets OpenMP's passive waiting before torch loads
 import torch
 
 from comemory.config import Config, apply_overrides, preset

@@ -76,7 +76,7 @@ def test_training_calibrates_the_threshold_on_held_out_frames(trained_run):
 
 def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
     """Causal, frame by frame, from the image files: the same scores as `evaluate` computes
-    from its cache (up to the cache's float16 flows)."""
+    from its cache."""
     checkpoint, data, cache = trained_run
     evaluate(checkpoint, data, tmp_path / "eval", cache)
     with open(tmp_path / "eval" / "scores.csv") as handle:
@@ -90,7 +90,29 @@ def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
     assert live.keys() == offline.keys()
     frames = sorted(live)
     np.testing.assert_allclose([live[f] for f in frames], [offline[f] for f in frames],
-                               atol=0.05)
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_detect_and_evaluate_score_an_mp4_alike(trained_run, tmp_path):
+    """The same video file through `evaluate` (the `videos` layout, cached flows) and
+    through `detect` (live flows): the same score for every frame."""
+    checkpoint, data, _ = trained_run
+    root = tmp_path / "data"
+    (root / "testing").mkdir(parents=True)
+    images = [cv2.imread(str(p)) for p in list_frames(data / "testing" / "frames" / FAST_VIDEO)]
+    write_video(images, root / "testing" / "street.mp4", fps=10.0)
+    labels = np.load(data / "frame_labels_synth.npy").reshape(3, 48)[0]
+    anomalous = np.flatnonzero(labels)
+    (root / "labels.csv").write_text(f"video,start_frame,end_frame\n"
+                                     f"street,{anomalous[0]},{anomalous[-1]}\n")
+    evaluate(checkpoint, root, tmp_path / "eval", tmp_path / "cache", dataset="videos")
+    with open(tmp_path / "eval" / "scores.csv") as handle:
+        offline = [float(r["comemory_score"]) for r in csv.DictReader(handle)]
+    detect(root / "testing" / "street.mp4", checkpoint, tmp_path / "live", video=False,
+           progress=False)
+    lines = (tmp_path / "live" / "street" / "scores.jsonl").read_text().splitlines()
+    live = [json.loads(line)["score"] for line in lines][2:]
+    np.testing.assert_allclose(live, offline, rtol=1e-4, atol=1e-4)
 
 
 def test_detect_flags_the_anomaly_in_an_mp4_and_writes_every_output(trained_run, tmp_path):
@@ -259,3 +281,45 @@ def test_detect_with_the_onnx_engine_gives_the_torch_scores(trained_run, tmp_pat
         return [json.loads(line)["score"] for line in lines][2:]
 
     np.testing.assert_allclose(scores(tmp_path / "onnx"), scores(tmp_path / "torch"), atol=1e-3)
+
+
+class _RecordedVideo:
+    """Stands in for the annotated MP4: keeps (frame, in_event) as the writer adds them."""
+
+    def __init__(self):
+        self.frames: list[tuple[int, bool]] = []
+
+    def add(self, result, in_event: bool) -> None:
+        self.frames.append((result.index, in_event))
+
+    def close(self) -> None:
+        pass
+
+
+HAND_MADE = "..#.....##.##.....##......######"  # a blip, an event with a gap, a short run, an event
+
+
+@pytest.mark.parametrize("pattern", [
+    HAND_MADE,
+    *["".join(np.random.default_rng(seed).choice([".", "#"], size=60, p=[0.6, 0.4]))
+      for seed in range(6)],
+])
+def test_the_annotated_video_marks_exactly_the_frames_of_the_events(trained_run, tmp_path,
+                                                                    pattern):
+    from comemory.detection import DetectionWriter, FrameResult
+
+    checkpoint, _, _ = trained_run
+    detector = Detector.from_checkpoint(checkpoint, threshold=0.0)
+    writer = DetectionWriter(tmp_path, detector, 10.0, min_event_frames=3, event_gap=1,
+                             video=True)
+    writer._video = recorded = _RecordedVideo()
+    for index, mark in enumerate(pattern):
+        score = None if index < 2 else (1.0 if mark == "#" else -1.0)
+        writer.add(FrameResult("v", index, None, score, score is not None and score > 0))
+        assert len(recorded.frames) >= index - 5  # the video lags by a few frames at most
+    writer.close()
+    events = json.loads((tmp_path / "events.json").read_text())["events"]
+    in_events = {f for e in events for f in range(e["start_frame"], e["end_frame"] + 1)}
+    assert recorded.frames == [(i, i in in_events) for i in range(len(pattern))]
+    if pattern == HAND_MADE:
+        assert [(e["start_frame"], e["end_frame"]) for e in events] == [(8, 12), (26, 31)]

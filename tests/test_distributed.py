@@ -29,9 +29,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, scene, cache, out) -> None:
+    # as torchrun sets them; LOCAL_WORLD_SIZE makes each process take its share of the cores
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
-    torch.set_num_threads(1)  # two processes on two cores
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
     torch.set_default_dtype(torch.float64)
     train(small_config(*SETTINGS, "train.batch_size=4"), scene, out, cache)
 

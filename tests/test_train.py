@@ -217,7 +217,7 @@ def test_bf16_channels_last_training_runs_and_bad_precision_is_named(scene, tmp_
     state = load_checkpoint(train(config, scene, tmp_path / "run", tmp_path / "cache"))
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
     assert state["model"]["motion_head.memory.items"].dtype == torch.float32
-    with pytest.raises(ConfigError, match="train.precision must be fp32 or bf16"):
+    with pytest.raises(ConfigError, match="train.precision must be auto, fp32 or bf16"):
         train(small_config("train.precision=fp16"), scene, tmp_path / "bad", tmp_path / "cache")
 
 

@@ -15,6 +15,9 @@ import numpy as np
 from comemory.errors import ConfigError
 
 KEPT_NORMAL_SCORES = 4096  # quantiles of this many held-out scores fit in a checkpoint
+# One set of event defaults for the command, the Python API and the annotated video:
+MIN_EVENT_FRAMES = 3  # shorter runs above the threshold are blips, not events
+EVENT_GAP = 5  # up to this many normal frames inside an event do not end it
 
 
 def threshold_for(normal_scores: np.ndarray, false_alarm_rate: float) -> float:
@@ -47,6 +50,7 @@ class Event:
     peak_score: float
     start_time: float | None = None
     end_time: float | None = None
+    cut: bool = False  # still going on when the source stopped early: its end is unknown
 
     @property
     def frames(self) -> int:
@@ -64,7 +68,8 @@ class EventGrouper:
     ``update`` returns the events that just closed; ``finish`` closes the open one.
     """
 
-    def __init__(self, min_frames: int = 1, max_gap: int = 0, fps: float | None = None):
+    def __init__(self, min_frames: int = MIN_EVENT_FRAMES, max_gap: int = EVENT_GAP,
+                 fps: float | None = None):
         if min_frames < 1 or max_gap < 0:
             raise ConfigError(f"events need min_frames >= 1 and max_gap >= 0, got "
                               f"{min_frames} and {max_gap}")
@@ -86,8 +91,30 @@ class EventGrouper:
                 self._open.peak_frame, self._open.peak_score = frame, score
         return closed
 
-    def finish(self) -> list[Event]:
-        return self._close() if self._open is not None else []
+    def finish(self, cut: bool = False) -> list[Event]:
+        """Close the open event at the end of the frames; ``cut``: the source stopped early,
+        so the event's true end is unknown (it is kept, marked, if long enough)."""
+        if self._open is None:
+            return []
+        self._open.cut = cut
+        return self._close()
+
+    def settled_until(self) -> int | None:
+        """Frames before this index keep their place in or out of an event whatever comes
+        next; None when every frame seen so far does. Until a run above the threshold is
+        long enough (or over), its frames may still become an event or a dropped blip, and
+        normal frames after an event may still be bridged into it."""
+        if self._open is None:
+            return None
+        if self._open.frames >= self.min_frames:
+            return self._open.end_frame + 1
+        return self._open.start_frame
+
+    def confirmed(self, frame: int) -> bool:
+        """Whether ``frame`` lies in the open event, which is already long enough to be kept."""
+        event = self._open
+        return (event is not None and event.frames >= self.min_frames
+                and event.start_frame <= frame <= event.end_frame)
 
     def _close(self) -> list[Event]:
         event, self._open = self._open, None
@@ -99,8 +126,9 @@ class EventGrouper:
         return [event]
 
 
-def group_events(frames: np.ndarray, scores: np.ndarray, threshold: float, min_frames: int = 1,
-                 max_gap: int = 0, fps: float | None = None) -> list[Event]:
+def group_events(frames: np.ndarray, scores: np.ndarray, threshold: float,
+                 min_frames: int = MIN_EVENT_FRAMES, max_gap: int = EVENT_GAP,
+                 fps: float | None = None) -> list[Event]:
     """Events of a whole score sequence at once (the same rule as EventGrouper)."""
     grouper = EventGrouper(min_frames, max_gap, fps)
     events = []

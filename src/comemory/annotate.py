@@ -1,5 +1,8 @@
 """The annotated MP4 of ``comemory detect``: each frame with its score map over it, and the
-recent score curve with the threshold along the bottom; anomalous frames framed in red.
+recent score curve with the threshold along the bottom. Frames of an event (as events.json
+lists them) are framed in red and marked EVENT; frames above the threshold that belong to
+no event (blips shorter than the minimum event length) get a thin amber frame and the words
+"above threshold".
 
 Drawn with OpenCV (no matplotlib per frame: it would cost more than the model).
 """
@@ -20,11 +23,11 @@ if TYPE_CHECKING:
 DISPLAY_WIDTH = 480
 STRIP_HEIGHT = 110
 CURVE_FRAMES = 240  # the strip shows this many recent frames
-RED, WHITE, YELLOW = (40, 40, 230), (240, 240, 240), (60, 220, 250)  # BGR
+RED, WHITE, YELLOW, AMBER = (40, 40, 230), (240, 240, 240), (60, 220, 250), (0, 160, 255)
 
 
 class AnnotatedVideo:
-    """``add(result)`` appends one frame; ``close()`` finishes the file.
+    """``add(result, in_event)`` appends one frame; ``close()`` finishes the file.
 
     The score map is coloured from ``low`` (drawn transparent) up to the threshold and
     beyond; ``low`` defaults to the threshold minus 3, in score units.
@@ -37,17 +40,22 @@ class AnnotatedVideo:
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
 
-    def add(self, result: FrameResult) -> None:
+    def add(self, result: FrameResult, in_event: bool) -> None:
+        """``in_event``: the frame lies in one of the events of events.json."""
         image = result.image
         height = max(2, round(image.shape[0] * DISPLAY_WIDTH / image.shape[1] / 2) * 2)
         frame = cv2.resize(image, (DISPLAY_WIDTH, height), interpolation=cv2.INTER_LINEAR)
         if result.heatmap is not None:
             frame = self._overlay(frame, result.heatmap)
-        if result.anomalous:
+        if in_event:
             cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), RED, 6)
-            cv2.putText(frame, "ANOMALY", (12, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, RED, 2)
+            cv2.putText(frame, "EVENT", (12, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, RED, 2)
+        elif result.anomalous:
+            cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), AMBER, 2)
+            cv2.putText(frame, "above threshold", (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                        AMBER, 1, cv2.LINE_AA)
         self.scores.append(result.score)
-        canvas = np.vstack([frame, self._strip(result)])
+        canvas = np.vstack([frame, self._strip(result, in_event)])
         self._write(canvas)
 
     def close(self) -> None:
@@ -63,7 +71,7 @@ class AnnotatedVideo:
         alpha = (0.65 * level)[..., None]
         return (frame * (1 - alpha) + colours * alpha).astype(np.uint8)
 
-    def _strip(self, result: FrameResult) -> np.ndarray:
+    def _strip(self, result: FrameResult, in_event: bool) -> np.ndarray:
         strip = np.full((STRIP_HEIGHT, DISPLAY_WIDTH, 3), 24, np.uint8)
         known = [s for s in self.scores if s is not None]
         top = max([self.threshold + 1.0, *known])
@@ -80,7 +88,7 @@ class AnnotatedVideo:
         text = (f"frame {result.index}  warming up" if result.score is None else
                 f"frame {result.index}  score {result.score:.2f}  threshold {self.threshold:.2f}")
         cv2.putText(strip, text, (6, STRIP_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    RED if result.anomalous else WHITE, 1, cv2.LINE_AA)
+                    RED if in_event else AMBER if result.anomalous else WHITE, 1, cv2.LINE_AA)
         return strip
 
     def _write(self, canvas: np.ndarray) -> None:

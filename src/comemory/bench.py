@@ -3,8 +3,10 @@
     comemory bench [--presets cpu tiny paper] [--frames 150] [--seconds 60] [--source VIDEO]
 
 For each preset and each of fp32, bf16 autocast, fp32 + channels_last and bf16 +
-channels_last: end-to-end frames per second of the streaming detector (decode, resize and
-flow, model, score, one frame at a time as a camera delivers them) and each stage's share
+channels_last (the bf16 ones only on CPUs with native bf16: elsewhere it is emulated, some
+50 times slower, and measuring it would take many minutes): end-to-end frames per second
+of the streaming detector (decode, resize and flow, model, score, one frame at a time as a
+camera delivers them) and each stage's share
 of the time; the model's GFLOP per frame (counted by torch.utils.flop_counter) and the
 GFLOP/s it achieves next to what this machine reaches on a large matrix product in the
 same precision (a reference, not a ceiling: oneDNN's convolutions can beat PyTorch's fp32
@@ -14,6 +16,7 @@ the default source is a synthetic 360 x 240 scene written as MP4 (Ped2's frame s
 from __future__ import annotations
 
 import math
+import os
 import platform
 import tempfile
 import time
@@ -22,15 +25,16 @@ from pathlib import Path
 import cv2
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm import tqdm
 
 from comemory.config import Config, preset
+from comemory.cpu import native_bf16, thread_settings
 from comemory.data.frames import list_frames, write_video
 from comemory.data.stream import CaptureStream
 from comemory.data.synth import SynthSpec, synthesize
 from comemory.detection import STAGES, Detector, torch_engine
 from comemory.export import example_inputs
 from comemory.model import build_model
+from comemory.progress import progress
 from comemory.scoring import Calibration, FrameScorer
 
 VARIANTS = (("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True))
@@ -42,14 +46,15 @@ def bench(presets: list[str], frames: int = 150, source: str | Path | None = Non
     """Measure every preset and variant, each for ``frames`` frames or ``seconds`` seconds,
     whichever ends first; returns the results as a dict."""
     torch.manual_seed(0)
+    variants = [v for v in VARIANTS if v[0] == "fp32" or native_bf16()]
     with tempfile.TemporaryDirectory() as folder:
         video = Path(source) if source else synthetic_video(Path(folder), frames)
-        matmul = {p: matmul_gflops(p == "bf16") for p in ("fp32", "bf16")}
+        matmul = {p: matmul_gflops(p == "bf16") for p in {v[0] for v in variants}}
         rows = []
         for name in presets:
             config = preset(name)
             gflop = gflop_per_frame(config)
-            for precision, channels_last in VARIANTS:
+            for precision, channels_last in variants:
                 row = measure(config, video, frames, precision == "bf16", channels_last,
                               seconds)
                 row.update(preset=name, precision=precision, channels_last=channels_last,
@@ -59,7 +64,8 @@ def bench(presets: list[str], frames: int = 150, source: str | Path | None = Non
                            matmul_gflops=matmul[precision])
                 rows.append(row)
     return {"machine": machine(), "source": str(source or "synthetic 360x240 scene"),
-            "frames": frames, "rows": rows}
+            "frames": frames, "rows": rows,
+            "bf16": "measured" if native_bf16() else "skipped: no native bf16 on this CPU"}
 
 
 def measure(config: Config, video: Path, frames: int, bf16: bool, channels_last: bool,
@@ -76,7 +82,7 @@ def measure(config: Config, video: Path, frames: int, bf16: bool, channels_last:
         next(results)
     detector.stage_seconds = dict.fromkeys(STAGES, 0.0)
     started, count = time.perf_counter(), 0
-    for _ in tqdm(results, total=frames - WARM_UP_FRAMES, desc=label, unit="frame",
+    for _ in progress(results, total=frames - WARM_UP_FRAMES, desc=label, unit="frame",
                   leave=False):
         count += 1
         if time.perf_counter() - started > seconds:
@@ -145,7 +151,8 @@ def markdown_table(results: dict) -> str:
 def machine() -> dict:
     """Where a measurement ran: speeds and training times compare only on one machine."""
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "cpu": cpu_model(), "threads": torch.get_num_threads(), "opencv": cv2.__version__}
+            "cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "opencv": cv2.__version__, **thread_settings()}
 
 
 def cpu_model() -> str:

@@ -46,7 +46,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a corrupt file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from error
+        # torch's own message runs to many lines and advises weights_only=False, which is
+        # wrong advice for a damaged file and unsafe for a foreign one
+        raise CheckpointError(f"{path}: not a readable checkpoint: the file is damaged "
+                              "(cut short by a full disk or a copy?) or not a comemory "
+                              f"checkpoint ({type(error).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a comemory checkpoint (format {FORMAT} expected)")
     return state

@@ -1,4 +1,9 @@
-"""The ``comemory`` command: synth, prepare, train, evaluate, floor, detect, export, demo."""
+"""comemory: video anomaly detection with the Appearance-Motion Co-memory Network.
+
+Train on footage of normal activity, then score every new frame by how badly the model
+predicts its motion and appearance. Commands: demo, synth, prepare, train, evaluate, floor,
+detect, export, bench. `comemory COMMAND --help` describes each.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,13 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from comemory import storage
+from comemory import __version__, storage
+from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES
 from comemory.config import PRESETS, Config, FlowConfig, apply_overrides, load_yaml, preset
+from comemory.cpu import DETECT_THREADS, use_threads
 from comemory.data import datasets
 from comemory.data.datasets import dataset_names
-from comemory.data.prepared import PreparedVideo, load_split
+from comemory.data.prepared import PreparedVideo, prepare_split, read_split
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.errors import ComemoryError
+from comemory.errors import ComemoryError, Interrupted
 from comemory.evaluation import evaluate, evaluate_floor
 from comemory.training import train
 
@@ -23,24 +30,44 @@ from comemory.training import train
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(format="comemory: %(message)s", level=logging.WARNING)
     try:
+        if getattr(args, "threads", None) is not None:
+            use_threads(args.threads)
         args.run(args)
+    except Interrupted as stopped:
+        print(f"comemory: {stopped}", file=sys.stderr)
+        return 130
     except ComemoryError as error:
         print(f"comemory: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("comemory: interrupted; `comemory train --resume` continues a run", file=sys.stderr)
+        print(f"comemory: interrupted; {args.on_interrupt}", file=sys.stderr)
         return 130
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="comemory", description=__doc__)
+    parser = argparse.ArgumentParser(prog="comemory", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"comemory {__version__}",
+                        help="print the version and exit")
+    parser.set_defaults(on_interrupt="nothing partial was kept")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="synthesise a scene, train the tiny preset on it, "
+                               "evaluate (about a minute)")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"),
+                      help="folder for the data, the run and the results (default runs/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
+    _add_threads_argument(demo)
+    demo.set_defaults(run=_demo, on_interrupt="run the same command again: it continues "
+                      "the training where it stopped")
 
     synth = commands.add_parser("synth", help="write a synthetic dataset with labels")
     synth.add_argument("--out", required=True, type=Path, help="dataset folder to create")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0,
+                       help="seed: the same seed writes the same scene")
     synth.set_defaults(run=_synth)
 
     prepare = commands.add_parser(
@@ -52,17 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_arguments(prepare)
     prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                          help="videos prepared at once (default: all cores)")
-    prepare.set_defaults(run=_prepare)
+    _add_threads_argument(prepare)
+    prepare.set_defaults(run=_prepare, on_interrupt="run it again: videos already prepared "
+                         "are kept in the cache")
 
     train = commands.add_parser("train", help="train on the training split and calibrate")
     _add_data_arguments(train, labels=False)
     train.add_argument("--out", required=True, type=Path, help="run folder for checkpoint and logs")
     _add_config_arguments(train)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.set_defaults(run=_train)
+    _add_threads_argument(train, "train.threads")
+    train.set_defaults(run=_train, on_interrupt="`comemory train --resume` with the same "
+                       "options continues the run from its last checkpoint")
 
     evaluate = commands.add_parser("evaluate", help="score the test split and measure AUC")
-    evaluate.add_argument("--checkpoint", required=True, type=Path)
+    evaluate.add_argument("--checkpoint", required=True, type=Path,
+                          help="a finished run's checkpoint.pt")
     _add_data_arguments(evaluate)
     evaluate.add_argument("--out", required=True, type=Path, help="folder for metrics and plots")
     evaluate.add_argument("--flow", choices=["dis", "farneback", "flo"],
@@ -72,13 +104,17 @@ def _parser() -> argparse.ArgumentParser:
                           help="with --flow flo: <dir>/testing/<video>/*.flo")
     evaluate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
-    evaluate.set_defaults(run=_evaluate)
+    _add_threads_argument(evaluate)
+    evaluate.set_defaults(run=_evaluate, on_interrupt="run it again: prepared videos are "
+                          "kept in the cache")
 
     floor = commands.add_parser("floor", help="measure the training-free flow-magnitude floor")
     _add_data_arguments(floor)
     floor.add_argument("--out", required=True, type=Path, help="folder for metrics and plots")
     _add_config_arguments(floor)
-    floor.set_defaults(run=_floor)
+    _add_threads_argument(floor)
+    floor.set_defaults(run=_floor, on_interrupt="run it again: prepared videos are kept in "
+                       "the cache")
 
     detect = commands.add_parser(
         "detect", help="score a video, folder, camera or stream; write alerts and pictures",
@@ -87,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
         "scores.jsonl (as frames come), events.json, annotated.mp4 and scores.png.")
     detect.add_argument("source", help="a video file, a folder of frames, a folder of videos, "
                         "a camera index (0) or a stream URL (rtsp://, http://)")
-    detect.add_argument("--checkpoint", required=True, type=Path)
+    detect.add_argument("--checkpoint", required=True, type=Path,
+                        help="a finished run's checkpoint.pt")
     detect.add_argument("--out", type=Path, help="output folder (default runs/detect)",
                         default=Path("runs/detect"))
     alarm = detect.add_mutually_exclusive_group()
@@ -95,54 +132,78 @@ def _parser() -> argparse.ArgumentParser:
                        "the checkpoint's, set on held-out normal frames)")
     alarm.add_argument("--false-alarm-rate", type=float, help="set the threshold for this "
                        "rate on the checkpoint's held-out normal frames, e.g. 0.001")
-    detect.add_argument("--min-event-frames", type=int, default=3,
-                        help="drop events shorter than this (default 3)")
-    detect.add_argument("--event-gap", type=int, default=5, help="join events separated by "
-                        "up to this many normal frames (default 5)")
+    detect.add_argument("--min-event-frames", type=int, default=MIN_EVENT_FRAMES,
+                        help=f"drop events shorter than this (default {MIN_EVENT_FRAMES})")
+    detect.add_argument("--event-gap", type=int, default=EVENT_GAP, help="join events "
+                        f"separated by up to this many normal frames (default {EVENT_GAP})")
     detect.add_argument("--no-video", dest="video", action="store_false",
                         help="skip annotated.mp4")
-    detect.add_argument("--engine", choices=["torch", "onnx"], default="torch")
+    detect.add_argument("--engine", choices=["torch", "onnx"], default="torch",
+                        help="run the network in PyTorch (default) or ONNX Runtime")
     detect.add_argument("--onnx", type=Path, help="with --engine onnx: the exported model")
-    detect.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+    detect.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
                         help="torch engine: bf16 autocast for the network (faster on CPUs "
-                        "with AVX-512 bf16; see `comemory bench`)")
+                        "with native bf16, far slower without), auto (bf16 where native); "
+                        "default fp32")
     detect.add_argument("--channels-last", action="store_true",
                         help="torch engine: NHWC convolutions")
     detect.add_argument("--reconnect-seconds", type=float, default=30.0,
                         help="how long to keep reopening a dropped camera or stream")
+    _add_threads_argument(detect, default=DETECT_THREADS)
     detect.set_defaults(run=_detect)
 
     export = commands.add_parser("export", help="write the model as ONNX or TorchScript")
-    export.add_argument("--checkpoint", required=True, type=Path)
-    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--checkpoint", required=True, type=Path,
+                        help="a finished run's checkpoint.pt")
+    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx",
+                        help="file format (default onnx)")
     export.add_argument("--out", type=Path, help="file to write (default: beside the "
                         "checkpoint, model.onnx or model.pt)")
     export.set_defaults(run=_export)
 
     bench = commands.add_parser("bench", help="measure detection speed, stage by stage")
     bench.add_argument("--presets", nargs="+", choices=sorted(PRESETS),
-                       default=["tiny", "cpu", "paper"])
+                       default=["tiny", "cpu", "paper"], help="presets to measure "
+                       "(default: all three)")
     bench.add_argument("--frames", type=int, default=150, help="frames per variant")
     bench.add_argument("--seconds", type=float, default=60.0,
                        help="at most this long per variant")
     bench.add_argument("--source", type=Path, help="a video to read (default: a synthetic "
                        "360x240 scene)")
-    bench.add_argument("--out", type=Path, default=Path("benchmarks/results/detect_speed.json"))
+    bench.add_argument("--out", type=Path, default=Path("runs/bench/detect_speed.json"),
+                       help="JSON file for the figures (default runs/bench/detect_speed.json)")
+    _add_threads_argument(bench, default=DETECT_THREADS)
     bench.set_defaults(run=_bench)
-
-    demo = commands.add_parser("demo", help="synthesise, train the tiny preset, evaluate")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_threads_argument(parser: argparse.ArgumentParser, config_key: str = "",
+                          default: int | None = None) -> None:
+    also = f" (sets {config_key})" if config_key else ""
+    if default is None:
+        text = ("CPU threads for PyTorch and OpenCV; default one per core. On a machine "
+                "shared with other heavy work, give each process its share" + also)
+    else:  # detection: one frame at a time is too little work to share out between cores
+        text = (f"CPU threads for PyTorch and OpenCV (default {default}: as fast as two for "
+                "the tiny and cpu presets and fair to other processes; the paper preset "
+                "runs twice as fast on 2)")
+    parser.add_argument("--threads", type=_non_negative_int, metavar="N", default=default,
+                        help=text)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, labels: bool = True) -> None:
     parser.add_argument("--root", "--data", dest="root", required=True, type=Path,
                         help="dataset root folder")
-    parser.add_argument("--dataset", default="frames", choices=dataset_names(),
-                        help="layout of --root (default: frames, the MNAD layout); see "
-                        "`comemory prepare --help`")
+    parser.add_argument("--dataset", default="frames", choices=dataset_names(), metavar="LAYOUT",
+                        help="layout of --root: " + ", ".join(dataset_names()) + " (default: "
+                        "frames, the MNAD layout); see `comemory prepare --help`")
     if labels:
         parser.add_argument("--labels", type=Path, help="test labels replacing the layout's "
                             "own: .npy (frames), .m (ucsd), .csv (videos), a folder of .npy "
@@ -166,10 +227,11 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(preset_name: str, config_file: Path | None, overrides: list[str]) -> Config:
+    """The preset, then the YAML file, then the overrides; checked before any work."""
     config = preset(preset_name)
     if config_file is not None:
         config = load_yaml(config_file, base=config)
-    return apply_overrides(config, overrides)
+    return apply_overrides(config, overrides).check()
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -179,10 +241,11 @@ def _synth(args: argparse.Namespace) -> None:
 
 def _prepare(args: argparse.Namespace) -> None:
     config = build_config(args.preset, args.config, args.overrides)
-    for split in ("training", "testing"):
-        videos = load_split(args.root, split, config, args.cache_dir, args.labels, args.dataset,
-                            workers=args.workers)
-        print(_describe_split(split, videos))
+    splits = {split: read_split(args.root, split, args.labels, args.dataset)  # checks all
+              for split in ("training", "testing")}                          # inputs first
+    for split, videos in splits.items():
+        prepared = prepare_split(videos, split, config, args.cache_dir, workers=args.workers)
+        print(_describe_split(split, prepared))
 
 
 def _describe_split(split: str, videos: list[PreparedVideo]) -> str:
@@ -199,7 +262,9 @@ def _describe_split(split: str, videos: list[PreparedVideo]) -> str:
 
 
 def _train(args: argparse.Namespace) -> None:
-    config = build_config(args.preset, args.config, args.overrides)
+    overrides = args.overrides + ([f"train.threads={args.threads}"]
+                                  if args.threads is not None else [])
+    config = build_config(args.preset, args.config, overrides)
     checkpoint = train(config, args.root, args.out, args.cache_dir, resume=args.resume,
                        dataset=args.dataset)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, the main process speaks
@@ -227,7 +292,6 @@ def _floor(args: argparse.Namespace) -> None:
 def _detect(args: argparse.Namespace) -> None:
     from comemory.detection import detect  # imports OpenCV's video writer only when needed
 
-    logging.basicConfig(format="comemory: %(message)s", level=logging.WARNING)
     summaries = detect(args.source, args.checkpoint, args.out, args.threshold,
                        args.false_alarm_rate, args.min_event_frames, args.event_gap,
                        args.video, args.engine, args.onnx, args.reconnect_seconds,
@@ -262,6 +326,8 @@ def _demo(args: argparse.Namespace) -> None:
     if not (data / "frame_labels_synth.npy").exists():
         synthesize(data, SynthSpec(seed=args.seed))
     config = preset("tiny")
+    if args.threads is not None:
+        config.train.threads = args.threads
     checkpoint = train(config, data, run, cache, resume=True)
     metrics = evaluate(checkpoint, data, args.out / "eval", cache)
     print(format_metrics(metrics))

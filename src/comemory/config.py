@@ -9,12 +9,15 @@ A YAML file mirrors the sections below::
 from __future__ import annotations
 
 import copy
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from comemory.cpu import PRECISIONS
 from comemory.errors import ConfigError
 
 
@@ -49,8 +52,10 @@ class TrainConfig:
     lambda_motion_compact: float = 0.1
     lambda_motion_separate: float = 0.1
     margin: float = 1.0  # alpha of the separateness (triplet) loss
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
-    precision: str = "fp32"  # fp32 | bf16 (autocast; about 2x faster on AVX-512 CPUs)
+    threads: int = 0  # CPU threads for torch and OpenCV; 0 = one per core
+    # fp32 | bf16 (autocast: about 2x faster with native bf16, ~50x slower without) | auto
+    # (bf16 where the device has it natively, else fp32)
+    precision: str = "fp32"
     channels_last: bool = False  # NHWC memory layout: faster convolutions on CPU
     device: str = "auto"  # auto (a GPU if there is one) | cpu | cuda
     compile: bool = False  # torch.compile the model for training
@@ -78,6 +83,16 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return asdict(self)
 
+    def check(self) -> Config:
+        """Raise ConfigError naming the first setting no run could use; return self.
+
+        Called before any data is read or any file written, so that a typo costs a
+        one-line error, not an hour of preparation followed by a traceback.
+        """
+        for problem in _problems(self):
+            raise ConfigError(problem)
+        return self
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         return merge(cls(), data, source)
@@ -86,11 +101,12 @@ class Config:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The thesis's setup (section 4.1.2): 256x256, C = 512, memory 10, Adam 1e-4.
     "paper": {},
-    # Trains Ped2 in under 30 min on 2 CPU cores: a quarter of the pixels, a quarter of
-    # the width, bf16 autocast and channels_last (25 frames/s against 4 at fp32, width 0.5).
+    # Trains Ped2 in under 30 min on 2 CPU cores with native bf16: a quarter of the pixels,
+    # a quarter of the width, bf16 autocast where the CPU has it, and channels_last (25
+    # frames/s against 4 at fp32, width 0.5, on an AVX-512 BF16 CPU).
     "cpu": {
         "model": {"image_size": 128, "channels": 1, "width": 0.25},
-        "train": {"epochs": 15, "batch_size": 8, "lr": 2e-4, "precision": "bf16",
+        "train": {"epochs": 15, "batch_size": 8, "lr": 2e-4, "precision": "auto",
                   "channels_last": True},
         "score": {"patch_size": 8},
     },
@@ -101,6 +117,70 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "score": {"patch_size": 8},
     },
 }
+
+
+ARCHITECTURES = ("comemory", "mnad")
+FLOW_METHODS = ("dis", "farneback", "flo")
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _problems(config: Config) -> list[str]:
+    """Every setting of ``config`` that is out of range, as messages naming the key."""
+    model, flow, train, score = config.model, config.flow, config.train, config.score
+    finite = math.isfinite
+    checks = [
+        (model.architecture in ARCHITECTURES,
+         f"model.architecture must be one of {list(ARCHITECTURES)}, got {model.architecture!r}"),
+        (model.image_size >= 16 and model.image_size % 8 == 0,
+         f"model.image_size must be a multiple of 8 and at least 16 (the U-Net halves it "
+         f"three times), got {model.image_size}"),
+        (model.channels in (1, 3), f"model.channels must be 1 (grey) or 3 (colour), "
+         f"got {model.channels}"),
+        (finite(model.width) and model.width > 0, f"model.width must be > 0, got {model.width}"),
+        (model.appearance_memory >= 0 and model.motion_memory >= 0,
+         "model.appearance_memory and model.motion_memory must be >= 0 (0 = no memory)"),
+        (model.architecture != "mnad" or model.appearance_memory > 0,
+         "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
+        (flow.method in FLOW_METHODS,
+         f"flow.method must be one of {list(FLOW_METHODS)}, got {flow.method!r}"),
+        (flow.method != "dis" or flow.preset in DIS_PRESETS,
+         f"flow.preset must be one of {list(DIS_PRESETS)}, got {flow.preset!r}"),
+        (flow.method != "flo" or bool(flow.flo_dir),
+         "flow.method flo needs flow.flo_dir, the folder of precomputed .flo files"),
+        (train.epochs >= 1, f"train.epochs must be at least 1, got {train.epochs}"),
+        (train.batch_size >= 1, f"train.batch_size must be at least 1, got {train.batch_size}"),
+        (finite(train.lr) and train.lr > 0, f"train.lr must be a number > 0, got {train.lr}"),
+        (finite(train.weight_decay) and train.weight_decay >= 0,
+         f"train.weight_decay must be >= 0, got {train.weight_decay}"),
+        (all(finite(v) and v >= 0 for v in _loss_weights(train)),
+         "train.lambda_* loss weights must be numbers >= 0"),
+        (finite(train.margin) and train.margin >= 0,
+         f"train.margin must be >= 0, got {train.margin}"),
+        (train.threads >= 0, f"train.threads must be >= 0 (0 = one per core), "
+         f"got {train.threads}"),
+        (train.precision in PRECISIONS,
+         f"train.precision must be auto, fp32 or bf16, got {train.precision!r}"),
+        (DEVICE_PATTERN.fullmatch(train.device) is not None,
+         f"train.device must be auto, cpu, cuda or cuda:N, got {train.device!r}"),
+        (train.checkpoint_every >= 0,
+         f"train.checkpoint_every must be >= 0 (0 = at epoch ends only), "
+         f"got {train.checkpoint_every}"),
+        (0.0 <= train.holdout_fraction < 1.0,
+         f"train.holdout_fraction must be in [0, 1), got {train.holdout_fraction}"),
+        (1 <= score.patch_size <= model.image_size,
+         f"score.patch_size must be between 1 and model.image_size ({model.image_size}), "
+         f"got {score.patch_size}"),
+        (score.patch_stride >= 1, f"score.patch_stride must be >= 1, got {score.patch_stride}"),
+        (finite(score.lambda_s), f"score.lambda_s must be a finite number, got {score.lambda_s}"),
+        (0.0 < score.false_alarm_rate < 1.0,
+         f"score.false_alarm_rate must be between 0 and 1, got {score.false_alarm_rate}"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def _loss_weights(train: TrainConfig) -> list[float]:
+    return [value for name, value in asdict(train).items() if name.startswith("lambda_")]
 
 
 def preset(name: str) -> Config:

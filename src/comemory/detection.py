@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -25,18 +26,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from comemory import plots, storage
-from comemory.alerts import Event, EventGrouper, threshold_for
+from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES, Event, EventGrouper, threshold_for
 from comemory.annotate import AnnotatedVideo
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
+from comemory.cpu import PRECISIONS, resolve_precision
 from comemory.data.flow import FlowEstimator
 from comemory.data.frames import as_bgr, resize_frame
 from comemory.data.prepared import to_model_range
 from comemory.data.stream import open_sources
-from comemory.errors import CheckpointError, DataError
+from comemory.errors import CheckpointError, ConfigError, DataError, Interrupted
+from comemory.progress import progress as progress_bar
 from comemory.scoring import (
     Calibration,
     FrameScorer,
@@ -100,16 +102,18 @@ class Detector:
         """A detector from a calibrated checkpoint. The threshold is ``threshold`` if given,
         else the one for ``false_alarm_rate`` on the checkpoint's held-out normal scores,
         else the checkpoint's own. ``engine``: "torch", or "onnx" with the file written by
-        ``comemory export`` (``onnx_path``). ``precision`` (fp32 or bf16 autocast) and
-        ``channels_last`` apply to the torch engine."""
+        ``comemory export`` (``onnx_path``). ``precision`` (fp32, bf16 autocast, or auto:
+        bf16 where the CPU has it natively) and ``channels_last`` apply to the torch
+        engine."""
         state = load_checkpoint(path)
         model, config, calibration = model_from_checkpoint(state, path)
         chosen = _choose_threshold(calibration, threshold, false_alarm_rate, path)
         if engine == "torch":
-            if precision not in ("fp32", "bf16"):
-                raise CheckpointError(f"precision must be fp32 or bf16, got {precision!r}")
-            runner = torch_engine(FrameScorer(model, config.score), precision == "bf16",
-                                  channels_last)
+            if precision not in PRECISIONS:
+                raise ConfigError(f"precision must be one of {list(PRECISIONS)}, "
+                                  f"got {precision!r}")
+            runner = torch_engine(FrameScorer(model, config.score),
+                                  resolve_precision(precision) == "bf16", channels_last)
         elif engine == "onnx":
             from comemory.export import onnx_engine  # onnxruntime is an optional extra
 
@@ -134,7 +138,7 @@ class Detector:
         image = _checked_bgr(frame)
         current = resize_frame(image, size, channels)
         result = FrameResult(video, index, time_s, None, False, image=image)
-        flow_in = (self.flow(self._frames[-1], current)
+        flow_in = (_as_cached(self.flow(self._frames[-1], current))
                    if self.uses_flow and self._frames else None)
         self.stage_seconds["flow"] += time.perf_counter() - started
         if len(self._frames) == self.past_frames:
@@ -152,8 +156,8 @@ class Detector:
 
     def run_stream(self, stream, progress: bool = True) -> Iterator[FrameResult]:
         self.reset()
-        bar = tqdm(total=stream.total, desc=stream.name, unit="frame", disable=not progress,
-                   leave=False)
+        bar = progress_bar(desc=stream.name, total=stream.total, unit="frame",
+                           disable=not progress)
         frames = iter(stream)
         try:
             while True:
@@ -195,6 +199,13 @@ class Detector:
         return result
 
 
+def _as_cached(flow: np.ndarray) -> np.ndarray:
+    """A live flow rounded as the cache stores flows (float16), so that ``detect`` and
+    ``evaluate`` score a video from the same numbers: without it, a near tie between two
+    patches could go one way live and the other way offline."""
+    return flow.astype(np.float16).astype(np.float32)
+
+
 def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = False) -> Engine:
     """Run a FrameScorer in PyTorch without gradients: fp32, or the network under bf16
     autocast (errors and scores stay fp32); ``channels_last`` runs convolutions NHWC."""
@@ -215,7 +226,8 @@ def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = 
 
 def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
            threshold: float | None = None, false_alarm_rate: float | None = None,
-           min_event_frames: int = 1, event_gap: int = 0, video: bool = True,
+           min_event_frames: int = MIN_EVENT_FRAMES, event_gap: int = EVENT_GAP,
+           video: bool = True,
            engine: str = "torch", onnx_path: str | Path | None = None,
            reconnect_seconds: float = 30.0, progress: bool = True, precision: str = "fp32",
            channels_last: bool = False) -> list[dict]:
@@ -223,20 +235,41 @@ def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
 
     Each video gets a folder under ``out_dir`` (named after it) with scores.csv and
     scores.jsonl (a row per frame, flushed as written), events.json, annotated.mp4
-    (unless ``video`` is False) and scores.png.
+    (unless ``video`` is False) and scores.png. If the run stops early (Ctrl-C, a stream
+    that cannot be reopened), events.json says ``"complete": false``, where and why it
+    stopped, and marks an event still going on as ``"cut": true``; Ctrl-C then raises
+    Interrupted, whose message says what was kept and how to go on.
     """
+    EventGrouper(min_event_frames, event_gap)  # bad event settings fail before any output
     detector = Detector.from_checkpoint(checkpoint, threshold, false_alarm_rate, engine,
                                         onnx_path, precision, channels_last)
     summaries = []
     for stream in open_sources(source, reconnect_seconds):
-        writer = DetectionWriter(Path(out_dir) / stream.name, detector, stream.fps,
-                                 min_event_frames, event_gap, video)
-        try:
-            for result in detector.run_stream(stream, progress):
-                writer.add(result)
-        finally:
+        folder = Path(out_dir) / stream.name
+        with storage.folder_lock(folder, "detect"):
+            writer = DetectionWriter(folder, detector, stream.fps, min_event_frames,
+                                     event_gap, video)
+            try:
+                for result in detector.run_stream(stream, progress):
+                    writer.add(result)
+            except KeyboardInterrupt:
+                summaries.append(writer.close(stopped_because="interrupted (Ctrl-C)"))
+                raise Interrupted(_interrupted_message(writer, stream)) from None
+            except BaseException as error:
+                writer.close(stopped_because=f"{type(error).__name__}: {error}")
+                raise
             summaries.append(writer.close())
     return summaries
+
+
+def _interrupted_message(writer: DetectionWriter, stream) -> str:
+    where = ("before its first frame" if writer.last_frame is None
+             else f"after frame {writer.last_frame}")
+    again = ("run the same command to watch it again" if stream.live else
+             "run the same command again to score it from the start (a partial run is "
+             "not continued)")
+    return (f"detect interrupted {where} of {stream.name}: the results so far are in "
+            f"{writer.folder}, marked incomplete in events.json; {again}")
 
 
 class DetectionWriter:
@@ -251,6 +284,10 @@ class DetectionWriter:
         self.frames: list[int] = []
         self.scores: list[float] = []
         self.frames_read = 0
+        self.last_frame: int | None = None
+        # frames wait here until it is settled whether they belong to an event, so that the
+        # video labels each frame as events.json does (at most about min + gap frames)
+        self._unsettled: deque[FrameResult] = deque()
         self.started = time.perf_counter()
         self._csv_handle = (folder / "scores.csv").open("w", newline="")
         self._csv = csv.writer(self._csv_handle)
@@ -264,6 +301,7 @@ class DetectionWriter:
 
     def add(self, result: FrameResult) -> None:
         self.frames_read += 1
+        self.last_frame = result.index
         time_text = "" if result.time is None else f"{result.time:.3f}"
         score_text = "" if result.score is None else f"{result.score:.6g}"
         self._csv.writerow([result.index, time_text, score_text, int(result.anomalous),
@@ -282,15 +320,19 @@ class DetectionWriter:
             self.events += closed
             self._write_events(final=False)
         if self._video is not None:
-            self._video.add(result)
+            self._unsettled.append(result)
+            self._release_frames(self.grouper.settled_until())
 
-    def close(self) -> dict:
-        self.events += self.grouper.finish()
+    def close(self, stopped_because: str | None = None) -> dict:
+        """Finish the files. ``stopped_because``: why the source ended early (None when
+        it was read to its end); events.json then says the results are incomplete."""
+        self.events += self.grouper.finish(cut=stopped_because is not None)
         self._csv_handle.close()
         self._jsonl.close()
         if self._video is not None:
+            self._release_frames(None)
             self._video.close()
-        self._write_events(final=True)
+        self._write_events(final=stopped_because is None, stopped_because=stopped_because)
         if self.scores:
             plots.detection_plot(self.folder / "scores.png", np.array(self.frames),
                                  np.array(self.scores), self.detector.threshold,
@@ -303,20 +345,43 @@ class DetectionWriter:
                 "events": len(self.events), "seconds": seconds,
                 "fps": self.frames_read / seconds if seconds > 0 else None}
 
-    def _write_events(self, final: bool) -> None:
+    def _release_frames(self, settled_until: int | None) -> None:
+        """Write the waiting frames before ``settled_until`` (all with None) to the video,
+        each marked as in an event or not, as events.json will say."""
+        while self._unsettled and (settled_until is None
+                                   or self._unsettled[0].index < settled_until):
+            result = self._unsettled.popleft()
+            self._video.add(result, in_event=self._in_event(result.index))
+
+    def _in_event(self, frame: int) -> bool:
+        if self.grouper.confirmed(frame):
+            return True
+        for event in reversed(self.events):  # frames are released in order: look back
+            if event.end_frame < frame:
+                return False
+            if event.start_frame <= frame:
+                return True
+        return False
+
+    def _write_events(self, final: bool, stopped_because: str | None = None) -> None:
         calibration = self.detector.calibration
         record = {"threshold": self.detector.threshold,
                   "threshold_source": calibration.extra.get("threshold_source"),
                   "false_alarm_rate": calibration.false_alarm_rate,
                   "min_event_frames": self.grouper.min_frames,
                   "event_gap": self.grouper.max_gap, "fps": self.fps, "complete": final,
+                  "frames_read": self.frames_read, "last_frame": self.last_frame,
                   "events": [e.to_dict() for e in self.events]}
+        if stopped_because is not None:
+            record["stopped_because"] = stopped_because
         storage.write_text(self.folder / "events.json", json.dumps(record, indent=2))
 
 
 def _choose_threshold(calibration: Calibration, threshold: float | None,
                       false_alarm_rate: float | None, path: str | Path) -> float:
     if threshold is not None:
+        if not math.isfinite(threshold):
+            raise ConfigError(f"the threshold must be a finite number, got {threshold}")
         return float(threshold)
     if false_alarm_rate is not None:
         normal = calibration.extra.get("normal_scores")

@@ -26,6 +26,8 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
+from comemory.errors import ConfigError
+
 
 @dataclass
 class Process:
@@ -44,11 +46,13 @@ class Process:
 def start(device: str = "auto") -> Process:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK,
     LOCAL_RANK, MASTER_ADDR/PORT), or run alone. ``device``: auto (a GPU when there is
-    one), cpu, or cuda."""
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    one), cpu, cuda or cuda:N (alone; under torchrun each process takes its LOCAL_RANK's
+    GPU)."""
+    chosen = resolve_device(device)
+    use_cuda = chosen.type == "cuda"
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return Process(device=torch.device("cuda" if use_cuda else "cpu"))
+        return Process(device=chosen)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
@@ -56,6 +60,22 @@ def start(device: str = "auto") -> Process:
         torch.cuda.set_device(local_rank)
     return Process(dist.get_rank(), dist.get_world_size(),
                    torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch device; a GPU asked for where PyTorch sees none is a
+    ConfigError, not a silent run on the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={name}: PyTorch sees no CUDA GPU here (torch "
+                              f"{torch.__version__}); use train.device=cpu or auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device={name}: only {torch.cuda.device_count()} "
+                              "GPU(s) visible")
+    return torch.device(name)
 
 
 @contextmanager

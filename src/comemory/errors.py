@@ -19,3 +19,11 @@ class CheckpointError(ComemoryError):
 
 class TrainingError(ComemoryError):
     """Training cannot go on (a loss became NaN or infinite); the last checkpoint stays."""
+
+
+class FolderInUse(ComemoryError):
+    """Another comemory process is writing the same run or output folder."""
+
+
+class Interrupted(ComemoryError):
+    """The user stopped a command (Ctrl-C); the message says what was kept and how to go on."""

@@ -20,7 +20,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from comemory import plots, storage
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
@@ -29,6 +28,7 @@ from comemory.data.flow import flow_identity
 from comemory.data.prepared import PreparedVideo, load_split
 from comemory.errors import CheckpointError, DataError
 from comemory.metrics import NORMALISATIONS, PixelAUROC, all_metrics, normalise
+from comemory.progress import progress
 from comemory.scoring import (
     Calibration,
     VideoErrors,
@@ -146,7 +146,7 @@ def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors],
         return None
     maps = [pixel_scores(err, calibration, lambda_s) for _, err in pairs]
     accumulator = PixelAUROC(min(float(m.min()) for m in maps), max(float(m.max()) for m in maps))
-    for (video, err), score_maps in tqdm(zip(pairs, maps, strict=True), total=len(pairs),
+    for (video, err), score_maps in progress(zip(pairs, maps, strict=True), total=len(pairs),
                                          desc="pixel AUROC", unit="video", leave=False):
         masks = video.masks.load()
         for frame, score_map in zip(err.frames, score_maps, strict=True):

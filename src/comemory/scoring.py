@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from comemory.config import ScoreConfig
 from comemory.data.prepared import FrameWindows, PreparedVideo
+from comemory.progress import progress
 
 LOG_FLOOR = 1e-12  # a perfect flow prediction would otherwise score log(0)
 MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
@@ -192,7 +192,7 @@ def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: Sc
     device = next(model.parameters()).device
     samples = FrameWindows(videos, model.past_frames)
     parts: dict[str, list] = {}
-    for batch in tqdm(DataLoader(samples, batch_size=batch_size), desc=desc, unit="batch",
+    for batch in progress(DataLoader(samples, batch_size=batch_size), desc=desc, unit="batch",
                       leave=False):
         out = model(batch["past"].to(device))
         errors = frame_errors(out.flow, batch["flow"].to(device), out.frame,

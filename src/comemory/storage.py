@@ -5,6 +5,7 @@ renames it over the target (``os.replace`` is atomic on POSIX and Windows).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +15,10 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+
+from comemory.errors import FolderInUse
+
+LOCK_NAME = ".comemory.lock"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it: put it straight back
@@ -50,3 +55,30 @@ def write_text(path: str | Path, text: str) -> None:
 def save_torch(path: str | Path, obj: Any) -> None:
     with atomic_open(path) as handle:
         torch.save(obj, handle)
+
+
+@contextmanager
+def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
+    """Hold ``folder`` for this process while the block runs: a second process that asks
+    for it gets FolderInUse at once. The lock is an ``flock`` on a file in the folder, which
+    the operating system releases when the process ends, however it ends (kill -9
+    included), so no stale lock is ever left to clear by hand."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderInUse(f"{folder}: {holder} is writing here; wait for it to end or "
+                              "choose another output folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"comemory {command} (pid {os.getpid()})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the descriptor releases the lock

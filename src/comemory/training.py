@@ -22,16 +22,17 @@ import torch.nn.functional as F
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from comemory import distributed, storage
 from comemory.alerts import summarise_normal_scores, threshold_for
 from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
+from comemory.cpu import resolve_precision, use_threads
 from comemory.data.flow import flow_identity
 from comemory.data.prepared import FrameWindows, PreparedVideo, load_split, split_holdout
-from comemory.errors import CheckpointError, ConfigError, TrainingError
+from comemory.errors import CheckpointError, TrainingError
 from comemory.model import ModelOutput, build_model
+from comemory.progress import progress
 from comemory.scoring import (
     Calibration,
     VideoErrors,
@@ -70,12 +71,19 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     Under torchrun each process trains on its share of every global batch (DDP); only the
     main process writes the run folder. See ``comemory.distributed``.
     """
+    config.check()  # before anything is read or written
     process = distributed.start(config.train.device)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not process.is_main:  # only the main process writes, so only it holds the folder
+        return _train(config, data_root, out_dir, cache_dir, resume, dataset, process)
+    with storage.folder_lock(out_dir, "train"):
+        return _train(config, data_root, out_dir, cache_dir, resume, dataset, process)
+
+
+def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str | Path | None,
+           resume: bool, dataset: str, process: distributed.Process) -> Path:
     checkpoint_path = out_dir / "checkpoint.pt"
-    if config.train.threads > 0:
-        torch.set_num_threads(config.train.threads)
+    use_threads(config.train.threads)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, margin=config.train.margin).to(process.device)
     if process.world_size > 1:  # before the optimizer: the new layers have new parameters
@@ -101,7 +109,7 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step) if process.is_main else None
-    bf16 = _check_precision(config.train)
+    bf16 = resolve_precision(config.train.precision, process.device) == "bf16"
     if config.train.channels_last:  # convolutions then run NHWC whatever the input layout
         model = model.to(memory_format=torch.channels_last)
     network = _parallel(model, process, config.train.compile)
@@ -121,9 +129,10 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
         indices = _epoch_indices(len(samples), config.train.seed, epoch, process)
         done = step - epoch * steps_per_epoch  # batches of this epoch trained before a resume
         loader = DataLoader(samples, batch_size=batch_size, sampler=indices[done * batch_size:])
-        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch",
-                        initial=done, total=steps_per_epoch, disable=not process.is_main)
-        for batch in progress:
+        bar = progress(loader, desc=f"epoch {epoch + 1}/{config.train.epochs}", unit="batch",
+                       initial=done, total=steps_per_epoch, disable=not process.is_main,
+                       leave=True)
+        for batch in bar:
             past, flows, target = (batch[k].to(process.device) for k in ("past", "flow", "target"))
             with torch.autocast(process.device.type, dtype=torch.bfloat16, enabled=bf16):
                 losses = training_losses(network(past), flows, target, config.train)
@@ -138,7 +147,7 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
             step += 1
             if log is not None:
                 log.write(epoch + 1, step, logged)
-            progress.set_postfix(loss=f"{logged['total'].item():.4f}")
+            bar.set_postfix(loss=f"{logged['total'].item():.4f}")
             if every > 0 and step % every == 0 and step % steps_per_epoch != 0:
                 save(epoch)
                 saved_step = step
@@ -183,13 +192,6 @@ def _mean_losses(losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     values = distributed.mean_over_processes(torch.stack([losses[n].detach().float()
                                                           for n in names]))
     return dict(zip(names, values, strict=True))
-
-
-def _check_precision(config: TrainConfig) -> bool:
-    """True for bf16 autocast; raises ConfigError on an unknown precision."""
-    if config.precision not in ("fp32", "bf16"):
-        raise ConfigError(f"train.precision must be fp32 or bf16, got {config.precision!r}")
-    return config.precision == "bf16"
 
 
 def _restore(path: Path, config: Config, model: torch.nn.Module,

@@ -62,7 +62,7 @@ class FlowEstimator:
 def estimate_flows(frames: np.ndarray, config: FlowConfig) -> np.ndarray:
     """frames: uint8 (T, H, W, C) -> float32 (T-1, H, W, 2), flow from frame t to t+1."""
     estimator = FlowEstimator(config)
-    pairs = [estimator(a, b) for a, b in zip(frames[:-1], frames[1:])]
+    pairs = [estimator(a, b) for a, b in zip(frames[:-1], frames[1:], strict=True)]
     return np.stack(pairs).astype(np.float32)
 
 

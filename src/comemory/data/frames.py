@@ -7,6 +7,7 @@ frames' original resolution.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from comemory.errors import DataError
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 MIN_FRAMES = 3  # the model needs two past frames and one to predict
+
+log = logging.getLogger("comemory.data")
 
 
 def list_frames(folder: Path) -> list[Path]:
@@ -78,7 +81,14 @@ class VideoFile:
         return self.path
 
     def frame_count(self) -> int | None:
-        return None  # container headers are unreliable; known once decoded
+        """The frame count the file's header promises (None if it gives none); a damaged
+        or cut file may decode fewer, which ``read`` reports."""
+        capture = self._open()
+        try:
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        finally:
+            capture.release()
+        return count if count > 0 else None
 
     def fingerprint(self) -> str:
         stat = self.path.stat()
@@ -100,6 +110,11 @@ class VideoFile:
         if len(frames) < MIN_FRAMES:
             raise DataError(f"{self.path}: decoded {len(frames)} frame(s); the file is "
                             f"damaged, empty or in a codec OpenCV lacks (need {MIN_FRAMES}+)")
+        promised = self.frame_count()
+        if promised is not None and len(frames) < promised:
+            log.warning("%s: the file's header promises %d frames but only %d decode (a cut "
+                        "or damaged file?); using the %d", self.path, promised, len(frames),
+                        len(frames))
         return np.stack(frames)
 
     def resolution(self) -> tuple[int, int]:

@@ -164,16 +164,22 @@ def read_ucsd_ranges(path: Path) -> list[list[tuple[int, int]]]:
 
 
 def read_labels_csv(path: Path) -> dict[str, list[tuple[int, int]]]:
-    """``video,start_frame,end_frame`` rows (0-based, inclusive) -> spans per video name."""
+    """``video,start_frame,end_frame`` rows (0-based, inclusive) -> spans per video name.
+
+    Read as spreadsheets save CSV: a UTF-8 byte-order mark ("CSV UTF-8" in Excel) and
+    spaces after the commas are accepted.
+    """
     if not path.is_file():
         raise DataError(f"{path}: labels file not found")
     spans: dict[str, list[tuple[int, int]]] = {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
         expected = {"video", "start_frame", "end_frame"}
+        if reader.fieldnames is not None:
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
         if reader.fieldnames is None or not expected <= set(reader.fieldnames):
-            raise DataError(f"{path}: the header must be video,start_frame,end_frame, "
-                            f"got {reader.fieldnames}")
+            raise DataError(f"{path}: the first line must be the header "
+                            f"video,start_frame,end_frame; got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             try:
                 start, end = int(row["start_frame"]), int(row["end_frame"])

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from comemory import storage
 from comemory.config import Config
@@ -33,6 +32,7 @@ from comemory.data.datasets import Video, read_dataset
 from comemory.data.flow import estimate_flows, flow_identity, load_flo_flows
 from comemory.data.labels import MaskSource
 from comemory.errors import DataError
+from comemory.progress import progress
 
 
 def default_cache_dir() -> Path:
@@ -56,12 +56,42 @@ class PreparedVideo:
 def load_split(root: str | Path, split: str, config: Config, cache_dir: str | Path | None = None,
                labels_path: str | Path | None = None, dataset: str = "frames",
                workers: int | None = None) -> list[PreparedVideo]:
-    """Read ``split`` in the ``dataset`` layout and prepare every video, with a progress bar.
+    """Read ``split`` in the ``dataset`` layout, check it, and prepare every video."""
+    videos = read_split(root, split, labels_path, dataset)
+    return prepare_split(videos, split, config, cache_dir, workers)
+
+
+def read_split(root: str | Path, split: str, labels_path: str | Path | None = None,
+               dataset: str = "frames") -> list[Video]:
+    """The videos of ``split``, with every input checked that can be checked without
+    decoding them all: each video opens, and its labels and masks fit its frame count
+    (a video file's count as its header promises it; checked again once decoded). Seconds,
+    where preparing takes minutes: a wrong label file is reported before the long work."""
+    videos = read_dataset(dataset, root, split, labels_path)
+    for video in videos:
+        check_video(video)
+    return videos
+
+
+def check_video(video: Video) -> None:
+    """Raise DataError if ``video`` cannot be opened or its ground truth cannot fit it."""
+    video.source.resolution()  # opens the video, or its first image, and decodes a frame
+    count = video.source.frame_count()
+    if count is None:
+        return
+    if video.labels is not None:
+        video.labels.resolve(count, video.name)
+    _check_mask_count(video, count)
+
+
+def prepare_split(videos: list[Video], split: str, config: Config,
+                  cache_dir: str | Path | None = None,
+                  workers: int | None = None) -> list[PreparedVideo]:
+    """Prepare every video of a split (decode, resize, flow; cached), with a progress bar.
 
     ``workers`` videos are prepared at once, by default one per core (OpenCV releases the
     GIL while it decodes and estimates flow, so threads use the cores).
     """
-    videos = read_dataset(dataset, root, split, labels_path)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     flo_root = Path(config.flow.flo_dir) / split if config.flow.method == "flo" else None
 
@@ -69,7 +99,7 @@ def load_split(root: str | Path, split: str, config: Config, cache_dir: str | Pa
         return prepare_video(video, config, cache_dir, flo_root)
 
     with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
-        return list(tqdm(pool.map(prepare, videos), total=len(videos),
+        return list(progress(pool.map(prepare, videos), total=len(videos),
                          desc=f"preparing {split}", unit="video", leave=False))
 
 
@@ -117,11 +147,15 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
 
     flows = _cached(flow_path, lambda: compute_flows().astype(np.float16), meta=record)
     labels = video.labels.resolve(len(frames), video.name) if video.labels else None
-    if video.masks is not None and video.masks.count() != len(frames):
-        raise DataError(f"{video.masks.source}: {video.masks.count()} masks for video "
-                        f"{video.name!r}, which has {len(frames)} frames")
+    _check_mask_count(video, len(frames))
     return PreparedVideo(video.name, frames, flows, video.source.resolution(), labels,
                          video.masks)
+
+
+def _check_mask_count(video: Video, frame_count: int) -> None:
+    if video.masks is not None and video.masks.count() != frame_count:
+        raise DataError(f"{video.masks.source}: {video.masks.count()} masks for video "
+                        f"{video.name!r}, which has {frame_count} frames")
 
 
 def _cached(path: Path, compute: Callable[[], np.ndarray], meta: dict | None = None) -> np.ndarray:

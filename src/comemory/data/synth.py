@@ -15,7 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+
+from comemory.progress import progress
 
 ANOMALY_KINDS = ("fast", "large", "against")
 SUBPIXEL_BITS = 4  # cv2 drawing with 1/16 pixel positions, so slow motion is smooth
@@ -53,7 +54,7 @@ def synthesize(out: str | Path, spec: SynthSpec | None = None) -> dict[str, int]
     labels: list[np.ndarray] = []
     jobs = [("training", i, None) for i in range(spec.train_videos)]
     jobs += [("testing", i, ANOMALY_KINDS[i % len(ANOMALY_KINDS)]) for i in range(spec.test_videos)]
-    for split, index, kind in tqdm(jobs, desc="synthesising", unit="video", leave=False):
+    for split, index, kind in progress(jobs, desc="synthesising", unit="video"):
         frames, masks = _render_video(rng, background, spec, kind)
         name = f"{index + 1:02d}"
         _write_images(out / split / "frames" / name, frames)

@@ -12,6 +12,10 @@ Targets (issue 9): each of two detects keeps >= 40 % of its solo frames/s; a tra
 a detect keeps >= 40 % of its solo steps/s. Rates come from the processes' own clocks
 (detect's frames/s, the checkpoint's training seconds), so start-up time is left out.
 
+With --steps it times instead one training step alone (batch 8, fp32, channels_last;
+benchmarks/train_speed.py's step) of the `tiny` and `cpu` models under the wait settings
+and thread counts, into the same JSON under "steps": what sleeping threads cost alone.
+
 The "spinning" setting is comemory before it chose a wait policy: torch is imported before
 comemory, so OpenMP keeps its default of spinning a few milliseconds after each operator.
 Writes benchmarks/results/thread_fairness.json; settings not measured in this run keep
@@ -65,9 +69,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path,
                         default=PROJECT / "benchmarks" / "results" / "thread_fairness.json")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--steps", action="store_true",
+                        help="time one training step alone per setting instead")
     args = parser.parse_args()
     record = json.loads(args.out.read_text()) if args.out.exists() else {"settings": {}}
     record.update(machine=machine(), clip_frames=CLIP_FRAMES, train_epochs=TRAIN_EPOCHS)
+    if args.steps:
+        record["steps"] = step_times()
+        storage.write_text(args.out, json.dumps(record, indent=2))
+        print(json.dumps(record["steps"], indent=1))
+        return 0
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         inputs = _inputs(work)
@@ -136,6 +147,31 @@ def measure(name: str, inputs: dict[str, Path], work: Path) -> dict:
         "detect_fps_beside_train": detect_fps_beside,
         "detect_ran_through_training": still_running,
     }
+
+
+# model name -> (input size, width) as in the presets
+STEP_MODELS = {"tiny": (64, 0.125), "cpu": (128, 0.25)}
+STEP_SETTINGS = {
+    "spinning, 2 threads": (UNSET, 2, True),
+    "sleep at once, 2 threads": (UNSET, 2, False),
+    "sleep at once, 1 thread": (UNSET, 1, False),
+}
+STEP_CODE = ("import sys, runpy; {first}import comemory, torch; torch.set_num_threads({threads});"
+             " step = runpy.run_path('benchmarks/train_speed.py')['step_seconds'];"
+             " print(step({size}, {width}, False, True))")
+
+
+def step_times() -> dict:
+    """Milliseconds per training step, alone, for each model and setting."""
+    result = {}
+    for model, (size, width) in STEP_MODELS.items():
+        for name, (env_changes, threads, torch_first) in STEP_SETTINGS.items():
+            code = STEP_CODE.format(first="import torch; " if torch_first else "",
+                                    threads=threads, size=size, width=width)
+            seconds = float(_run([sys.executable, "-c", code], env_changes).strip())
+            result[f"{model}, {name}"] = round(seconds * 1e3, 1)
+            print(f"{model}, {name}: {seconds * 1e3:.1f} ms", flush=True)
+    return result
 
 
 def markdown_table(record: dict) -> str:

@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"),
                       help="folder for the data, the run and the results (default runs/demo)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
-    _add_threads_argument(demo)
+    demo.add_argument("--threads", type=_non_negative_int, metavar="N",
+                      help="CPU threads for PyTorch and OpenCV (default: the tiny preset's 1, "
+                      "faster than two for a model this small)")
     demo.set_defaults(run=_demo, on_interrupt="run the same command again: it continues "
                       "the training where it stopped")
 

@@ -263,7 +263,7 @@ def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
 
 
 def _interrupted_message(writer: DetectionWriter, stream) -> str:
-    where = ("before its first frame" if writer.last_frame is None
+    where = ("before the first frame" if writer.last_frame is None
              else f"after frame {writer.last_frame}")
     again = ("run the same command to watch it again" if stream.live else
              "run the same command again to score it from the start (a partial run is "

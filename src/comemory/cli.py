@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="synthesise a scene, train the tiny preset on it, "
-                               "evaluate (about a minute)")
+                               "evaluate (about two minutes on 2 cores)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"),
                       help="folder for the data, the run and the results (default runs/demo)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")

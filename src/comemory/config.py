@@ -120,19 +120,23 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-ARCHITECTURES = ("comemory", "mnad")
-FLOW_METHODS = ("dis", "farneback", "flo")
-DIS_PRESETS = ("ultrafast", "fast", "medium")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def _problems(config: Config) -> list[str]:
-    """Every setting of ``config`` that is out of range, as messages naming the key."""
+    """Every setting of ``config`` that is out of range, as messages naming the key (the
+    flow extractor's settings are checked by ``flow_identity``, which raises its own)."""
+    # imported here: both modules import this one
+    from comemory.data.flow import flow_identity
+    from comemory.model.network import ARCHITECTURES
+
     model, flow, train, score = config.model, config.flow, config.train, config.score
+    flow_identity(flow)
     finite = math.isfinite
     checks = [
         (model.architecture in ARCHITECTURES,
-         f"model.architecture must be one of {list(ARCHITECTURES)}, got {model.architecture!r}"),
+         f"model.architecture must be one of {sorted(ARCHITECTURES)}, "
+         f"got {model.architecture!r}"),
         (model.image_size >= 16 and model.image_size % 8 == 0,
          f"model.image_size must be a multiple of 8 and at least 16 (the U-Net halves it "
          f"three times), got {model.image_size}"),
@@ -143,10 +147,6 @@ def _problems(config: Config) -> list[str]:
          "model.appearance_memory and model.motion_memory must be >= 0 (0 = no memory)"),
         (model.architecture != "mnad" or model.appearance_memory > 0,
          "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
-        (flow.method in FLOW_METHODS,
-         f"flow.method must be one of {list(FLOW_METHODS)}, got {flow.method!r}"),
-        (flow.method != "dis" or flow.preset in DIS_PRESETS,
-         f"flow.preset must be one of {list(DIS_PRESETS)}, got {flow.preset!r}"),
         (flow.method != "flo" or bool(flow.flo_dir),
          "flow.method flo needs flow.flo_dir, the folder of precomputed .flo files"),
         (train.epochs >= 1, f"train.epochs must be at least 1, got {train.epochs}"),

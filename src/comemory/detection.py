@@ -35,7 +35,7 @@ from comemory.config import Config
 from comemory.cpu import PRECISIONS, resolve_precision
 from comemory.data.flow import FlowEstimator
 from comemory.data.frames import as_bgr, resize_frame
-from comemory.data.prepared import to_model_range
+from comemory.data.prepared import as_cached_flow, to_model_range
 from comemory.data.stream import open_sources
 from comemory.errors import CheckpointError, ConfigError, DataError, Interrupted
 from comemory.progress import progress as progress_bar
@@ -138,7 +138,9 @@ class Detector:
         image = _checked_bgr(frame)
         current = resize_frame(image, size, channels)
         result = FrameResult(video, index, time_s, None, False, image=image)
-        flow_in = (_as_cached(self.flow(self._frames[-1], current))
+        # rounded as the cache rounds flows for `evaluate`: without it a near tie between
+        # two patches could go one way live and the other way offline
+        flow_in = (as_cached_flow(self.flow(self._frames[-1], current)).astype(np.float32)
                    if self.uses_flow and self._frames else None)
         self.stage_seconds["flow"] += time.perf_counter() - started
         if len(self._frames) == self.past_frames:
@@ -197,13 +199,6 @@ class Detector:
         result.heatmap = pixel_scores(errors, self.calibration, lambda_s)[0]
         self.stage_seconds["score"] += time.perf_counter() - started
         return result
-
-
-def _as_cached(flow: np.ndarray) -> np.ndarray:
-    """A live flow rounded as the cache stores flows (float16), so that ``detect`` and
-    ``evaluate`` score a video from the same numbers: without it, a near tie between two
-    patches could go one way live and the other way offline."""
-    return flow.astype(np.float16).astype(np.float32)
 
 
 def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = False) -> Engine:

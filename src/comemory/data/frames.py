@@ -85,10 +85,9 @@ class VideoFile:
         or cut file may decode fewer, which ``read`` reports."""
         capture = self._open()
         try:
-            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            return _promised_frames(capture)
         finally:
             capture.release()
-        return count if count > 0 else None
 
     def fingerprint(self) -> str:
         stat = self.path.stat()
@@ -100,6 +99,7 @@ class VideoFile:
         capture = self._open()
         frames = []
         try:
+            promised = _promised_frames(capture)
             while True:
                 ok, image = capture.read()
                 if not ok:
@@ -110,7 +110,6 @@ class VideoFile:
         if len(frames) < MIN_FRAMES:
             raise DataError(f"{self.path}: decoded {len(frames)} frame(s); the file is "
                             f"damaged, empty or in a codec OpenCV lacks (need {MIN_FRAMES}+)")
-        promised = self.frame_count()
         if promised is not None and len(frames) < promised:
             log.warning("%s: the file's header promises %d frames but only %d decode (a cut "
                         "or damaged file?); using the %d", self.path, promised, len(frames),
@@ -139,6 +138,12 @@ class VideoFile:
 
 
 FrameSource = FrameFolder | VideoFile
+
+
+def _promised_frames(capture: cv2.VideoCapture) -> int | None:
+    """The frame count a video's header gives, None if it gives none."""
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    return count if count > 0 else None
 
 
 def read_frame(path: Path, size: int, channels: int) -> np.ndarray:

@@ -145,11 +145,18 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
             return load_flo_flows(flo_root / video.name, len(frames), size)
         return estimate_flows(np.asarray(frames), config.flow)
 
-    flows = _cached(flow_path, lambda: compute_flows().astype(np.float16), meta=record)
+    flows = _cached(flow_path, lambda: as_cached_flow(compute_flows()), meta=record)
     labels = video.labels.resolve(len(frames), video.name) if video.labels else None
     _check_mask_count(video, len(frames))
     return PreparedVideo(video.name, frames, flows, video.source.resolution(), labels,
                          video.masks)
+
+
+def as_cached_flow(flow: np.ndarray) -> np.ndarray:
+    """A flow as the cache keeps it: float16, half the disk of float32. ``detect`` rounds
+    its live flows the same way, so that live and offline scores come from the same
+    numbers."""
+    return flow.astype(np.float16)
 
 
 def _check_mask_count(video: Video, frame_count: int) -> None:

@@ -57,7 +57,7 @@ SETTINGS = {
         {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "20000"}, TWO, False),
     "sleep at once (PASSIVE), 2 threads each": (UNSET, TWO, False),
     "--threads 1 each": (UNSET, ["--threads", "1"], False),
-    "defaults: sleep at once, detect 1 thread, train one per core": (UNSET, [], False),
+    "defaults: sleep at once, detect 1 thread, tiny preset trains on 1": (UNSET, [], False),
 }
 TORCH_FIRST = ("import sys, torch; from comemory.cli import main; "
                "sys.exit(main(sys.argv[1:]))")

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-import comemory.data.prepared as prepared
 from comemory.config import FlowConfig
-from comemory.data.flow import estimate_flows, read_flo, resize_flow, write_flo
+from comemory.data.flow import GridFlow, flow_identity, read_flo, resize_flow, write_flo
+from comemory.data.frames import content_box
 from comemory.data.prepared import load_split
 from comemory.errors import ConfigError, DataError
 from tests.conftest import small_config
@@ -37,12 +37,48 @@ def test_resize_flow_rescales_vectors():
     np.testing.assert_allclose(resized[2, 2], [1.0, 1.0])  # u * 5/20, v * 5/10
 
 
+def test_letterboxed_flow_keeps_direction_and_zero_bars():
+    flow = np.zeros((10, 20, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 4.0, 2.0
+    boxed = resize_flow(flow, 8, "letterbox")  # 20 wide -> 8: both scaled by 8/20
+    np.testing.assert_allclose(boxed[4, 4], [1.6, 0.8], atol=1e-5)
+    np.testing.assert_array_equal(boxed[0, 4], [0.0, 0.0])  # the bar above the picture
+    assert content_box(10, 20, 8, "letterbox") == (2, 0, 4, 8)
+
+
+def test_native_flow_is_measured_at_the_frames_resolution_then_scaled():
+    """A 240 x 360 texture shifted 6 px right: at its own resolution the flow is 6 px; on
+    a squashed 64 x 64 grid it must read 6 * 64 / 360 px (and v stays 0)."""
+    rng = np.random.default_rng(2)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (240, 360)).astype(np.uint8), (7, 7), 2)
+    images = [cv2.cvtColor(np.roll(texture, 6 * k, axis=1), cv2.COLOR_GRAY2BGR) for k in (0, 1)]
+    grid = GridFlow(FlowConfig(at="native"), 64, 1)
+    inputs = [grid.input_frame(image, model_frame=None) for image in images]
+    assert inputs[0].shape == (240, 360, 1)
+    flow = grid.grid_flow(*inputs)
+    assert flow.shape == (64, 64, 2)
+    centre = flow[16:48, 16:48]
+    assert np.median(centre[..., 0]) == pytest.approx(6 * 64 / 360, abs=0.05)
+    assert abs(np.median(centre[..., 1])) < 0.05
+    capped = GridFlow(FlowConfig(at="native", longest_side=180), 64, 1)
+    assert capped.input_frame(images[0], model_frame=None).shape == (120, 180, 1)
+    assert flow_identity(FlowConfig(at="native"))["at"] == "native"
+    assert "at" not in flow_identity(FlowConfig())  # old checkpoints keep their identity
+
+
+def test_native_flows_through_the_cache(scene, tmp_path):
+    native = load_split(scene, "training", small_config("flow.at=native"), tmp_path)
+    model = load_split(scene, "training", small_config(), tmp_path)
+    assert native[0].flows.shape == model[0].flows.shape  # both on the model grid
+    assert not np.array_equal(native[0].flows, model[0].flows)  # two entries, not one
+
+
 @pytest.mark.parametrize("method", ["dis", "farneback"])
 def test_extractors_see_a_rightward_shift(method):
     rng = np.random.default_rng(1)
     texture = cv2.GaussianBlur(rng.integers(0, 255, (64, 64)).astype(np.uint8), (5, 5), 1.5)
     frames = np.stack([texture, np.roll(texture, 2, axis=1)])[..., None]
-    flow = estimate_flows(frames, FlowConfig(method=method))
+    flow = GridFlow(FlowConfig(method=method), 64, 1).video_flows(frames)
     assert flow.shape == (1, 64, 64, 2)
     centre = flow[0, 16:48, 16:48]
     assert np.median(centre[..., 0]) == pytest.approx(2.0, abs=0.3)  # u: frame t -> t+1
@@ -50,23 +86,22 @@ def test_extractors_see_a_rightward_shift(method):
 
 
 def test_unknown_flow_method_or_preset():
-    frames = np.zeros((2, 8, 8, 1), np.uint8)
     with pytest.raises(ConfigError, match="flow.method 'raft'"):
-        estimate_flows(frames, FlowConfig(method="raft"))
+        GridFlow(FlowConfig(method="raft"), 64, 1)
     with pytest.raises(ConfigError, match="flow.preset 'slow'"):
-        estimate_flows(frames, FlowConfig(preset="slow"))
+        GridFlow(FlowConfig(preset="slow"), 64, 1)
 
 
 @pytest.fixture
 def count_flow_calls(monkeypatch):
     calls = []
-    original = prepared.estimate_flows
+    original = GridFlow.video_flows
 
-    def counting(frames, config):
-        calls.append(config.preset)
-        return original(frames, config)
+    def counting(self, inputs):
+        calls.append(self.estimator.config.preset)
+        return original(self, inputs)
 
-    monkeypatch.setattr(prepared, "estimate_flows", counting)
+    monkeypatch.setattr(GridFlow, "video_flows", counting)
     return calls
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from comemory.data.frames import from_model_grid
 from comemory.errors import DataError
 
 if TYPE_CHECKING:
@@ -30,11 +31,13 @@ class AnnotatedVideo:
     """``add(result, in_event)`` appends one frame; ``close()`` finishes the file.
 
     The score map is coloured from ``low`` (drawn transparent) up to the threshold and
-    beyond; ``low`` defaults to the threshold minus 3, in score units.
+    beyond; ``low`` defaults to the threshold minus 3, in score units. ``resize``: how
+    frames met the model grid (``model.resize``), so a letterboxed map loses its bars.
     """
 
-    def __init__(self, path: Path, fps: float, threshold: float, low: float | None = None):
-        self.path, self.fps, self.threshold = path, fps, threshold
+    def __init__(self, path: Path, fps: float, threshold: float, low: float | None = None,
+                 resize: str = "squash"):
+        self.path, self.fps, self.threshold, self.resize = path, fps, threshold, resize
         self.low = threshold - 3.0 if low is None else low
         self.scores: deque[float | None] = deque(maxlen=CURVE_FRAMES)
         self._writer: cv2.VideoWriter | None = None
@@ -64,7 +67,8 @@ class AnnotatedVideo:
             self._writer = None
 
     def _overlay(self, frame: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-        heat = cv2.resize(heatmap.astype(np.float32), (frame.shape[1], frame.shape[0]))
+        heat = from_model_grid(heatmap.astype(np.float32), frame.shape[0], frame.shape[1],
+                               self.resize)
         span = max(self.threshold - self.low, 1e-6)
         level = np.clip((heat - self.low) / (1.5 * span), 0.0, 1.0)
         colours = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)

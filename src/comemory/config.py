@@ -26,9 +26,16 @@ class ModelConfig:
     architecture: str = "comemory"  # comemory | mnad (the baseline: frames only, one memory)
     image_size: int = 256  # frames are resized to image_size x image_size
     channels: int = 3  # 1 = grey, 3 = colour input frames
+    resize: str = "squash"  # squash (stretch to S x S) | letterbox (keep the aspect, pad)
     width: float = 1.0  # multiplies the 64-128-256-512 stage widths (C = 512 * width)
     appearance_memory: int = 10  # items in the appearance memory (0 = no memory)
     motion_memory: int = 10  # items in the motion memory (0 = "w/o motion memory")
+    # Where the thesis is silent, MNAD's code decides these; the defaults are this
+    # project's first reading (docs/design.md lists each difference and its effect).
+    read: str = "attached"  # attached | detached (MNAD: no gradient through the read weights)
+    compactness: str = "l2"  # l2 (mean distance, eq. 3.13) | mse (MNAD: squared distance / C)
+    memory_init: str = "normal"  # normal (Gaussian) | uniform (MNAD), each row unit norm
+    motion_skips: int = 3  # encoder skips the motion decoder gets (3 = U-Net, 0 = memory only)
 
 
 @dataclass
@@ -36,6 +43,10 @@ class FlowConfig:
     method: str = "dis"  # dis | farneback | flo (precomputed Middlebury files)
     preset: str = "medium"  # DIS preset: ultrafast | fast | medium
     flo_dir: str = ""  # with method "flo": <flo_dir>/<split>/<video>/*.flo
+    # where the flow is estimated: "model" (on the model's S x S frames) or "native" (on
+    # the frames at their own resolution, then resized to the grid with u, v scaled)
+    at: str = "model"
+    longest_side: int = 0  # with at "native": scale frames down to this first (0: no limit)
 
 
 @dataclass
@@ -63,6 +74,7 @@ class TrainConfig:
     # the last fraction of each training video's frames is not trained on: its scores set
     # the alert threshold (comemory detect) at score.false_alarm_rate
     holdout_fraction: float = 0.1
+    lr_schedule: str = "constant"  # constant | cosine (MNAD: annealed to 0 over the run)
 
 
 @dataclass
@@ -121,6 +133,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+MEMORY_READS = ("attached", "detached")
+COMPACTNESS_LOSSES = ("l2", "mse")
+MEMORY_INITS = ("normal", "uniform")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _problems(config: Config) -> list[str]:
@@ -128,6 +144,7 @@ def _problems(config: Config) -> list[str]:
     flow extractor's settings are checked by ``flow_identity``, which raises its own)."""
     # imported here: both modules import this one
     from comemory.data.flow import flow_identity
+    from comemory.data.frames import RESIZE_MODES
     from comemory.model.network import ARCHITECTURES
 
     model, flow, train, score = config.model, config.flow, config.train, config.score
@@ -142,9 +159,21 @@ def _problems(config: Config) -> list[str]:
          f"three times), got {model.image_size}"),
         (model.channels in (1, 3), f"model.channels must be 1 (grey) or 3 (colour), "
          f"got {model.channels}"),
+        (model.resize in RESIZE_MODES, f"model.resize must be one of {list(RESIZE_MODES)}, "
+         f"got {model.resize!r}"),
         (finite(model.width) and model.width > 0, f"model.width must be > 0, got {model.width}"),
         (model.appearance_memory >= 0 and model.motion_memory >= 0,
          "model.appearance_memory and model.motion_memory must be >= 0 (0 = no memory)"),
+        (model.read in MEMORY_READS, f"model.read must be one of {list(MEMORY_READS)}, "
+         f"got {model.read!r}"),
+        (model.compactness in COMPACTNESS_LOSSES, f"model.compactness must be one of "
+         f"{list(COMPACTNESS_LOSSES)}, got {model.compactness!r}"),
+        (model.memory_init in MEMORY_INITS, f"model.memory_init must be one of "
+         f"{list(MEMORY_INITS)}, got {model.memory_init!r}"),
+        (0 <= model.motion_skips <= 3, f"model.motion_skips must be 0-3, "
+         f"got {model.motion_skips}"),
+        (train.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of "
+         f"{list(LR_SCHEDULES)}, got {train.lr_schedule!r}"),
         (model.architecture != "mnad" or model.appearance_memory > 0,
          "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
         (flow.method != "flo" or bool(flow.flo_dir),

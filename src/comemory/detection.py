@@ -33,7 +33,7 @@ from comemory.annotate import AnnotatedVideo
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
 from comemory.cpu import PRECISIONS, resolve_precision
-from comemory.data.flow import FlowEstimator
+from comemory.data.flow import GridFlow
 from comemory.data.frames import as_bgr, resize_frame
 from comemory.data.prepared import as_cached_flow, to_model_range
 from comemory.data.stream import open_sources
@@ -89,7 +89,9 @@ class Detector:
         self.engine, self.config, self.calibration = engine, config, calibration
         self.threshold, self.past_frames = threshold, past_frames
         self.uses_flow = config.model.architecture != "mnad"
-        self.flow = FlowEstimator(config.flow) if self.uses_flow else None
+        model = config.model
+        self.flow = (GridFlow(config.flow, model.image_size, model.channels, model.resize)
+                     if self.uses_flow else None)
         self._parts = _score_parts(config)
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self.reset()
@@ -128,20 +130,26 @@ class Detector:
     def reset(self) -> None:
         """Forget the previous frames: the next frames start a new video."""
         self._frames: deque[np.ndarray] = deque(maxlen=self.past_frames)
+        self._flow_input: np.ndarray | None = None  # the previous frame as the flow reads it
         self._last_flow: np.ndarray | None = None  # from the second-last frame to the last
 
     def score_frame(self, frame: np.ndarray, index: int = 0, time_s: float | None = None,
                     video: str = "") -> FrameResult:
         """Score ``frame`` given the frames before it (causal)."""
         started = time.perf_counter()
-        size, channels = self.config.model.image_size, self.config.model.channels
+        model = self.config.model
         image = _checked_bgr(frame)
-        current = resize_frame(image, size, channels)
+        current = resize_frame(image, model.image_size, model.channels, model.resize)
         result = FrameResult(video, index, time_s, None, False, image=image)
-        # rounded as the cache rounds flows for `evaluate`: without it a near tie between
-        # two patches could go one way live and the other way offline
-        flow_in = (as_cached_flow(self.flow(self._frames[-1], current)).astype(np.float32)
-                   if self.uses_flow and self._frames else None)
+        flow_in = None
+        if self.flow is not None:
+            flow_input = self.flow.input_frame(image, current)
+            if self._flow_input is not None:
+                # rounded as the cache rounds flows for `evaluate`: without it a near tie
+                # between two patches could go one way live and the other way offline
+                flow = self.flow.grid_flow(self._flow_input, flow_input)
+                flow_in = as_cached_flow(flow).astype(np.float32)
+            self._flow_input = flow_input
         self.stage_seconds["flow"] += time.perf_counter() - started
         if len(self._frames) == self.past_frames:
             result = self._score(result, current)
@@ -291,7 +299,8 @@ class DetectionWriter:
         self._jsonl = (folder / "scores.jsonl").open("w")
         median = detector.calibration.extra.get("score_quantiles", {}).get("0.5")
         self._video = AnnotatedVideo(folder / "annotated.mp4", fps or 25.0,
-                                     detector.threshold, low=median) if video else None
+                                     detector.threshold, low=median,
+                                     resize=detector.config.model.resize) if video else None
         self._write_events(final=False)
 
     def add(self, result: FrameResult) -> None:

@@ -25,6 +25,7 @@ from comemory import plots, storage
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config, FlowConfig
 from comemory.data.flow import flow_identity
+from comemory.data.frames import from_model_grid, to_model_grid
 from comemory.data.prepared import PreparedVideo, load_split
 from comemory.errors import CheckpointError, DataError
 from comemory.metrics import NORMALISATIONS, PixelAUROC, all_metrics, normalise
@@ -123,7 +124,7 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
         "frames_without_score": int(sum(len(v.frames) for v in videos) - pooled.size),
         "scores": {kind: all_metrics(scores, labels, overrides.get(kind))
                    for kind, scores in kinds.items()},
-        "pixel_auroc": _pixel_auroc(videos, errors, calibration, config.score.lambda_s),
+        "pixel_auroc": _pixel_auroc(videos, errors, calibration, config),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,26 +134,26 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
     _write_plots(out_dir, errors, kinds[main_kind], labels, pooled, main_kind)
     if _has_masks(videos):
         _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], calibration,
-                        config.score.lambda_s)
+                        config.score.lambda_s, config.model.resize)
     return metrics
 
 
 def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors],
-                 calibration: Calibration | None, lambda_s: float) -> float | None:
+                 calibration: Calibration | None, config: Config) -> float | None:
     """Pixel AUROC of the score maps, each resized to its mask, over frames with masks;
     training-calibrated (no per-video normalisation). None without masks."""
     pairs = [(v, e) for v, e in zip(videos, errors, strict=True) if v.masks is not None]
     if not pairs:
         return None
-    maps = [pixel_scores(err, calibration, lambda_s) for _, err in pairs]
+    maps = [pixel_scores(err, calibration, config.score.lambda_s) for _, err in pairs]
     accumulator = PixelAUROC(min(float(m.min()) for m in maps), max(float(m.max()) for m in maps))
     for (video, err), score_maps in progress(zip(pairs, maps, strict=True), total=len(pairs),
                                          desc="pixel AUROC", unit="video", leave=False):
         masks = video.masks.load()
         for frame, score_map in zip(err.frames, score_maps, strict=True):
             mask = masks[frame]
-            upsampled = cv2.resize(score_map, (mask.shape[1], mask.shape[0]),
-                                   interpolation=cv2.INTER_LINEAR)
+            upsampled = from_model_grid(score_map, mask.shape[0], mask.shape[1],
+                                        config.model.resize)
             accumulator.add(upsampled, mask)
     return accumulator.value()
 
@@ -186,7 +187,7 @@ def _write_plots(out_dir: Path, errors: list[VideoErrors], scores: list[np.ndarr
 
 def _write_heatmaps(path: Path, videos: list[PreparedVideo], errors: list[VideoErrors],
                     scores: list[np.ndarray], calibration: Calibration | None,
-                    lambda_s: float, most: int = 8) -> None:
+                    lambda_s: float, resize: str, most: int = 8) -> None:
     """The highest-scoring frame of up to ``most`` videos with masks, its score map over it."""
     panels = []
     for video, err, video_scores in zip(videos, errors, scores, strict=True):
@@ -196,8 +197,8 @@ def _write_heatmaps(path: Path, videos: list[PreparedVideo], errors: list[VideoE
         frame = int(err.frames[row])
         image = np.asarray(video.frames[frame])
         size = image.shape[0]
-        mask = cv2.resize(video.masks.load()[frame].astype(np.uint8), (size, size),
-                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        mask = to_model_grid(video.masks.load()[frame].astype(np.uint8), size, resize,
+                             cv2.INTER_NEAREST).astype(bool)
         heat = pixel_scores(err, calibration, lambda_s)[row]
         panels.append((f"video {video.name}, frame {frame}", image, heat, mask))
     plots.heatmap_plot(path, panels)

@@ -122,6 +122,7 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
     batch_size, every = config.train.batch_size, config.train.checkpoint_every
     per_process = math.ceil(len(samples) / process.world_size)  # DistributedSampler pads
     steps_per_epoch = math.ceil(per_process / batch_size)
+    total_steps = steps_per_epoch * config.train.epochs
     saved_step = step  # the step of the checkpoint on disk, for the NaN message
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
@@ -143,6 +144,8 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                                     f"(step {saved_step}); try a lower train.lr")
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
+            for group in optimizer.param_groups:  # from the step alone: resumes exactly
+                group["lr"] = learning_rate(config.train, step, total_steps)
             optimizer.step()
             step += 1
             if log is not None:
@@ -161,6 +164,14 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                         step, seconds, calibration)
     distributed.stop(process)
     return checkpoint_path
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of step ``step`` (0-based): ``config.lr`` throughout, or annealed
+    from it towards 0 along a half cosine over the run (MNAD's schedule)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / max(1, total_steps)))
 
 
 def _parallel(model: torch.nn.Module, process: distributed.Process,

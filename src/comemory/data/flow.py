@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from comemory.config import FlowConfig
-from comemory.data.frames import to_grey
+from comemory.data.frames import content_box, native_frame, to_grey, to_model_grid
 from comemory.errors import ConfigError, DataError
 
 DIS_PRESETS = {
@@ -23,15 +23,28 @@ DIS_PRESETS = {
 FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float32
 
 
-def flow_identity(config: FlowConfig) -> dict[str, str]:
-    """What makes two flows comparable: the method and its settings, not file locations."""
+FLOW_PLACES = ("model", "native")
+
+
+def flow_identity(config: FlowConfig) -> dict[str, str | int]:
+    """What makes two flows comparable: the method, its settings and the resolution it
+    ran at, not file locations."""
+    if config.at not in FLOW_PLACES:
+        raise ConfigError(f"flow.at must be one of {list(FLOW_PLACES)}, got {config.at!r}")
+    if config.longest_side < 0:
+        raise ConfigError(f"flow.longest_side must be >= 0 (0: no limit), "
+                          f"got {config.longest_side}")
+    # flows on the model grid keep the identity they had before `at` existed: old
+    # checkpoints and caches stay valid
+    place = ({} if config.at == "model" or config.method == "flo"
+             else {"at": "native", "longest_side": config.longest_side})
     if config.method == "dis":
         if config.preset not in DIS_PRESETS:
             raise ConfigError(f"flow.preset {config.preset!r} unknown; choose one of "
                               f"{sorted(DIS_PRESETS)}")
-        return {"method": "dis", "preset": config.preset}
+        return {"method": "dis", "preset": config.preset, **place}
     if config.method in ("farneback", "flo"):
-        return {"method": config.method}
+        return {"method": config.method, **place}
     raise ConfigError(f"flow.method {config.method!r} unknown; choose dis, farneback or flo")
 
 
@@ -59,28 +72,55 @@ class FlowEstimator:
                                             iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
-def estimate_flows(frames: np.ndarray, config: FlowConfig) -> np.ndarray:
-    """frames: uint8 (T, H, W, C) -> float32 (T-1, H, W, 2), flow from frame t to t+1."""
-    estimator = FlowEstimator(config)
-    pairs = [estimator(a, b) for a, b in zip(frames[:-1], frames[1:], strict=True)]
-    return np.stack(pairs).astype(np.float32)
+class GridFlow:
+    """Flow targets on the model's S x S grid, estimated where ``flow.at`` says.
+
+    ``input_frame(image, model_frame)``: what the extractor reads for one frame: the
+    model's frame (at "model"), or the decoded BGR ``image`` converted at its own
+    resolution (at "native", at most ``flow.longest_side`` on its longest side).
+    ``grid_flow(previous, current)``: two such inputs -> float32 (S, S, 2) on the model
+    grid, in pixels of that grid. ``video_flows(inputs)``: (T, ...) -> (T-1, S, S, 2).
+    """
+
+    def __init__(self, flow: FlowConfig, size: int, channels: int, resize: str = "squash"):
+        self.estimator = FlowEstimator(flow)
+        self.native = flow.at == "native"
+        self.longest_side, self.size, self.channels, self.resize = (
+            flow.longest_side, size, channels, resize)
+
+    def input_frame(self, image: np.ndarray, model_frame: np.ndarray) -> np.ndarray:
+        if not self.native:
+            return model_frame
+        return native_frame(image, self.channels, self.longest_side)
+
+    def grid_flow(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        flow = self.estimator(previous, current)
+        return resize_flow(flow, self.size, self.resize) if self.native else flow
+
+    def video_flows(self, inputs: np.ndarray) -> np.ndarray:
+        pairs = [self.grid_flow(a, b) for a, b in zip(inputs[:-1], inputs[1:], strict=True)]
+        return np.stack(pairs).astype(np.float32)
 
 
-def load_flo_flows(flo_dir: Path, num_frames: int, size: int) -> np.ndarray:
+def load_flo_flows(flo_dir: Path, num_frames: int, size: int,
+                   resize: str = "squash") -> np.ndarray:
     """Read ``num_frames - 1`` sorted ``.flo`` files (file k: frame k -> k+1), resized to
     (size, size) with the vectors rescaled: float32 (T-1, size, size, 2)."""
     files = sorted(flo_dir.glob("*.flo")) if flo_dir.is_dir() else []
     if len(files) != num_frames - 1:
         raise DataError(f"{flo_dir}: found {len(files)} .flo files, expected {num_frames - 1} "
                         f"(one per consecutive frame pair of a {num_frames}-frame video)")
-    return np.stack([resize_flow(read_flo(path), size) for path in files])
+    return np.stack([resize_flow(read_flo(path), size, resize) for path in files])
 
 
-def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 2) -> (size, size, 2), u scaled by size/W and v by size/H."""
+def resize_flow(flow: np.ndarray, size: int, resize: str = "squash") -> np.ndarray:
+    """(H, W, 2) -> (size, size, 2) on the model grid, each vector in grid pixels: squashed,
+    u is scaled by size/W and v by size/H; letterboxed, both by size/max(H, W), and the
+    bars hold zero flow."""
     height, width = flow.shape[:2]
-    resized = cv2.resize(flow, (size, size), interpolation=cv2.INTER_LINEAR)
-    return resized * np.array([size / width, size / height], dtype=np.float32)
+    _, _, inner_h, inner_w = content_box(height, width, size, resize)
+    scaled = flow * np.array([inner_w / width, inner_h / height], dtype=np.float32)
+    return to_model_grid(scaled.astype(np.float32), size, resize, cv2.INTER_LINEAR)
 
 
 def read_flo(path: str | Path) -> np.ndarray:

@@ -1,13 +1,20 @@
-"""Where a video's frames come from: a folder of images or one video file.
+"""Where a video's frames come from: a folder of images or one video file, and how a frame
+becomes the model's square grid.
 
-Both sources answer the same three questions: how to read every frame resized for the
-model, what their fingerprint is (so the cache notices an edited dataset), and the
-frames' original resolution.
+Both sources answer the same questions: how to read every frame resized for the model
+(or at its own resolution, for the optical flow), what their fingerprint is (so the cache
+notices an edited dataset), and the frames' original resolution.
+
+A frame reaches the S x S model grid in one of two ways (``model.resize``):
+  squash     stretched to S x S (the thesis and MNAD: Ped2's 360 x 240 loses its aspect)
+  letterbox  scaled to fit S x S with its aspect kept, the rest black; ``content_box``
+             says where the picture lies, so score maps can be cut back to the frame.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,7 @@ from comemory.errors import DataError
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 MIN_FRAMES = 3  # the model needs two past frames and one to predict
+RESIZE_MODES = ("squash", "letterbox")
 
 log = logging.getLogger("comemory.data")
 
@@ -58,9 +66,15 @@ class FrameFolder:
             digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()[:16]
 
-    def read(self, size: int, channels: int) -> np.ndarray:
-        """uint8 (T, size, size, channels)."""
-        return np.stack([read_frame(path, size, channels) for path in self.paths])
+    def read(self, size: int, channels: int, resize: str = "squash") -> np.ndarray:
+        """uint8 (T, size, size, channels) on the model grid."""
+        return np.stack([read_frame(path, size, channels, resize) for path in self.paths])
+
+    def read_native(self, channels: int, longest_side: int = 0) -> np.ndarray:
+        """uint8 (T, H, W, channels) at the frames' own resolution, scaled down so that the
+        longest side is at most ``longest_side`` (0: no limit)."""
+        return np.stack([native_frame(_imread(path), channels, longest_side)
+                         for path in self.paths])
 
     def resolution(self) -> tuple[int, int]:
         """(height, width) of the frames on disk."""
@@ -94,8 +108,16 @@ class VideoFile:
         key = f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         return hashlib.sha1(key.encode()).hexdigest()[:16]
 
-    def read(self, size: int, channels: int) -> np.ndarray:
-        """Decode every frame: uint8 (T, size, size, channels)."""
+    def read(self, size: int, channels: int, resize: str = "squash") -> np.ndarray:
+        """Decode every frame: uint8 (T, size, size, channels) on the model grid."""
+        return self._decode(lambda image: resize_frame(image, size, channels, resize))
+
+    def read_native(self, channels: int, longest_side: int = 0) -> np.ndarray:
+        """Decode every frame: uint8 (T, H, W, channels) at its own resolution, at most
+        ``longest_side`` on its longest side (0: no limit)."""
+        return self._decode(lambda image: native_frame(image, channels, longest_side))
+
+    def _decode(self, fit: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         capture = self._open()
         frames = []
         try:
@@ -104,7 +126,7 @@ class VideoFile:
                 ok, image = capture.read()
                 if not ok:
                     break
-                frames.append(resize_frame(image, size, channels))
+                frames.append(fit(image))
         finally:
             capture.release()
         if len(frames) < MIN_FRAMES:
@@ -146,24 +168,78 @@ def _promised_frames(capture: cv2.VideoCapture) -> int | None:
     return count if count > 0 else None
 
 
-def read_frame(path: Path, size: int, channels: int) -> np.ndarray:
-    """Read one image, resize to (size, size): uint8 (size, size, channels), RGB or grey."""
+def read_frame(path: Path, size: int, channels: int, resize: str = "squash") -> np.ndarray:
+    """Read one image onto the model grid: uint8 (size, size, channels), RGB or grey."""
+    return resize_frame(_imread(path), size, channels, resize)
+
+
+def _imread(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"{path}: cannot read the image (corrupt or not an image)")
-    return resize_frame(image, size, channels)
+    return image
 
 
-def resize_frame(image: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """uint8 BGR (H, W, 3) as OpenCV decodes -> uint8 (size, size, channels), RGB or grey."""
+def resize_frame(image: np.ndarray, size: int, channels: int,
+                 resize: str = "squash") -> np.ndarray:
+    """uint8 BGR (H, W, 3) as OpenCV decodes -> uint8 (size, size, channels), RGB or grey,
+    squashed or letterboxed (``resize``)."""
+    converted = _convert(image, channels)
+    return to_model_grid(converted, size, resize, cv2.INTER_AREA).reshape(size, size, channels)
+
+
+def native_frame(image: np.ndarray, channels: int, longest_side: int = 0) -> np.ndarray:
+    """uint8 BGR (H, W, 3) -> uint8 (h, w, channels), RGB or grey, at its own size or
+    scaled down so that max(h, w) <= ``longest_side`` (0: no limit)."""
+    converted = _convert(image, channels)
+    height, width = converted.shape[:2]
+    if 0 < longest_side < max(height, width):
+        scale = longest_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        converted = cv2.resize(converted, size, interpolation=cv2.INTER_AREA)
+    return converted.reshape(converted.shape[0], converted.shape[1], channels)
+
+
+def _convert(image: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None]
-    elif channels == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    else:
-        raise DataError(f"model.channels must be 1 or 3, got {channels}")
-    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return resized.reshape(size, size, channels)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None]
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    raise DataError(f"model.channels must be 1 or 3, got {channels}")
+
+
+def content_box(height: int, width: int, size: int, resize: str) -> tuple[int, int, int, int]:
+    """Where an (height, width) frame lies on the size x size grid: (top, left, h, w)."""
+    if resize == "squash":
+        return 0, 0, size, size
+    if resize != "letterbox":
+        raise DataError(f"model.resize must be one of {RESIZE_MODES}, got {resize!r}")
+    scale = size / max(height, width)
+    inner_h, inner_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return (size - inner_h) // 2, (size - inner_w) // 2, inner_h, inner_w
+
+
+def to_model_grid(array: np.ndarray, size: int, resize: str,
+                  interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """(H, W[, C]) -> (size, size[, C]): stretched, or fitted inside with zeros around."""
+    height, width = array.shape[:2]
+    top, left, inner_h, inner_w = content_box(height, width, size, resize)
+    resized = cv2.resize(array, (inner_w, inner_h), interpolation=interpolation)
+    if resize == "squash":
+        return resized
+    grid = np.zeros((size, size, *array.shape[2:]), dtype=array.dtype)
+    grid[top:top + inner_h, left:left + inner_w] = resized.reshape(inner_h, inner_w,
+                                                                   *array.shape[2:])
+    return grid
+
+
+def from_model_grid(grid: np.ndarray, height: int, width: int, resize: str,
+                    interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """A (size, size) map on the model grid -> (height, width) over the original frame
+    (the letterbox bars cut off first)."""
+    top, left, inner_h, inner_w = content_box(height, width, grid.shape[0], resize)
+    inner = np.ascontiguousarray(grid[top:top + inner_h, left:left + inner_w])
+    return cv2.resize(inner, (width, height), interpolation=interpolation)
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from comemory import storage
 from comemory.config import Config
 from comemory.data.datasets import Video, read_dataset
-from comemory.data.flow import estimate_flows, flow_identity, load_flo_flows
+from comemory.data.flow import GridFlow, flow_identity, load_flo_flows
 from comemory.data.labels import MaskSource
 from comemory.errors import DataError
 from comemory.progress import progress
@@ -131,10 +131,14 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
                   flo_root: Path | None = None) -> PreparedVideo:
     """Decode, resize and estimate flows once (cached); check labels and masks fit."""
     entry = cache_dir / f"{video.name}-{video.source.fingerprint()}"
-    size, channels = config.model.image_size, config.model.channels
-    frames = _cached(entry / f"frames-{size}x{channels}.npy",
-                     lambda: video.source.read(size, channels))
+    model = config.model
+    size, channels, resize = model.image_size, model.channels, model.resize
+    letterbox = "-letterbox" if resize == "letterbox" else ""  # squash keeps its old name
+    frames = _cached(entry / f"frames-{size}x{channels}{letterbox}.npy",
+                     lambda: video.source.read(size, channels, resize))
     record = flow_identity(config.flow)
+    if letterbox:
+        record["resize"] = resize
     if flo_root is not None:  # precomputed flows: which files they are is part of the key
         record["source"] = str((flo_root / video.name).resolve())
     flow_key = hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
@@ -142,8 +146,15 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
 
     def compute_flows() -> np.ndarray:
         if flo_root is not None:
-            return load_flo_flows(flo_root / video.name, len(frames), size)
-        return estimate_flows(np.asarray(frames), config.flow)
+            return load_flo_flows(flo_root / video.name, len(frames), size, resize)
+        grid = GridFlow(config.flow, size, channels, resize)
+        if not grid.native:
+            return grid.video_flows(np.asarray(frames))
+        inputs = video.source.read_native(channels, config.flow.longest_side)
+        if len(inputs) != len(frames):
+            raise DataError(f"{video.source.location}: decoded {len(inputs)} frames at its own "
+                            f"resolution but {len(frames)} for the model (the file changed?)")
+        return grid.video_flows(inputs)
 
     flows = _cached(flow_path, lambda: as_cached_flow(compute_flows()), meta=record)
     labels = video.labels.resolve(len(frames), video.name) if video.labels else None

@@ -68,23 +68,31 @@ class Decoder(nn.Module):
     """U-Net decoder: features (B, in, H/8, W/8) + encoder skips -> (B, out, H, W).
 
     ``activation`` is applied to the output: tanh for frames in [-1, 1], none for flow.
+    ``skips`` (0-3): how many encoder skips it uses, the deepest first; 3 is the U-Net,
+    0 decodes from the features alone.
     """
 
     def __init__(self, in_channels: int, out_channels: int, width: float,
-                 activation: nn.Module | None = None):
+                 activation: nn.Module | None = None, skips: int = 3):
         super().__init__()
         c1, c2, c3, c4 = stage_widths(width)
+        self.skips = skips
         self.bottleneck = ConvBlock(in_channels, c4)
-        self.up3, self.fuse3 = UpBlock(c4, c3), ConvBlock(2 * c3, c3)
-        self.up2, self.fuse2 = UpBlock(c3, c2), ConvBlock(2 * c2, c2)
-        self.up1, self.fuse1 = UpBlock(c2, c1), ConvBlock(2 * c1, c1)
+        self.up3, self.fuse3 = UpBlock(c4, c3), ConvBlock(c3 * (2 if skips >= 1 else 1), c3)
+        self.up2, self.fuse2 = UpBlock(c3, c2), ConvBlock(c2 * (2 if skips >= 2 else 1), c2)
+        self.up1, self.fuse1 = UpBlock(c2, c1), ConvBlock(c1 * (2 if skips >= 3 else 1), c1)
         self.head = nn.Conv2d(c1, out_channels, 3, padding=1)
         self.activation = activation or nn.Identity()
 
     def forward(self, features: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """skips: the encoder's [skip1 (H), skip2 (H/2), skip3 (H/4)]."""
         skip1, skip2, skip3 = skips
         x = self.bottleneck(features)
-        x = self.fuse3(torch.cat([skip3, self.up3(x)], dim=1))
-        x = self.fuse2(torch.cat([skip2, self.up2(x)], dim=1))
-        x = self.fuse1(torch.cat([skip1, self.up1(x)], dim=1))
+        x = self.fuse3(self._join(skip3, self.up3(x), self.skips >= 1))
+        x = self.fuse2(self._join(skip2, self.up2(x), self.skips >= 2))
+        x = self.fuse1(self._join(skip1, self.up1(x), self.skips >= 3))
         return self.activation(self.head(x))
+
+    @staticmethod
+    def _join(skip: torch.Tensor, x: torch.Tensor, use: bool) -> torch.Tensor:
+        return torch.cat([skip, x], dim=1) if use else x

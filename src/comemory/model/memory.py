@@ -15,7 +15,8 @@ class MemoryRead:
     """What one read returns.
 
     features: (B, C, H, W) the items read for each query, p_hat (eq. 3.7).
-    compactness: scalar, mean over queries of ||q - p_nearest|| (eq. 3.13).
+    compactness: scalar, mean over queries of ||q - p_nearest|| (eq. 3.13), or with
+        ``compactness="mse"`` of ||q - p_nearest||^2 / C (MNAD's code).
     separateness: scalar, mean over queries of
         max(0, ||q - p_nearest|| - ||q - p_second|| + margin) (eq. 3.15).
     distance: ||q - p_nearest|| of each query, (B, H, W) from ``forward`` ((K,) from
@@ -35,14 +36,21 @@ class Memory(nn.Module):
     not depend on the batch size or the resolution. In training mode, ``forward`` reads
     with the current items, then updates them from the same queries (eq. 3.8-3.10);
     in eval mode the items are frozen.
+
+    Options where MNAD's code differs from the thesis's first reading: ``read="detached"``
+    stops gradients through the read weights (the read features then carry none back to
+    the queries); ``compactness="mse"`` (its per-query gradient is 1/C of the L2's scale
+    times the distance); ``init="uniform"`` starts from non-negative uniform noise.
     """
 
-    def __init__(self, num_items: int, dim: int, margin: float = 1.0):
+    def __init__(self, num_items: int, dim: int, margin: float = 1.0, read: str = "attached",
+                 compactness: str = "l2", init: str = "normal"):
         super().__init__()
         if num_items < 1:
             raise ValueError(f"a memory needs at least one item, got {num_items}")
-        self.margin = margin
-        self.register_buffer("items", F.normalize(torch.randn(num_items, dim), dim=1))
+        self.margin, self.detach_read, self.compactness = margin, read == "detached", compactness
+        noise = torch.rand if init == "uniform" else torch.randn
+        self.register_buffer("items", F.normalize(noise(num_items, dim), dim=1))
 
     def forward(self, query_map: torch.Tensor) -> MemoryRead:
         """query_map: (B, C, H, W), unit norm over C -> MemoryRead."""
@@ -61,10 +69,14 @@ class Memory(nn.Module):
         """queries: (K, C) -> MemoryRead with features (K, C)."""
         similarity = queries @ self.items.T  # (K, N): p_n . q_k
         weights = similarity.softmax(dim=1)  # w_n^k, over items (eq. 3.6)
+        if self.detach_read:
+            weights = weights.detach()
         features = weights @ self.items  # eq. 3.7
         ranked = similarity.topk(min(2, self.items.shape[0]), dim=1).indices
-        to_nearest = torch.linalg.vector_norm(queries - self.items[ranked[:, 0]], dim=1)
-        compactness = to_nearest.mean()
+        offset = queries - self.items[ranked[:, 0]]
+        to_nearest = torch.linalg.vector_norm(offset, dim=1)
+        compactness = (offset.pow(2).mean() if self.compactness == "mse"
+                       else to_nearest.mean())
         separateness = torch.zeros_like(compactness)
         if ranked.shape[1] == 2:
             to_second = torch.linalg.vector_norm(queries - self.items[ranked[:, 1]], dim=1)

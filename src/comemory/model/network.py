@@ -42,9 +42,10 @@ class MemoryBranchHead(nn.Module):
     a memory).
     """
 
-    def __init__(self, num_items: int, dim: int, margin: float):
+    def __init__(self, num_items: int, dim: int, margin: float, config: ModelConfig):
         super().__init__()
-        self.memory = Memory(num_items, dim, margin) if num_items > 0 else None
+        self.memory = (Memory(num_items, dim, margin, config.read, config.compactness,
+                              config.memory_init) if num_items > 0 else None)
         self.out_channels = 2 * dim if self.memory is not None else dim
 
     def forward(self, query: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -60,6 +61,9 @@ class CoMemoryNet(nn.Module):
     """Motion branch predicts the flow F_t from (I_{t-1}, I_t); the appearance branch
     predicts I_{t+1} from I_t and the motion features.
 
+    ``config.motion_skips`` < 3 drops the motion decoder's shallowest skip connections, so
+    that more of the flow must pass through the motion memory instead of around it.
+
     forward(past): (B, 2, channels, H, W) frames (I_{t-1}, I_t) in [-1, 1] -> ModelOutput.
     H and W must be multiples of 8.
     """
@@ -73,9 +77,10 @@ class CoMemoryNet(nn.Module):
         self.motion_encoder = Encoder(2 * channels, width)
         self.appearance_encoder = Encoder(channels, width)
         dim = self.motion_encoder.out_channels
-        self.motion_head = MemoryBranchHead(config.motion_memory, dim, margin)
-        self.appearance_head = MemoryBranchHead(config.appearance_memory, dim, margin)
-        self.motion_decoder = Decoder(self.motion_head.out_channels, 2, width)
+        self.motion_head = MemoryBranchHead(config.motion_memory, dim, margin, config)
+        self.appearance_head = MemoryBranchHead(config.appearance_memory, dim, margin, config)
+        self.motion_decoder = Decoder(self.motion_head.out_channels, 2, width,
+                                      skips=config.motion_skips)
         fused = self.appearance_head.out_channels + self.motion_head.out_channels
         self.appearance_decoder = Decoder(fused, channels, width, activation=nn.Tanh())
 
@@ -106,7 +111,8 @@ class MNADNet(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = Encoder(self.past_frames * config.channels, config.width)
-        self.head = MemoryBranchHead(config.appearance_memory, self.encoder.out_channels, margin)
+        self.head = MemoryBranchHead(config.appearance_memory, self.encoder.out_channels, margin,
+                                     config)
         self.decoder = Decoder(self.head.out_channels, config.channels, config.width,
                                activation=nn.Tanh())
 

@@ -15,6 +15,8 @@ import torch
 from comemory.alerts import EventGrouper, group_events, threshold_for
 from comemory.checkpoint import load_checkpoint
 from comemory.cli import main
+from comemory.config import FlowConfig
+from comemory.data.flow import flow_identity
 from comemory.data.frames import list_frames, write_video
 from comemory.data.prepared import PreparedVideo, split_holdout
 from comemory.data.stream import CaptureStream, open_sources
@@ -74,13 +76,19 @@ def test_training_calibrates_the_threshold_on_held_out_frames(trained_run):
     assert calibration.threshold == pytest.approx(threshold_for(normal, 0.01))
 
 
+def live_column(row: dict) -> str:
+    """The column of evaluate's scores.csv that detect outputs live: the causal-smoothed
+    score where the checkpoint's settings smooth it, the raw one otherwise."""
+    return "comemory_causal_score" if "comemory_causal_score" in row else "comemory_score"
+
+
 def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
     """Causal, frame by frame, from the image files: the same scores as `evaluate` computes
     from its cache."""
     checkpoint, data, cache = trained_run
     evaluate(checkpoint, data, tmp_path / "eval", cache)
     with open(tmp_path / "eval" / "scores.csv") as handle:
-        offline = {int(r["frame"]): float(r["comemory_score"])
+        offline = {int(r["frame"]): float(r[live_column(r)])
                    for r in csv.DictReader(handle) if r["video"] == FAST_VIDEO}
     detector = Detector.from_checkpoint(checkpoint)
     results = list(detector.run(data / "testing" / "frames" / FAST_VIDEO, progress=False))
@@ -93,10 +101,19 @@ def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
                                rtol=1e-4, atol=1e-4)
 
 
-def test_detect_and_evaluate_score_an_mp4_alike(trained_run, tmp_path):
+@pytest.mark.parametrize("native_letterbox", [False, True])
+def test_detect_and_evaluate_score_an_mp4_alike(trained_run, tmp_path, native_letterbox):
     """The same video file through `evaluate` (the `videos` layout, cached flows) and
-    through `detect` (live flows): the same score for every frame."""
+    through `detect` (live flows): the same score for every frame; also with the flow
+    measured at the video's own resolution and the frames letterboxed."""
     checkpoint, data, _ = trained_run
+    if native_letterbox:
+        state = load_checkpoint(checkpoint)
+        state["config"]["flow"]["at"] = "native"
+        state["config"]["model"]["resize"] = "letterbox"
+        state["flow"] = flow_identity(FlowConfig(**state["config"]["flow"]))
+        checkpoint = tmp_path / "native.pt"
+        torch.save(state, checkpoint)
     root = tmp_path / "data"
     (root / "testing").mkdir(parents=True)
     images = [cv2.imread(str(p)) for p in list_frames(data / "testing" / "frames" / FAST_VIDEO)]
@@ -107,7 +124,7 @@ def test_detect_and_evaluate_score_an_mp4_alike(trained_run, tmp_path):
                                      f"street,{anomalous[0]},{anomalous[-1]}\n")
     evaluate(checkpoint, root, tmp_path / "eval", tmp_path / "cache", dataset="videos")
     with open(tmp_path / "eval" / "scores.csv") as handle:
-        offline = [float(r["comemory_score"]) for r in csv.DictReader(handle)]
+        offline = [float(r[live_column(r)]) for r in csv.DictReader(handle)]
     detect(root / "testing" / "street.mp4", checkpoint, tmp_path / "live", video=False,
            progress=False)
     lines = (tmp_path / "live" / "street" / "scores.jsonl").read_text().splitlines()

@@ -11,16 +11,19 @@ from comemory.data.prepared import PreparedVideo
 from comemory.metrics import PixelAUROC, equal_error_rate, frame_metrics, normalise
 from comemory.scoring import (
     Calibration,
+    CausalMean,
     VideoErrors,
-    abnormality,
     calibrate,
-    centred_patch_means,
+    causal_mean,
+    centred_gaussian,
     flow_floor_errors,
     frame_errors,
-    mnad_scores,
     mnad_scores_video_minmax,
-    patch_means,
+    scorer_for,
+    thesis_score,
+    zscore_score,
 )
+from comemory.scoring.errors import centred_patch_means, patch_means
 
 
 def test_patch_means():
@@ -75,9 +78,54 @@ def test_calibration_weights_are_inverse_training_means():
 
 def test_abnormality_score_equation():
     calibration = Calibration(flow_weight=2.0, frame_weight=0.5)
-    score = abnormality(np.array([0.5, 1.5]), np.array([4.0, 0.0]), calibration, lambda_s=3.0)
+    score = thesis_score(np.array([0.5, 1.5]), np.array([4.0, 0.0]), calibration, lambda_s=3.0)
     np.testing.assert_allclose(score, [math.log(1.0) + 3 * 2.0, math.log(3.0)])
-    assert np.isfinite(abnormality(np.array([0.0]), np.array([0.0]), calibration, 1.0)).all()
+    assert np.isfinite(thesis_score(np.array([0.0]), np.array([0.0]), calibration, 1.0)).all()
+
+
+def test_zscore_formula_is_hf2vad_weighted_sum_without_log():
+    calibration = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]))  # means 2, 4; stds 1, 2
+    assert (calibration.flow_std, calibration.frame_std) == (1.0, 2.0)
+    score = zscore_score(np.array([2.0, 5.0]), np.array([8.0, 4.0]), calibration, 0.1)
+    np.testing.assert_allclose(score, [0.0 + 0.1 * 2.0, 3.0 + 0.0])
+    errors = VideoErrors("v", np.arange(2), flow_error=np.array([2.0, 5.0]),
+                         frame_error=np.array([8.0, 4.0]))
+    scorer = scorer_for("comemory", ScoreConfig(formula="zscore", zscore_frame_weight=0.1))
+    np.testing.assert_allclose(scorer.frame_scores(errors, calibration), score)
+    thesis = scorer_for("comemory", ScoreConfig(formula="thesis", lambda_s=0.0))
+    np.testing.assert_allclose(thesis.frame_scores(errors, calibration),
+                               np.log(np.array([2.0, 5.0]) / 2.0))
+
+
+def test_causal_smoothing_is_a_trailing_mean():
+    scores = np.array([3.0, 1.0, 2.0, 6.0])
+    np.testing.assert_allclose(causal_mean(scores, 2), [3.0, 2.0, 1.5, 4.0])
+    np.testing.assert_allclose(causal_mean(scores, 1), scores)
+    live = CausalMean(2)
+    np.testing.assert_allclose([live.push(s) for s in scores], causal_mean(scores, 2))
+    live.reset()
+    assert live.push(10.0) == 10.0  # a new video forgets the old one
+
+
+def test_causal_smoothing_never_reads_a_future_frame():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=40)
+    changed = scores.copy()
+    changed[25:] += rng.normal(size=15) * 100  # rewrite the future from frame 25 on
+    for window in (1, 3, 9):
+        np.testing.assert_array_equal(causal_mean(scores, window)[:25],
+                                      causal_mean(changed, window)[:25])
+    centred = centred_gaussian(scores, 3.0)  # the centred filter does read it
+    assert not np.allclose(centred[:25], centred_gaussian(changed, 3.0)[:25])
+
+
+def test_centred_gaussian_spreads_a_spike_both_ways_and_keeps_its_mass():
+    spike = np.zeros(21)
+    spike[10] = 1.0
+    smoothed = centred_gaussian(spike, 2.0)
+    assert smoothed[8] == pytest.approx(smoothed[12]) and smoothed[8] > 0
+    assert smoothed.sum() == pytest.approx(1.0)
+    np.testing.assert_array_equal(centred_gaussian(spike, 0.0), spike)
 
 
 def test_normalisations():
@@ -160,7 +208,7 @@ def test_mnad_score_rises_with_low_psnr_and_far_features():
     errors = VideoErrors("v", np.arange(3), psnr=np.array([30.0, 20.0, 30.0]),
                          distance=np.array([0.1, 0.1, 0.5]))
     calibration = Calibration(psnr_mean=30.0, psnr_std=2.0, distance_mean=0.1, distance_std=0.1)
-    scores = mnad_scores(errors, calibration)
+    scores = scorer_for("mnad", ScoreConfig()).frame_scores(errors, calibration)
     np.testing.assert_allclose(scores, [0.0, 0.6 * 5.0, 0.4 * 4.0])
     np.testing.assert_allclose(mnad_scores_video_minmax(errors), [0.0, 0.6, 0.4])
 

@@ -4,7 +4,8 @@ with ``torch.load(..., weights_only=True)`` so that loading one never runs code.
 Contents: format, config (nested dict), flow (the extractor identity), model (state dict,
 memory items included as buffers), optimizer (state dict), epoch and step completed,
 train_seconds (wall time spent in training epochs, summed over resumes),
-calibration (w_F, w_I and training score statistics, or None before calibration).
+calibration (w_F, w_I and training score statistics, or None before calibration),
+validation (the validation report of ``comemory.validation``, or None).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ FORMAT = "comemory-checkpoint-v1"
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     config: Config, flow: dict[str, str], epoch: int, step: int,
-                    train_seconds: float, calibration: dict[str, Any] | None = None) -> None:
+                    train_seconds: float, calibration: dict[str, Any] | None = None,
+                    validation: dict[str, Any] | None = None) -> None:
     storage.save_torch(path, {
         "format": FORMAT,
         "config": config.to_dict(),
@@ -35,6 +37,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         "step": step,
         "train_seconds": train_seconds,
         "calibration": calibration,
+        "validation": validation,
     })
 
 

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from comemory import __version__, storage
 from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES
-from comemory.config import PRESETS, Config, FlowConfig, apply_overrides, load_yaml, preset
+from comemory.config import (
+    PRESETS,
+    Config,
+    FlowConfig,
+    apply_overrides,
+    load_yaml,
+    preset,
+)
 from comemory.cpu import DETECT_THREADS, use_threads
 from comemory.data import datasets
 from comemory.data.datasets import dataset_names
@@ -25,6 +32,7 @@ from comemory.data.synth import SynthSpec, synthesize
 from comemory.errors import ComemoryError, Interrupted
 from comemory.evaluation import evaluate, evaluate_floor
 from comemory.training import train
+from comemory.validation import validate_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +101,27 @@ def _parser() -> argparse.ArgumentParser:
     _add_threads_argument(train, "train.threads")
     train.set_defaults(run=_train, on_interrupt="`comemory train --resume` with the same "
                        "options continues the run from its last checkpoint")
+
+    validate = commands.add_parser(
+        "validate", help="validation AUC on held-out training frames and pseudo-anomalies",
+        description="Measure a trained checkpoint without test labels: the held-out tail of "
+        "each training video (train.holdout_fraction) and pseudo-anomalies made from it "
+        "(speed x3, a foreign object moving fast, a dropped object), run through the whole "
+        "pipeline. Writes validation.json (AUC per kind, pooled; training-calibrated, micro) "
+        "and stores it in the checkpoint. `train` already does this once it ends.")
+    validate.add_argument("--checkpoint", required=True, type=Path,
+                          help="a finished run's checkpoint.pt")
+    _add_data_arguments(validate, labels=False)
+    validate.add_argument("--out", type=Path, help="folder for validation.json (default: the "
+                          "checkpoint's folder)")
+    validate.add_argument("--choose", action="store_true", help="choose the score settings "
+                          "(patch, formula, lambda, smoothing) and the threshold again on "
+                          "validation, and store them in the checkpoint")
+    validate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
+                          "(default $COMEMORY_CACHE or ~/.cache/comemory)")
+    _add_threads_argument(validate)
+    validate.set_defaults(run=_validate, on_interrupt="run it again: the checkpoint is only "
+                          "rewritten (atomically) once validation ends")
 
     evaluate = commands.add_parser("evaluate", help="score the test split and measure AUC")
     evaluate.add_argument("--checkpoint", required=True, type=Path,
@@ -273,6 +302,23 @@ def _train(args: argparse.Namespace) -> None:
         print(f"trained and calibrated: {checkpoint}")
 
 
+def _validate(args: argparse.Namespace) -> None:
+    report = validate_checkpoint(args.checkpoint, args.root, args.out, args.cache_dir,
+                                 args.dataset, choose=args.choose)
+    print(format_validation(report))
+
+
+def format_validation(report: dict) -> str:
+    """Validation AUC per kind: raw, causal and centred, and the settings they used."""
+    kinds = list(report["auc"]["raw"])
+    lines = [f"{'smoothing':<9} " + " ".join(f"{k:>15}" for k in kinds)]
+    for smoothing, aucs in report["auc"].items():
+        lines.append(f"{smoothing:<9} " + " ".join(f"{aucs[k]:>15.3f}" for k in kinds))
+    settings = ", ".join(f"{k} {v}" for k, v in report["chosen"].items())
+    return "\n".join(lines + [f"settings: {settings} ({report['chosen_by']})",
+                              f"frames: {report['frames']}"])
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     flow = None
     if args.flow:
@@ -292,7 +338,9 @@ def _floor(args: argparse.Namespace) -> None:
 
 
 def _detect(args: argparse.Namespace) -> None:
-    from comemory.detection import detect  # imports OpenCV's video writer only when needed
+    from comemory.detection import (
+        detect,  # imports OpenCV's video writer only when needed
+    )
 
     summaries = detect(args.source, args.checkpoint, args.out, args.threshold,
                        args.false_alarm_rate, args.min_event_frames, args.event_gap,

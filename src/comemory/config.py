@@ -81,7 +81,14 @@ class TrainConfig:
 class ScoreConfig:
     patch_size: int = 16  # |P| = patch_size^2 pixels (eq. 3.19)
     patch_stride: int = 1  # the thesis slides the patch one pixel at a time
+    formula: str = "thesis"  # thesis (eq. 3.18) | zscore (HF2-VAD's z-scored sum, no log)
     lambda_s: float = 1.0  # weight of the appearance term (eq. 3.18)
+    zscore_frame_weight: float = 0.1  # weight of the frame term in "zscore" (HF2-VAD: 0.1)
+    causal_window: int = 1  # mean over the last k frames; detect applies it live (1: none)
+    centred_sigma: float = 0.0  # Gaussian over past and future frames, offline only (0: none)
+    # after training, pick formula, lambda, patch size and both smoothings by validation
+    # AUC on held-out frames and pseudo-anomalies (comemory validate); never by test labels
+    choose_on_validation: bool = True
     false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
 
 
@@ -203,6 +210,13 @@ def _problems(config: Config) -> list[str]:
          f"got {score.patch_size}"),
         (score.patch_stride >= 1, f"score.patch_stride must be >= 1, got {score.patch_stride}"),
         (finite(score.lambda_s), f"score.lambda_s must be a finite number, got {score.lambda_s}"),
+        (score.formula in ("thesis", "zscore"),
+         f"score.formula must be thesis or zscore, got {score.formula!r}"),
+        (finite(score.zscore_frame_weight), "score.zscore_frame_weight must be a finite number"),
+        (score.causal_window >= 1, f"score.causal_window must be >= 1 (1: no smoothing), "
+         f"got {score.causal_window}"),
+        (finite(score.centred_sigma) and score.centred_sigma >= 0,
+         f"score.centred_sigma must be >= 0 (0: none), got {score.centred_sigma}"),
         (0.0 < score.false_alarm_rate < 1.0,
          f"score.false_alarm_rate must be between 0 and 1, got {score.false_alarm_rate}"),
     ]

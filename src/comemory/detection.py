@@ -28,7 +28,13 @@ import numpy as np
 import torch
 
 from comemory import plots, storage
-from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES, Event, EventGrouper, threshold_for
+from comemory.alerts import (
+    EVENT_GAP,
+    MIN_EVENT_FRAMES,
+    Event,
+    EventGrouper,
+    threshold_for,
+)
 from comemory.annotate import AnnotatedVideo
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
@@ -41,10 +47,10 @@ from comemory.errors import CheckpointError, ConfigError, DataError, Interrupted
 from comemory.progress import progress as progress_bar
 from comemory.scoring import (
     Calibration,
+    CausalMean,
     FrameScorer,
     VideoErrors,
-    calibrated_scores,
-    pixel_scores,
+    scorer_for,
 )
 
 # engine(past (1, P, C, S, S), target (1, C, S, S), flow (1, 2, S, S)) float32 arrays
@@ -93,6 +99,8 @@ class Detector:
         self.flow = (GridFlow(config.flow, model.image_size, model.channels, model.resize)
                      if self.uses_flow else None)
         self._parts = _score_parts(config)
+        self.scorer = scorer_for(config.model.architecture, config.score)
+        self._smoother = CausalMean(config.score.causal_window)
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self.reset()
 
@@ -130,6 +138,7 @@ class Detector:
     def reset(self) -> None:
         """Forget the previous frames: the next frames start a new video."""
         self._frames: deque[np.ndarray] = deque(maxlen=self.past_frames)
+        self._smoother.reset()
         self._flow_input: np.ndarray | None = None  # the previous frame as the flow reads it
         self._last_flow: np.ndarray | None = None  # from the second-last frame to the last
 
@@ -200,11 +209,11 @@ class Detector:
         errors = VideoErrors(result.video, np.array([result.index]),
                              flow_maps=out["flow_map"], frame_maps=out["frame_map"],
                              **{p: out[p] for p in self._parts})
-        lambda_s = self.config.score.lambda_s
-        result.score = float(calibrated_scores(errors, self.calibration, lambda_s)[0])
+        raw = float(self.scorer.frame_scores(errors, self.calibration)[0])
+        result.score = self._smoother.push(raw)  # score.causal_window: past frames only
         result.anomalous = result.score > self.threshold
         result.parts = {p: float(out[p][0]) for p in self._parts}
-        result.heatmap = pixel_scores(errors, self.calibration, lambda_s)[0]
+        result.heatmap = self.scorer.pixel_maps(errors, self.calibration)[0]
         self.stage_seconds["score"] += time.perf_counter() - started
         return result
 

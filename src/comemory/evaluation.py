@@ -7,9 +7,11 @@ Writes metrics.json (micro/macro AUC, EER, AP for each score under the normalisa
 row per scored frame), roc.png, score_curves.png and, where the dataset has masks,
 heatmaps.png (the highest-scoring frame of each video, its score map, the mask outlined).
 
-Scores: a co-memory checkpoint gives "comemory" (eq. 3.18) and "psnr"; an MNAD checkpoint
-gives "mnad" (PSNR + feature distance) and "psnr"; ``evaluate_floor`` gives "flow_floor",
-the training-free motion score, with no checkpoint at all.
+Scores: a co-memory checkpoint gives "comemory" (its ``score.formula``: eq. 3.18 or
+"zscore") and "psnr"; an MNAD checkpoint gives "mnad" (PSNR + feature distance) and
+"psnr"; ``evaluate_floor`` gives "flow_floor", the training-free motion score, with no
+checkpoint at all. Each main score also comes as "<name>_causal" and "<name>_centred"
+where the checkpoint's settings (chosen on validation) smooth it; every table names them.
 """
 from __future__ import annotations
 
@@ -32,12 +34,12 @@ from comemory.metrics import NORMALISATIONS, PixelAUROC, all_metrics, normalise
 from comemory.progress import progress
 from comemory.scoring import (
     Calibration,
+    Scorer,
     VideoErrors,
-    comemory_scores,
     flow_floor_errors,
-    mnad_scores,
     mnad_scores_video_minmax,
-    pixel_scores,
+    scorer_for,
+    smooth,
     video_errors,
 )
 
@@ -61,18 +63,18 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
         config.flow = flow
     videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
     errors = video_errors(model, videos, config.score, keep_maps=_has_masks(videos))
-    if config.model.architecture == "mnad":
-        kinds = {"mnad": [mnad_scores(e, calibration) for e in errors]}
-        overrides = {"mnad": {"video_minmax": [mnad_scores_video_minmax(e) for e in errors]}}
-    else:
-        lambda_s = config.score.lambda_s
-        kinds = {"comemory": [comemory_scores(e, calibration, lambda_s) for e in errors]}
-        overrides = {}
+    architecture = config.model.architecture
+    scorer = scorer_for(architecture, config.score)
+    kinds = _smoothed_kinds(architecture, [scorer.frame_scores(e, calibration) for e in errors],
+                            config)
+    overrides = ({"mnad": {"video_minmax": [mnad_scores_video_minmax(e) for e in errors]}}
+                 if architecture == "mnad" else {})
     kinds["psnr"] = [-e.psnr for e in errors]  # low PSNR = anomalous
     record = {"checkpoint": str(checkpoint), "flow": state["flow"],
-              "architecture": config.model.architecture}
-    return _report(videos, errors, kinds, overrides, calibration, config, data_root, out_dir,
-                   record)
+              "architecture": architecture, "score_settings": _score_settings(config),
+              "validation": state.get("validation")}
+    return _report(videos, errors, kinds, overrides, scorer, calibration, config, data_root,
+                   out_dir, record)
 
 
 def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
@@ -86,10 +88,34 @@ def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
     """
     videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
     errors = flow_floor_errors(videos, config.score, past_frames, keep_maps=_has_masks(videos))
-    kinds = {"flow_floor": [e.flow_error for e in errors]}
+    scorer = scorer_for("flow_floor", config.score)
+    kinds = _smoothed_kinds("flow_floor", [scorer.frame_scores(e, Calibration()) for e in errors],
+                            config)
     record = {"checkpoint": None, "flow": flow_identity(config.flow),
-              "architecture": "flow_floor (training-free)"}
-    return _report(videos, errors, kinds, {}, None, config, data_root, out_dir, record)
+              "architecture": "flow_floor (training-free)",
+              "score_settings": _score_settings(config)}
+    return _report(videos, errors, kinds, {}, scorer, Calibration(), config, data_root, out_dir,
+                   record)
+
+
+def _smoothed_kinds(name: str, raw: list[np.ndarray], config: Config) -> dict[str, list]:
+    """The raw score under ``name``, and where set, ``<name>_causal`` (the mean over the
+    last ``score.causal_window`` frames, as detect outputs it) and ``<name>_centred`` (a
+    Gaussian over past and future frames: offline only)."""
+    score = config.score
+    kinds = {name: raw}
+    if score.causal_window > 1:
+        kinds[f"{name}_causal"] = [smooth(s, "causal", score.causal_window, 0) for s in raw]
+    if score.centred_sigma > 0:
+        kinds[f"{name}_centred"] = [smooth(s, "centred", 1, score.centred_sigma) for s in raw]
+    return kinds
+
+
+def _score_settings(config: Config) -> dict[str, Any]:
+    score = config.score
+    return {"patch_size": score.patch_size, "formula": score.formula,
+            "lambda_s": score.lambda_s, "zscore_frame_weight": score.zscore_frame_weight,
+            "causal_window": score.causal_window, "centred_sigma": score.centred_sigma}
 
 
 def _labelled_test_videos(data_root: str | Path, config: Config, cache_dir: str | Path | None,
@@ -108,8 +134,8 @@ def _has_masks(videos: list[PreparedVideo]) -> bool:
 
 
 def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
-            kinds: dict[str, list[np.ndarray]], overrides: dict[str, dict],
-            calibration: Calibration | None, config: Config, data_root: str | Path,
+            kinds: dict[str, list[np.ndarray]], overrides: dict[str, dict], scorer: Scorer,
+            calibration: Calibration, config: Config, data_root: str | Path,
             out_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     """Metrics, scores.csv and plots for per-video scores of each kind."""
     labels = [video.labels[err.frames] for video, err in zip(videos, errors, strict=True)]
@@ -124,7 +150,7 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
         "frames_without_score": int(sum(len(v.frames) for v in videos) - pooled.size),
         "scores": {kind: all_metrics(scores, labels, overrides.get(kind))
                    for kind, scores in kinds.items()},
-        "pixel_auroc": _pixel_auroc(videos, errors, calibration, config),
+        "pixel_auroc": _pixel_auroc(videos, errors, scorer, calibration, config),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,19 +159,19 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
     main_kind = next(iter(kinds))
     _write_plots(out_dir, errors, kinds[main_kind], labels, pooled, main_kind)
     if _has_masks(videos):
-        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], calibration,
-                        config.score.lambda_s, config.model.resize)
+        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], scorer,
+                        calibration, config.model.resize)
     return metrics
 
 
-def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors],
-                 calibration: Calibration | None, config: Config) -> float | None:
+def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors], scorer: Scorer,
+                 calibration: Calibration, config: Config) -> float | None:
     """Pixel AUROC of the score maps, each resized to its mask, over frames with masks;
     training-calibrated (no per-video normalisation). None without masks."""
     pairs = [(v, e) for v, e in zip(videos, errors, strict=True) if v.masks is not None]
     if not pairs:
         return None
-    maps = [pixel_scores(err, calibration, config.score.lambda_s) for _, err in pairs]
+    maps = [scorer.pixel_maps(err, calibration) for _, err in pairs]
     accumulator = PixelAUROC(min(float(m.min()) for m in maps), max(float(m.max()) for m in maps))
     for (video, err), score_maps in progress(zip(pairs, maps, strict=True), total=len(pairs),
                                          desc="pixel AUROC", unit="video", leave=False):
@@ -186,8 +212,8 @@ def _write_plots(out_dir: Path, errors: list[VideoErrors], scores: list[np.ndarr
 
 
 def _write_heatmaps(path: Path, videos: list[PreparedVideo], errors: list[VideoErrors],
-                    scores: list[np.ndarray], calibration: Calibration | None,
-                    lambda_s: float, resize: str, most: int = 8) -> None:
+                    scores: list[np.ndarray], scorer: Scorer, calibration: Calibration,
+                    resize: str, most: int = 8) -> None:
     """The highest-scoring frame of up to ``most`` videos with masks, its score map over it."""
     panels = []
     for video, err, video_scores in zip(videos, errors, scores, strict=True):
@@ -199,6 +225,6 @@ def _write_heatmaps(path: Path, videos: list[PreparedVideo], errors: list[VideoE
         size = image.shape[0]
         mask = to_model_grid(video.masks.load()[frame].astype(np.uint8), size, resize,
                              cv2.INTER_NEAREST).astype(bool)
-        heat = pixel_scores(err, calibration, lambda_s)[row]
+        heat = scorer.pixel_maps(err, calibration)[row]
         panels.append((f"video {video.name}, frame {frame}", image, heat, mask))
     plots.heatmap_plot(path, panels)

@@ -1,10 +1,13 @@
-"""Training: one readable loop, checkpoints every few steps, and calibration at the end.
+"""Training: one readable loop, checkpoints every few steps, and at the end calibration and
+the score settings chosen on validation (``comemory.validation``).
 
     comemory train --data DIR --preset tiny --out runs/tiny [--resume]
 
 The run folder holds ``checkpoint.pt`` (the latest checkpoint: one every
 ``train.checkpoint_every`` steps and one at the end of each epoch, then the calibrated
-final model), ``losses.csv`` (one row per step) and ``config.yaml``. A killed run
+final model), ``losses.csv`` (one row per step), ``config.yaml`` (with the score settings
+chosen on validation once training ends) and ``validation.json`` (validation AUC per
+pseudo-anomaly kind). A killed run
 continues with ``--resume`` from its last checkpoint; the order of samples in an epoch
 depends only on (seed, epoch), and a resume inside an epoch skips the batches already
 trained, so a resumed run ends exactly where an uninterrupted one does.
@@ -16,7 +19,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -24,22 +26,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from comemory import distributed, storage
-from comemory.alerts import summarise_normal_scores, threshold_for
 from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.cpu import resolve_precision, use_threads
 from comemory.data.flow import flow_identity
-from comemory.data.prepared import FrameWindows, PreparedVideo, load_split, split_holdout
+from comemory.data.prepared import (
+    FrameWindows,
+    prepare_split,
+    read_split,
+    split_holdout,
+)
 from comemory.errors import CheckpointError, TrainingError
 from comemory.model import ModelOutput, build_model
 from comemory.progress import progress
-from comemory.scoring import (
-    Calibration,
-    VideoErrors,
-    calibrate,
-    calibrated_scores,
-    video_errors,
-)
+from comemory.validation import fit_scores, model_errors, validation_set, write_report
 
 LOSS_NAMES = ("total", "flow", "pred", "app_compact", "app_separate", "motion_compact",
               "motion_separate")
@@ -104,8 +104,10 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                 stale.unlink()  # left by a kill during a checkpoint write; never read
             storage.write_text(out_dir / "config.yaml",
                                yaml.safe_dump(config.to_dict(), sort_keys=False))
-        videos = load_split(data_root, "training", config, cache_dir, dataset=dataset)
-    videos, held_out = split_holdout(videos, config.train.holdout_fraction, model.past_frames)
+        sources = read_split(data_root, "training", dataset=dataset)
+        whole_videos = prepare_split(sources, "training", config, cache_dir)
+    videos, held_out = split_holdout(whole_videos, config.train.holdout_fraction,
+                                     model.past_frames)
     samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step) if process.is_main else None
@@ -158,10 +160,17 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
         seconds += time.perf_counter() - started
         saved_step = step
 
-    if process.is_main:
-        calibration = _calibrate(model, videos, held_out, config)
+    if process.is_main:  # score settings chosen on validation, then the alert threshold
+        validation = (validation_set(sources, whole_videos, config, model.past_frames)
+                      if held_out else None)
+        config.score, calibration, report = fit_scores(
+            model_errors(model), config.model.architecture, videos, held_out, validation,
+            config)
+        write_report(out_dir / "validation.json", report)
+        storage.write_text(out_dir / "config.yaml",
+                           yaml.safe_dump(config.to_dict(), sort_keys=False))
         save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs,
-                        step, seconds, calibration)
+                        step, seconds, calibration.to_dict(), report)
     distributed.stop(process)
     return checkpoint_path
 
@@ -227,46 +236,6 @@ def _restore(path: Path, config: Config, model: torch.nn.Module,
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
-
-
-def _calibrate(model: torch.nn.Module, videos: list[PreparedVideo],
-               held_out: list[PreparedVideo], config: Config) -> dict[str, object]:
-    """Training-frame statistics for the score (eq. 3.20 for co-memory, PSNR and feature
-    distance for MNAD), the training score distribution, and the alert threshold: the
-    score that ``score.false_alarm_rate`` of the held-out normal frames exceed (of the
-    training frames when nothing was held out, which sets it too low)."""
-    errors = video_errors(model, videos, config.score, desc="calibrating")
-    calibration = _score_statistics(errors, config.model.architecture)
-    lambda_s = config.score.lambda_s
-    scores = np.concatenate([calibrated_scores(e, calibration, lambda_s) for e in errors])
-    normal, source = scores, "training frames (no frames held out: optimistic)"
-    if held_out:
-        held_errors = video_errors(model, held_out, config.score, desc="held-out frames")
-        normal = np.concatenate([calibrated_scores(e, calibration, lambda_s)
-                                 for e in held_errors])
-        source = f"{normal.size} held-out normal frames"
-    calibration.false_alarm_rate = config.score.false_alarm_rate
-    calibration.threshold = threshold_for(normal, config.score.false_alarm_rate)
-    quantiles = (0.5, 0.9, 0.95, 0.99, 0.999)
-    calibration.extra = {
-        "score_mean": float(scores.mean()), "score_std": float(scores.std()),
-        "score_quantiles": {str(q): float(np.quantile(scores, q)) for q in quantiles},
-        "frames": int(scores.size), "threshold_source": source,
-        "normal_scores": summarise_normal_scores(normal),
-        "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return calibration.to_dict()
-
-
-def _score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
-    """Eq. 3.20's w_F, w_I (co-memory), or the PSNR and distance mean and spread (MNAD)."""
-    if architecture == "mnad":
-        psnr = np.concatenate([e.psnr for e in errors])
-        distance = np.concatenate([e.distance for e in errors])
-        return Calibration(psnr_mean=float(psnr.mean()), psnr_std=float(psnr.std()),
-                           distance_mean=float(distance.mean()),
-                           distance_std=float(distance.std()))
-    return calibrate(np.concatenate([e.flow_error for e in errors]),
-                     np.concatenate([e.frame_error for e in errors]))
 
 
 class _LossLog:

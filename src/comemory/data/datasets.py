@@ -27,7 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from comemory.data.frames import VIDEO_EXTENSIONS, FrameFolder, FrameSource, VideoFile, list_frames
+from comemory.data.frames import (
+    VIDEO_EXTENSIONS,
+    FrameFolder,
+    FrameSource,
+    VideoFile,
+    list_frames,
+)
 from comemory.data.labels import (
     FrameLabels,
     MaskImages,

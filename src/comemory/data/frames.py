@@ -76,6 +76,10 @@ class FrameFolder:
         return np.stack([native_frame(_imread(path), channels, longest_side)
                          for path in self.paths])
 
+    def read_bgr(self, start: int = 0) -> np.ndarray:
+        """Frames ``start`` .. end as decoded: uint8 (T - start, H, W, 3) BGR."""
+        return np.stack([_imread(path) for path in self.paths[start:]])
+
     def resolution(self) -> tuple[int, int]:
         """(height, width) of the frames on disk."""
         image = cv2.imread(str(self.paths[0]), cv2.IMREAD_UNCHANGED)
@@ -117,25 +121,30 @@ class VideoFile:
         ``longest_side`` on its longest side (0: no limit)."""
         return self._decode(lambda image: native_frame(image, channels, longest_side))
 
-    def _decode(self, fit: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    def read_bgr(self, start: int = 0) -> np.ndarray:
+        """Frames ``start`` .. end as decoded: uint8 (T - start, H, W, 3) BGR."""
+        return self._decode(lambda image: image, start)
+
+    def _decode(self, fit: Callable[[np.ndarray], np.ndarray], start: int = 0) -> np.ndarray:
         capture = self._open()
-        frames = []
+        frames, index = [], 0
         try:
             promised = _promised_frames(capture)
             while True:
                 ok, image = capture.read()
                 if not ok:
                     break
-                frames.append(fit(image))
+                if index >= start:
+                    frames.append(fit(image))
+                index += 1
         finally:
             capture.release()
-        if len(frames) < MIN_FRAMES:
-            raise DataError(f"{self.path}: decoded {len(frames)} frame(s); the file is "
+        if index < MIN_FRAMES:
+            raise DataError(f"{self.path}: decoded {index} frame(s); the file is "
                             f"damaged, empty or in a codec OpenCV lacks (need {MIN_FRAMES}+)")
-        if promised is not None and len(frames) < promised:
+        if promised is not None and index < promised:
             log.warning("%s: the file's header promises %d frames but only %d decode (a cut "
-                        "or damaged file?); using the %d", self.path, promised, len(frames),
-                        len(frames))
+                        "or damaged file?); using the %d", self.path, promised, index, index)
         return np.stack(frames)
 
     def resolution(self) -> tuple[int, int]:

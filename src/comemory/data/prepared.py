@@ -30,6 +30,7 @@ from comemory import storage
 from comemory.config import Config
 from comemory.data.datasets import Video, read_dataset
 from comemory.data.flow import GridFlow, flow_identity, load_flo_flows
+from comemory.data.frames import resize_frame
 from comemory.data.labels import MaskSource
 from comemory.errors import DataError
 from comemory.progress import progress
@@ -109,22 +110,45 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
     are held out. A held-out part starts ``past_frames`` frames early so that it scores
     exactly the held-out frames; those first frames are inputs only. A video too short to
     give both parts is used whole for training."""
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
     training, held_out = [], []
     for video in videos:
-        count = len(video.frames)
-        held = round(fraction * count)
-        cut = count - held
-        if held < 1 or cut < past_frames + 1:
+        start = holdout_start(len(video.frames), fraction, past_frames)
+        if start is None:
             training.append(video)
             continue
+        cut = start + past_frames
         training.append(PreparedVideo(video.name, video.frames[:cut], video.flows[:cut - 1],
                                       video.resolution))
-        start = cut - past_frames
         held_out.append(PreparedVideo(f"{video.name} (held out)", video.frames[start:],
                                       video.flows[start:], video.resolution))
     return training, held_out
+
+
+def holdout_start(count: int, fraction: float, past_frames: int) -> int | None:
+    """The first frame of a ``count``-frame video's held-out part (its ``past_frames``
+    input frames included), or None where the video is too short to give both parts."""
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
+    held = round(fraction * count)
+    cut = count - held
+    if held < 1 or cut < past_frames + 1:
+        return None
+    return cut - past_frames
+
+
+def prepare_images(name: str, images: np.ndarray, config: Config,
+                   labels: np.ndarray | None = None) -> PreparedVideo:
+    """Frames already decoded, uint8 BGR (T, H, W, 3), through the same steps as a video
+    on disk and a live frame in ``detect`` (model grid, flow where ``flow.at`` says); not
+    cached. For pseudo-anomalies made in memory."""
+    model = config.model
+    grid = GridFlow(config.flow, model.image_size, model.channels, model.resize)
+    frames = np.stack([resize_frame(image, model.image_size, model.channels, model.resize)
+                       for image in images])
+    inputs = np.stack([grid.input_frame(image, frame) for image, frame in
+                       zip(images, frames, strict=True)])
+    flows = as_cached_flow(grid.video_flows(inputs))
+    return PreparedVideo(name, frames, flows, images.shape[1:3], labels)
 
 
 def prepare_video(video: Video, config: Config, cache_dir: Path,

@@ -1,19 +1,15 @@
-"""Frame scores: the co-memory abnormality (thesis eq. 3.18-3.20), MNAD's PSNR + feature
-distance, the PSNR of future-frame prediction, and a training-free flow floor.
+"""Patch errors and inference: what the model gets wrong, where, for every frame.
 
 For each frame: per-pixel squared errors of the predicted flow and frame, averaged over
 ``patch_size`` x ``patch_size`` patches (eq. 3.19); the patch P~ with the largest flow
-error is taken for both terms; then
-
-    S = log(w_F * S_F(P~)) + lambda_S * w_I * S_I(P~)        (eq. 3.18)
-
-with w_F, w_I the inverse means of S_F(P~), S_I(P~) over the training frames (eq. 3.20).
-Every score here is "training-calibrated": it uses training statistics only, so it can
-run live. ``comemory.metrics.normalise`` adds the per-video normalisations of the papers.
+error is taken for both terms, giving S_F(P~) and S_I(P~). ``video_errors`` runs a model
+over prepared videos and returns these parts per frame; ``flow_floor_errors`` gives the
+training-free floor's parts with no model. How the parts become one score is
+``comemory.scoring.formulas``; the training statistics they use, ``.calibration``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,7 +21,6 @@ from comemory.data.prepared import FrameWindows, PreparedVideo
 from comemory.progress import progress
 
 LOG_FLOOR = 1e-12  # a perfect flow prediction would otherwise score log(0)
-MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
 
 
 @dataclass
@@ -40,37 +35,6 @@ class FrameErrors:
     frame_error: torch.Tensor | None
     flow_map: torch.Tensor | None
     frame_map: torch.Tensor
-
-
-@dataclass
-class Calibration:
-    """Statistics of the training frames, stored in the checkpoint.
-
-    flow_weight, frame_weight: w_F and w_I of eq. 3.20 (co-memory).
-    psnr_mean/std, distance_mean/std: standardise MNAD's two score terms.
-    threshold: the alert threshold, the score exceeded by ``false_alarm_rate`` of the
-    held-out normal frames (``extra["normal_scores"]`` keeps their distribution).
-    """
-
-    flow_weight: float | None = None
-    frame_weight: float | None = None
-    psnr_mean: float | None = None
-    psnr_std: float | None = None
-    distance_mean: float | None = None
-    distance_std: float | None = None
-    threshold: float | None = None
-    false_alarm_rate: float | None = None
-    extra: dict = field(default_factory=dict)  # score distribution, frames, date
-
-    def to_dict(self) -> dict:
-        record = asdict(self)
-        return {**record.pop("extra"), **record}
-
-    @classmethod
-    def from_dict(cls, record: dict) -> Calibration:
-        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        return cls(**{k: v for k, v in record.items() if k in names},
-                   extra={k: v for k, v in record.items() if k not in names})
 
 
 def patch_means(error_map: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
@@ -142,21 +106,6 @@ class FrameScorer(torch.nn.Module):
                 out.feature_distance if out.feature_distance is not None else zeros,
                 errors.flow_map if errors.flow_map is not None else zero_map,
                 errors.frame_map)
-
-
-def calibrate(flow_errors: np.ndarray, frame_errors_: np.ndarray) -> Calibration:
-    """Eq. 3.20 from the training frames' S_F(P~) and S_I(P~)."""
-    flow_mean, frame_mean = float(np.mean(flow_errors)), float(np.mean(frame_errors_))
-    if not (flow_mean > 0 and frame_mean > 0):
-        raise ValueError("training errors are all zero: cannot calibrate w_F, w_I")
-    return Calibration(1.0 / flow_mean, 1.0 / frame_mean)
-
-
-def abnormality(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Calibration,
-                lambda_s: float) -> np.ndarray:
-    """Eq. 3.18 from S_F(P~), S_I(P~) arrays (any shape)."""
-    flow_term = np.log(np.maximum(calibration.flow_weight * flow_error, LOG_FLOOR))
-    return flow_term + lambda_s * calibration.frame_weight * frame_error
 
 
 @dataclass
@@ -242,46 +191,3 @@ def _split_by_video(videos: list[PreparedVideo], parts: dict[str, list]) -> list
                   for k, v in columns.items()}
         result.append(VideoErrors(video.name, **fields))
     return result
-
-
-def comemory_scores(errors: VideoErrors, calibration: Calibration, lambda_s: float) -> np.ndarray:
-    """Eq. 3.18 for each scored frame of one video."""
-    return abnormality(errors.flow_error, errors.frame_error, calibration, lambda_s)
-
-
-def mnad_scores(errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-    """MNAD's mix on training-standardised terms: 0.6 x (low PSNR) + 0.4 x (far from memory)."""
-    psnr_term = (calibration.psnr_mean - errors.psnr) / calibration.psnr_std
-    distance_term = (errors.distance - calibration.distance_mean) / calibration.distance_std
-    return MNAD_PSNR_WEIGHT * psnr_term + (1 - MNAD_PSNR_WEIGHT) * distance_term
-
-
-def mnad_scores_video_minmax(errors: VideoErrors) -> np.ndarray:
-    """MNAD's own protocol: each term min-max normalised over the video, then mixed."""
-    def minmax(values: np.ndarray) -> np.ndarray:
-        span = values.max() - values.min()
-        return (values - values.min()) / span if span > 0 else np.zeros_like(values)
-
-    return (MNAD_PSNR_WEIGHT * (1 - minmax(errors.psnr))
-            + (1 - MNAD_PSNR_WEIGHT) * minmax(errors.distance))
-
-
-def calibrated_scores(errors: VideoErrors, calibration: Calibration,
-                      lambda_s: float) -> np.ndarray:
-    """The model's own training-calibrated score: MNAD's mix for an MNAD calibration (no
-    w_F), eq. 3.18 otherwise."""
-    if calibration.flow_weight is None:
-        return mnad_scores(errors, calibration)
-    return comemory_scores(errors, calibration, lambda_s)
-
-
-def pixel_scores(errors: VideoErrors, calibration: Calibration | None,
-                 lambda_s: float) -> np.ndarray:
-    """(n, S, S) localisation maps: eq. 3.18 at every patch for co-memory, the frame error
-    for MNAD, the flow magnitude for the floor (no calibration)."""
-    if calibration is None:
-        return errors.flow_maps.astype(np.float32)
-    if calibration.flow_weight is None:
-        return errors.frame_maps.astype(np.float32)
-    return abnormality(errors.flow_maps.astype(np.float32), errors.frame_maps.astype(np.float32),
-                       calibration, lambda_s)

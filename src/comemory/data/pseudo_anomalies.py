@@ -1,0 +1,128 @@
+"""Pseudo-anomalies made from held-out normal training frames: a labelled validation set
+that needs no test labels.
+
+Each training video's held-out tail (``train.holdout_fraction``, never trained on) is
+decoded at its own resolution and turned into clips, each then run through the whole
+pipeline (model grid, optical flow) like any video:
+
+  normal          the tail as it is: every frame labelled 0.
+  speed           the tail with a stride of ``SPEED_STRIDE`` frames: everything moves that
+                  many times faster (a runner, a vehicle among walkers). Every frame 1.
+  foreign_object  a patch cut from another video's tail where it moves most (usually a
+                  person), pasted from a third of the way in and moved across the frames
+                  far faster than anything in the training set, bouncing off the edges.
+  dropped_object  such a patch appearing from a third of the way in and staying still
+                  (a bag left behind): an appearance change, little motion after it lands.
+
+Frames before an object appears are labelled 0. ``Clip.boxes`` says where each pasted
+object lies, (top, left, height, width) in the frame's pixels. Clips depend only on the
+frames and the seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KINDS = ("speed", "foreign_object", "dropped_object")
+SPEED_STRIDE = 3
+OBJECT_SIDE = 0.2  # the pasted square's side, as a share of the frame's shorter side
+OBJECT_SPEED = 0.04  # per frame, as a share of the frame's longer side (Ped2: 14 px/frame)
+ONSET = 1 / 3  # objects appear this far into the clip
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class Clip:
+    """images: uint8 (T, H, W, 3) BGR; labels: int64 (T,); boxes: the pasted object's box
+    in each frame (None where there is none)."""
+
+    name: str
+    kind: str
+    images: np.ndarray
+    labels: np.ndarray
+    boxes: list[Box | None] = field(default_factory=list)
+
+
+def make_clips(tails: dict[str, np.ndarray], seed: int = 0,
+               kinds: tuple[str, ...] = KINDS) -> list[Clip]:
+    """A normal clip and one clip of each kind from every tail ({video name: uint8 BGR
+    (T, H, W, 3)}); objects come from the next video's tail (the same one if alone)."""
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown pseudo-anomaly kind(s) {sorted(unknown)}; choose from {KINDS}")
+    rng = np.random.default_rng(seed)
+    names = list(tails)
+    clips = []
+    for index, name in enumerate(names):
+        tail = tails[name]
+        donor = tails[names[(index + 1) % len(names)]]
+        clips.append(Clip(f"{name} normal", "normal", tail, np.zeros(len(tail), np.int64),
+                          [None] * len(tail)))
+        for kind in kinds:
+            if kind == "speed":
+                clips.append(speed_clip(name, tail))
+            else:
+                patch = moving_patch(donor, rng)
+                clips.append(object_clip(name, tail, patch, kind == "foreign_object", rng))
+    return clips
+
+
+def speed_clip(name: str, tail: np.ndarray, stride: int = SPEED_STRIDE) -> Clip:
+    """Every ``stride``-th frame: motion ``stride`` times faster; all frames labelled 1."""
+    images = tail[::stride]
+    return Clip(f"{name} speed x{stride}", "speed", images, np.ones(len(images), np.int64),
+                [None] * len(images))
+
+
+def moving_patch(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A square cut from a random frame of ``frames`` where it differs most from the frame
+    before (where something moved in): uint8 (side, side, 3)."""
+    height, width = frames.shape[1:3]
+    side = max(4, round(OBJECT_SIDE * min(height, width)))
+    t = int(rng.integers(0, len(frames) - 1))
+    change = np.abs(frames[t + 1].astype(np.int16) - frames[t].astype(np.int16)).sum(-1)
+    # the change summed over every side x side window, from an integral image
+    integral = np.pad(change.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    windows = (integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side]
+               + integral[:-side, :-side])
+    top, left = np.unravel_index(int(np.argmax(windows)), windows.shape)
+    return frames[t + 1, top:top + side, left:left + side].copy()
+
+
+def object_clip(name: str, tail: np.ndarray, patch: np.ndarray, moving: bool,
+                rng: np.random.Generator) -> Clip:
+    """``patch`` pasted onto ``tail`` from ``ONSET`` on: moving fast across the frame
+    (``moving``) or still where it lands. Labels 1 from its first frame."""
+    count, height, width = tail.shape[:3]
+    side = patch.shape[0]
+    onset = max(1, round(ONSET * count))
+    path = _object_path(count - onset, height, width, side, moving, rng)
+    images, labels, boxes = tail.copy(), np.zeros(count, np.int64), [None] * count
+    for t, (top, left) in enumerate(path, start=onset):
+        images[t, top:top + side, left:left + side] = patch
+        labels[t], boxes[t] = 1, (top, left, side, side)
+    kind = "foreign_object" if moving else "dropped_object"
+    return Clip(f"{name} {kind}", kind, images, labels, boxes)
+
+
+def _object_path(steps: int, height: int, width: int, side: int, moving: bool,
+                 rng: np.random.Generator) -> list[tuple[int, int]]:
+    """(top, left) of the object in each of ``steps`` frames: still, or moving at
+    ``OBJECT_SPEED`` in a random direction and bouncing off the frame's edges."""
+    span = np.array([height - side, width - side], dtype=np.float64)
+    position = rng.uniform(0, 1, 2) * span
+    if not moving:
+        return [(int(position[0]), int(position[1]))] * steps
+    angle = rng.uniform(0, 2 * np.pi)
+    velocity = OBJECT_SPEED * max(height, width) * np.array([np.sin(angle), np.cos(angle)])
+    path = []
+    for _ in range(steps):
+        path.append((int(round(position[0])), int(round(position[1]))))
+        position = position + velocity
+        for axis in (0, 1):  # reflect off the edges
+            if position[axis] < 0 or position[axis] > span[axis]:
+                velocity[axis] = -velocity[axis]
+                position[axis] = np.clip(position[axis], 0, span[axis])
+    return path

@@ -1,0 +1,112 @@
+"""Score formulas: score parts (``VideoErrors``) + training statistics -> one score per frame.
+
+One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` (T, S, S):
+
+  CoMemoryScorer  ``score.formula`` "thesis": eq. 3.18,
+                      S = log(w_F S_F(P~)) + lambda_S w_I S_I(P~);
+                  "zscore": HF2-VAD's released combination, no log,
+                      S = (S_F - mean_F) / std_F + w (S_I - mean_I) / std_I,
+                  with w = ``score.zscore_frame_weight`` (0.1 in HF2-VAD's code).
+  MNADScorer      MNAD's mix of low PSNR and feature distance, each standardised on the
+                  training frames: 0.6 x PSNR term + 0.4 x distance term.
+  FloorScorer     the training-free floor: the flow magnitude of the most moving patch.
+
+All are training-calibrated; ``comemory.metrics.normalise`` adds the per-video
+normalisations of the papers and ``comemory.scoring.smoothing`` the temporal filters.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from comemory.config import ScoreConfig
+from comemory.scoring.calibration import Calibration
+from comemory.scoring.errors import LOG_FLOOR, VideoErrors
+
+FORMULAS = ("thesis", "zscore")
+MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
+
+
+def thesis_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Calibration,
+                 lambda_s: float) -> np.ndarray:
+    """Eq. 3.18 from S_F(P~), S_I(P~) arrays (any shape)."""
+    flow_term = np.log(np.maximum(calibration.flow_weight * flow_error, LOG_FLOOR))
+    return flow_term + lambda_s * calibration.frame_weight * frame_error
+
+
+def zscore_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Calibration,
+                 frame_weight: float) -> np.ndarray:
+    """HF2-VAD: z-scored flow error + ``frame_weight`` x z-scored frame error (any shape)."""
+    flow_term = (flow_error - calibration.flow_mean) / calibration.flow_std
+    frame_term = (frame_error - calibration.frame_mean) / calibration.frame_std
+    return flow_term + frame_weight * frame_term
+
+
+class CoMemoryScorer:
+    """Scores of the co-memory network by ``config.formula`` (see the module)."""
+
+    def __init__(self, config: ScoreConfig):
+        if config.formula not in FORMULAS:
+            raise ValueError(f"score.formula must be one of {FORMULAS}, got {config.formula!r}")
+        self.config = config
+
+    def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        return self._combine(errors.flow_error, errors.frame_error, calibration)
+
+    def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        """The formula at every patch: (n, S, S)."""
+        return self._combine(errors.flow_maps.astype(np.float32),
+                             errors.frame_maps.astype(np.float32), calibration)
+
+    def _combine(self, flow: np.ndarray, frame: np.ndarray,
+                 calibration: Calibration) -> np.ndarray:
+        if self.config.formula == "zscore":
+            return zscore_score(flow, frame, calibration, self.config.zscore_frame_weight)
+        return thesis_score(flow, frame, calibration, self.config.lambda_s)
+
+
+class MNADScorer:
+    """MNAD's score on training-standardised terms; its maps are the frame error."""
+
+    def __init__(self, config: ScoreConfig):
+        self.config = config
+
+    def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        psnr_term = (calibration.psnr_mean - errors.psnr) / calibration.psnr_std
+        distance_term = (errors.distance - calibration.distance_mean) / calibration.distance_std
+        return MNAD_PSNR_WEIGHT * psnr_term + (1 - MNAD_PSNR_WEIGHT) * distance_term
+
+    def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        return errors.frame_maps.astype(np.float32)
+
+
+class FloorScorer:
+    """The training-free floor: flow magnitude; needs no statistics."""
+
+    def __init__(self, config: ScoreConfig):
+        self.config = config
+
+    def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        return np.asarray(errors.flow_error, dtype=np.float64)
+
+    def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        return errors.flow_maps.astype(np.float32)
+
+
+Scorer = CoMemoryScorer | MNADScorer | FloorScorer
+SCORERS = {"comemory": CoMemoryScorer, "mnad": MNADScorer, "flow_floor": FloorScorer}
+
+
+def scorer_for(architecture: str, config: ScoreConfig) -> Scorer:
+    """The scorer of ``architecture`` ("comemory", "mnad" or "flow_floor")."""
+    return SCORERS[architecture](config)
+
+
+def mnad_scores_video_minmax(errors: VideoErrors) -> np.ndarray:
+    """MNAD's own protocol: each term min-max normalised over the video, then mixed. Reads
+    the whole video: evaluation only."""
+    def minmax(values: np.ndarray) -> np.ndarray:
+        span = values.max() - values.min()
+        return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+    return (MNAD_PSNR_WEIGHT * (1 - minmax(errors.psnr))
+            + (1 - MNAD_PSNR_WEIGHT) * minmax(errors.distance))

@@ -1,16 +1,18 @@
-"""The UCSD Ped2 benchmark: a training-free floor, the co-memory network, the thesis's
-ablations and an MNAD baseline, all at one budget, evaluated on the last checkpoint.
+"""The UCSD Ped2 benchmark: training-free floors, the co-memory network, the thesis's
+ablations, MNAD as its code trains it, and the short runs that made the choices.
 
-    python benchmarks/ped2.py                       # every row (hours on 2 CPU cores)
-    python benchmarks/ped2.py --rows floor comemory # some rows; the others are kept
-    python benchmarks/ped2.py --table               # print the README table from the JSON
+    python benchmarks/ped2.py --rows floor_squash floor_native    # seconds
+    python benchmarks/ped2.py --rows comemory --seed 1            # one training run
+    python benchmarks/ped2.py --table                             # the README tables
 
-Each row trains on ../shared/data/ped2/training (resuming a killed run), evaluates the
-final checkpoint on the test set (no checkpoint is chosen by its test score), and is
-written into benchmarks/results/ped2-<preset>.json as soon as it finishes: its config,
-seed, git commit, training and evaluation time, and every AUC (micro and macro under the
-per-video max of the thesis, per-video min-max, and training calibration) plus pixel AUROC.
-Skips with a message where the dataset is absent.
+Every row trains on ../shared/data/ped2/training with a tenth of each video held out
+(resuming a killed run). Training ends by choosing the score settings on the validation
+set made from those held-out frames (``comemory.validation``); the floors choose theirs on
+the same set. Only then is the test split scored, once, by ``evaluate``. Each row is
+written into benchmarks/results/ped2.json as it finishes: config, seed, git commit,
+machine, training time, the validation report, and every test AUC (micro and macro; raw,
+causal- and centred-smoothed; per-video max, min-max and training-calibrated) plus pixel
+AUROC. Skips with a message where the dataset is absent.
 """
 from __future__ import annotations
 
@@ -27,78 +29,117 @@ import numpy as np
 from comemory import storage
 from comemory.bench import machine
 from comemory.checkpoint import load_checkpoint
-from comemory.config import merge, preset
+from comemory.config import Config, apply_overrides, preset
+from comemory.cpu import use_threads
 from comemory.evaluation import evaluate, evaluate_floor
 from comemory.metrics import all_metrics
 from comemory.training import train
+from comemory.validation import validate_floor
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
+RESULTS = PROJECT / "benchmarks" / "results" / "ped2.json"
 
-# name -> (what it is, settings over the preset). "comemory" is also the memory-10 row.
-ROWS = {
-    "floor": ("training-free floor: mean flow magnitude of the most moving patch", None),
-    "comemory": ("co-memory: motion + appearance memory, 10 items each", {}),
-    "no_motion_memory": ("without motion memory", {"model": {"motion_memory": 0}}),
+# The settings validation preferred in the short runs below (README, "Choices"); every
+# full row starts from them.
+CHOSEN = ["flow.at=native"]
+FULL_EPOCHS = 12
+SHORT_EPOCHS = 3
+MNAD_AS_ITS_CODE = ["model.architecture=mnad", "model.read=detached", "model.compactness=mse",
+                    "model.memory_init=uniform", "train.lr_schedule=cosine"]
+
+# name -> (what it is, settings over the cpu preset, epochs; None: training-free)
+ROWS: dict[str, tuple[str, list[str], int | None]] = {
+    "floor_squash": ("floor: flow magnitude, flow on the squashed 128 x 128 frames", [], None),
+    "floor_native": ("floor: flow magnitude, flow at 360 x 240 resized to the grid",
+                     ["flow.at=native"], None),
+    "comemory": ("co-memory, the chosen settings", CHOSEN, FULL_EPOCHS),
+    "no_motion_memory": ("without motion memory", [*CHOSEN, "model.motion_memory=0"],
+                         FULL_EPOCHS),
     "memory_15": ("memory size 15 (both memories)",
-                  {"model": {"appearance_memory": 15, "motion_memory": 15}}),
-    "mnad": ("MNAD baseline: appearance only, 4 frames in, one memory of 10",
-             {"model": {"architecture": "mnad"}}),
+                  [*CHOSEN, "model.appearance_memory=15", "model.motion_memory=15"],
+                  FULL_EPOCHS),
+    "mnad": ("MNAD as its code trains it: 4 frames, one memory, detached reads, MSE "
+             "compactness, uniform memory init, cosine schedule", MNAD_AS_ITS_CODE,
+             FULL_EPOCHS),
+    # short runs, one difference each, compared on validation
+    "short_squash_flow": ("short: flow on the squashed frames (the old default)", [],
+                          SHORT_EPOCHS),
+    "short_native": ("short: flow at the frames' own resolution", ["flow.at=native"],
+                     SHORT_EPOCHS),
+    "short_mnad_memory": ("short: native flow + MNAD's memory details and cosine schedule",
+                          ["flow.at=native", "model.read=detached", "model.compactness=mse",
+                           "model.memory_init=uniform", "train.lr_schedule=cosine"],
+                          SHORT_EPOCHS),
+    "short_no_motion_skips": ("short: native flow, motion decoder without skips",
+                              ["flow.at=native", "model.motion_skips=0"], SHORT_EPOCHS),
+    "short_letterbox": ("short: native flow, letterboxed frames",
+                        ["flow.at=native", "model.resize=letterbox"], SHORT_EPOCHS),
 }
-# Every row trains on all training frames, as when the table was measured (the presets
-# hold back 10 % of them to set comemory detect's alert threshold, which AUC does not use).
-ALL_TRAINING_FRAMES = {"train": {"holdout_fraction": 0.0}}
-MAIN_SCORE = {"floor": "flow_floor", "mnad": "mnad"}  # others: "comemory"
+SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor", "mnad": "mnad"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--preset", default="cpu")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "bench",
+    parser.add_argument("--seed", type=int, default=0, help="training seed (rows of seeds "
+                        "other than 0 are stored as <row>_seed<N>)")
+    parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped2",
                         help="run folders (checkpoints, losses, evaluation outputs)")
-    parser.add_argument("--table", action="store_true", help="print the results table only")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
+    parser.add_argument("--table", action="store_true", help="print the results tables only")
     args = parser.parse_args()
-    results_path = PROJECT / "benchmarks" / "results" / f"ped2-{args.preset}.json"
+    use_threads(args.threads)
     if args.table:
-        print(markdown_table(json.loads(results_path.read_text()), args.preset))
+        print(markdown_tables(json.loads(RESULTS.read_text())))
         return 0
     if not (args.data / "training").is_dir():
         print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
         return 0
-    results = json.loads(results_path.read_text()) if results_path.exists() else {"rows": {}}
     for name in args.rows:
-        print(f"== {name}: {ROWS[name][0]}", flush=True)
-        results["rows"][name] = run_row(name, args.preset, args.data, args.runs)
-        storage.write_text(results_path, json.dumps(results, indent=2))
-        print(summary_line(name, results["rows"][name]), flush=True)
-    print(markdown_table(results, args.preset))
+        key = name if args.seed == 0 else f"{name}_seed{args.seed}"
+        print(f"== {key}: {ROWS[name][0]}", flush=True)
+        row = run_row(name, args.seed, args.data, args.runs / key, args.runs / "cache",
+                      args.threads)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
+        results["rows"][key] = row
+        storage.write_text(RESULTS, json.dumps(results, indent=2))
+        print(summary_line(key, row), flush=True)
     return 0
 
 
-def run_row(name: str, preset_name: str, data: Path, runs: Path) -> dict:
-    description, settings = ROWS[name]
-    config = merge(preset(preset_name), ALL_TRAINING_FRAMES, source="benchmark")
-    if settings is not None:
-        config = merge(config, settings, source=f"benchmark row {name!r}")
-    cache = runs / "cache"
+def row_config(name: str, seed: int, threads: int = 0) -> Config:
+    _, settings, epochs = ROWS[name]
+    config = apply_overrides(preset("cpu"), [*settings, f"train.seed={seed}",
+                                             f"train.threads={threads}"])
+    if epochs is not None:
+        config.train.epochs = epochs
+    return config.check()
+
+
+def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
+            threads: int = 0) -> dict:
+    config = row_config(name, seed, threads)
     started = time.perf_counter()
-    row = {"description": description, "config": config.to_dict(), "seed": config.train.seed,
-           "git_commit": git_commit(), "data": str(data), "machine": machine()}
-    if settings is None:
-        metrics = evaluate_floor(config, data, runs / name / "eval", cache)
-        row.update(train_seconds=0.0, epochs=0)
+    row = {"description": ROWS[name][0], "seed": seed, "git_commit": git_commit(),
+           "data": str(data), "machine": machine(), "score": SCORES.get(name, "comemory")}
+    if ROWS[name][2] is None:
+        config.score, report = validate_floor(config, data, cache)
+        metrics = evaluate_floor(config, data, folder / "eval", cache)
+        row.update(train_seconds=0.0, epochs=0, validation=report)
     else:
-        checkpoint = train(config, data, runs / name, cache, resume=True)
+        checkpoint = train(config, data, folder, cache, resume=True)
         state = load_checkpoint(checkpoint)
+        config = Config.from_dict(state["config"])
         evaluation_started = time.perf_counter()
-        metrics = evaluate(checkpoint, data, runs / name / "eval", cache)
+        metrics = evaluate(checkpoint, data, folder / "eval", cache)
         row.update(train_seconds=state.get("train_seconds"), epochs=state["epoch"],
-                   eval_seconds=time.perf_counter() - evaluation_started)
-    row.update(wall_seconds=time.perf_counter() - started, score=MAIN_SCORE.get(name, "comemory"),
-               metrics=metrics, part_aucs=part_aucs(runs / name / "eval" / "scores.csv"))
+                   eval_seconds=time.perf_counter() - evaluation_started,
+                   validation=state.get("validation"))
+    row.update(config=config.to_dict(), wall_seconds=time.perf_counter() - started,
+               metrics=metrics, part_aucs=part_aucs(folder / "eval" / "scores.csv"))
     return row
 
 
@@ -120,53 +161,44 @@ def part_aucs(scores_csv: Path) -> dict:
     return result
 
 
+def figures(row: dict) -> dict[str, float | None]:
+    """The figures a table shows, all micro AUC unless named: validation (pooled, causal),
+    test raw / causal / centred (training-calibrated), the thesis protocol (raw, per-video
+    max), pixel AUROC."""
+    scores, name = row["metrics"]["scores"], row["score"]
+
+    def micro(kind: str, mode: str = "none") -> float | None:
+        return scores[kind][mode]["micro_auc"] if kind in scores else None
+
+    validation = row.get("validation") or {}
+    return {
+        "validation": validation.get("auc", {}).get("causal", {}).get("pooled"),
+        "raw": micro(name),
+        "causal": micro(f"{name}_causal") or micro(name),
+        "centred": micro(f"{name}_centred") or micro(name),
+        "thesis_protocol": micro(name, "video_max"),
+        "pixel": row["metrics"].get("pixel_auroc"),
+    }
+
+
 def summary_line(name: str, row: dict) -> str:
-    scores = row["metrics"]["scores"][row["score"]]
-    return (f"{name}: micro AUC {scores['video_max']['micro_auc']:.3f} (per-video max), "
-            f"{scores['none']['micro_auc']:.3f} (training-calibrated); "
-            f"trained {row['train_seconds'] / 60:.1f} min")
+    values = figures(row)
+    return (f"{name}: " + ", ".join(f"{k} {_format(v)}" for k, v in values.items())
+            + f"; trained {row['train_seconds'] / 60:.1f} min")
 
 
-def markdown_table(results: dict, preset_name: str) -> str:
-    """One row per model: micro and macro AUC under each normalisation, pixel AUROC, and
-    how far above the floor (same normalisation, micro) it lands."""
-    rows = results["rows"]
-    floor = rows.get("floor")
-    header = ("| row | score | micro, video max | micro, video min-max | micro, training-"
-              "calibrated | macro, training-calibrated | pixel AUROC | "
-              "vs floor (micro: max / min-max / calibrated) | training |")
+def markdown_tables(results: dict) -> str:
+    """One row per run: validation AUC beside the test figures and the training time."""
+    header = ("| row | validation AUC (pooled, causal) | test: calibrated raw | calibrated "
+              "causal | centred | thesis protocol (video max) | pixel AUROC | training |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for name in ROWS:
-        if name not in rows:
-            continue
-        row = rows[name]
-        scores = row["metrics"]["scores"][row["score"]]
-        cells = [f"`{name}`", row["score"],
-                 *(f"{scores[mode]['micro_auc']:.3f}" for mode in
-                   ("video_max", "video_minmax", "none")),
-                 _format(scores["none"]["macro_auc"]),
-                 _format(row["metrics"].get("pixel_auroc"))]
-        if floor is not None and name != "floor":
-            floor_scores = floor["metrics"]["scores"]["flow_floor"]
-            cells.append(" / ".join(
-                f"{scores[m]['micro_auc'] - floor_scores[m]['micro_auc']:+.3f}"
-                for m in ("video_max", "video_minmax", "none")))
-        else:
-            cells.append("")
-        cells.append(f"{row['train_seconds'] / 60:.0f} min, {row['epochs']} ep"
-                     if row["epochs"] else "none")
-        lines.append("| " + " | ".join(cells) + " |")
-    parts = ["", "Each score part alone, micro AUC (per-video max / training-calibrated):", "",
-             "| row | flow_error S_F | frame_error S_I | PSNR | feature distance |",
-             "|---|---|---|---|---|"]
-    for name in ROWS:
-        if name in rows and name != "floor":
-            aucs = rows[name].get("part_aucs", {})
-            cells = [" / ".join(f"{aucs[p][m]:.3f}" for m in ("video_max", "none"))
-                     if p in aucs else "n/a"
-                     for p in ("flow_error", "frame_error", "psnr", "distance")]
-            parts.append(f"| `{name}` | " + " | ".join(cells) + " |")
-    return f"Ped2, preset `{preset_name}`\n\n" + "\n".join(lines + parts)
+    for key, row in results["rows"].items():
+        values = figures(row)
+        training = (f"{row['train_seconds'] / 60:.0f} min, {row['epochs']} ep"
+                    if row["epochs"] else "none")
+        lines.append(f"| `{key}` | " + " | ".join(_format(v) for v in values.values())
+                     + f" | {training} |")
+    return "\n".join(lines)
 
 
 def _format(value: float | None) -> str:

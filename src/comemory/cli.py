@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         "validate", help="validation AUC on held-out training frames and pseudo-anomalies",
         description="Measure a trained checkpoint without test labels: the held-out tail of "
         "each training video (train.holdout_fraction) and pseudo-anomalies made from it "
-        "(speed x3, a foreign object moving fast, a dropped object), run through the whole "
+        "(speed x2, a foreign object at a cyclist's pace, a dropped object), run through the whole "
         "pipeline. Writes validation.json (AUC per kind, pooled; training-calibrated, micro) "
         "and stores it in the checkpoint. `train` already does this once it ends.")
     validate.add_argument("--checkpoint", required=True, type=Path,

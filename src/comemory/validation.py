@@ -51,6 +51,7 @@ from comemory.scoring import (
     score_statistics,
     scorer_for,
     video_errors,
+    video_errors_per_patch,
 )
 
 LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)  # lambda_S (thesis) or the frame weight (zscore)
@@ -60,7 +61,9 @@ CENTRED_SIGMAS = (0.0, 1.0, 3.0, 5.0)
 # synthetic demo holds out 16; Ped2 about 270): the configured settings are kept instead.
 MIN_NORMAL_FRAMES = 100
 
-ErrorFunction = Callable[[list[PreparedVideo], ScoreConfig, str], list[VideoErrors]]
+# (videos, score settings, patch sizes, progress label) -> {patch size: errors per video}
+ErrorFunction = Callable[[list[PreparedVideo], ScoreConfig, list[int], str],
+                         dict[int, list[VideoErrors]]]
 
 
 @dataclass
@@ -120,15 +123,17 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def model_errors(model: torch.nn.Module) -> ErrorFunction:
     """The score parts of ``model`` on prepared videos, for ``fit_scores``."""
-    def errors(videos: list[PreparedVideo], score: ScoreConfig, desc: str) -> list[VideoErrors]:
-        return video_errors(model, videos, score, desc=desc)
+    def errors(videos: list[PreparedVideo], score: ScoreConfig, patch_sizes: list[int],
+               desc: str) -> dict[int, list[VideoErrors]]:
+        return video_errors_per_patch(model, videos, score, patch_sizes, desc=desc)
     return errors
 
 
-def floor_errors(videos: list[PreparedVideo], score: ScoreConfig, desc: str
-                 ) -> list[VideoErrors]:
+def floor_errors(videos: list[PreparedVideo], score: ScoreConfig, patch_sizes: list[int],
+                 desc: str) -> dict[int, list[VideoErrors]]:
     """The training-free floor's parts, for ``fit_scores``."""
-    return flow_floor_errors(videos, score)
+    return {patch: flow_floor_errors(videos, replace(score, patch_size=patch))
+            for patch in patch_sizes}
 
 
 def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[PreparedVideo],
@@ -143,14 +148,16 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     choose, why_not = _may_choose(config, validation)
     candidates = _patch_sizes(config) if choose else [config.score.patch_size]
     rows, statistics, best = [], {}, None
+    train_errors = errors_of(training, config.score, candidates, "calibrating")
+    clip_errors_by_patch = (errors_of(validation.videos, config.score, candidates, "validating")
+                            if validation is not None else {})
     for patch in candidates:
         score = replace(config.score, patch_size=patch)
-        train_errors = errors_of(training, score, f"calibrating (patch {patch})")
-        statistics[patch] = score_statistics(train_errors, architecture)
+        statistics[patch] = score_statistics(train_errors[patch], architecture)
         if validation is None:
             best = score
             break
-        clip_errors = errors_of(validation.videos, score, f"validating (patch {patch})")
+        clip_errors = clip_errors_by_patch[patch]
         for option in (_formulas(score, architecture) if choose else [score]):
             scorer = scorer_for(architecture, option)
             raw = [scorer.frame_scores(e, statistics[patch]) for e in clip_errors]
@@ -232,8 +239,9 @@ def _held_out_scores(errors_of: ErrorFunction, architecture: str,
                      score: ScoreConfig, calibration: Calibration) -> np.ndarray:
     scorer = scorer_for(architecture, score)
     frames = held_out or training
+    errors = errors_of(frames, score, [score.patch_size], "held-out frames")[score.patch_size]
     return np.concatenate([causal_mean(scorer.frame_scores(e, calibration), score.causal_window)
-                           for e in errors_of(frames, score, "held-out frames")])
+                           for e in errors])
 
 
 def _set_threshold(calibration: Calibration, normal: np.ndarray, score: ScoreConfig,

@@ -13,6 +13,7 @@ from comemory.scoring.errors import (
     flow_floor_errors,
     frame_errors,
     video_errors,
+    video_errors_per_patch,
 )
 from comemory.scoring.formulas import (
     FORMULAS,
@@ -33,4 +34,5 @@ from comemory.scoring.smoothing import (
 __all__ = ["FORMULAS", "SMOOTHINGS", "Calibration", "CausalMean", "FrameErrors", "FrameScorer",
            "Scorer", "VideoErrors", "calibrate", "causal_mean", "centred_gaussian",
            "flow_floor_errors", "frame_errors", "mnad_scores_video_minmax", "score_statistics",
-           "scorer_for", "smooth", "thesis_score", "video_errors", "zscore_score"]
+           "scorer_for", "smooth", "thesis_score", "video_errors", "video_errors_per_patch",
+           "zscore_score"]

@@ -9,7 +9,7 @@ training-free floor's parts with no model. How the parts become one score is
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -128,7 +128,6 @@ class VideoErrors:
     frame_maps: np.ndarray | None = None
 
 
-@torch.no_grad()
 def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: ScoreConfig,
                  batch_size: int = 16, desc: str = "scoring",
                  keep_maps: bool = False) -> list[VideoErrors]:
@@ -137,25 +136,36 @@ def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: Sc
     Frame t+1 is scored from the ``model.past_frames`` frames up to I_t (and the flow F_t),
     so the first ``past_frames`` frames of a video have no score.
     """
+    return video_errors_per_patch(model, videos, config, [config.patch_size], batch_size,
+                                  desc, keep_maps)[config.patch_size]
+
+
+@torch.no_grad()
+def video_errors_per_patch(model: torch.nn.Module, videos: list[PreparedVideo],
+                           config: ScoreConfig, patch_sizes: list[int], batch_size: int = 16,
+                           desc: str = "scoring", keep_maps: bool = False
+                           ) -> dict[int, list[VideoErrors]]:
+    """``video_errors`` for several patch sizes from one pass of the model: {patch: errors}."""
     model.eval()
     device = next(model.parameters()).device
     samples = FrameWindows(videos, model.past_frames)
-    parts: dict[str, list] = {}
+    parts: dict[int, dict[str, list]] = {patch: {} for patch in patch_sizes}
     for batch in progress(DataLoader(samples, batch_size=batch_size), desc=desc, unit="batch",
-                      leave=False):
+                          leave=False):
         out = model(batch["past"].to(device))
-        errors = frame_errors(out.flow, batch["flow"].to(device), out.frame,
-                              batch["target"].to(device), config)
-        columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
-                   "flow_error": errors.flow_error, "frame_error": errors.frame_error,
-                   "distance": out.feature_distance}
-        if keep_maps:
-            columns.update(flow_maps=errors.flow_map, frame_maps=errors.frame_map)
-        for key, value in columns.items():
-            if value is not None:  # bf16/fp16 tensors have no numpy type: widen to float32
-                array = value.float() if value.is_floating_point() else value
-                parts.setdefault(key, []).append(array.cpu().numpy())
-    return _split_by_video(videos, parts)
+        for patch in patch_sizes:
+            errors = frame_errors(out.flow, batch["flow"].to(device), out.frame,
+                                  batch["target"].to(device), replace(config, patch_size=patch))
+            columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
+                       "flow_error": errors.flow_error, "frame_error": errors.frame_error,
+                       "distance": out.feature_distance}
+            if keep_maps:
+                columns.update(flow_maps=errors.flow_map, frame_maps=errors.frame_map)
+            for key, value in columns.items():
+                if value is not None:  # bf16/fp16 tensors have no numpy type: widen them
+                    array = value.float() if value.is_floating_point() else value
+                    parts[patch].setdefault(key, []).append(array.cpu().numpy())
+    return {patch: _split_by_video(videos, parts[patch]) for patch in patch_sizes}
 
 
 def flow_floor_errors(videos: list[PreparedVideo], config: ScoreConfig, past_frames: int = 2,

@@ -89,6 +89,9 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped2",
                         help="run folders (checkpoints, losses, evaluation outputs)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
+    parser.add_argument("--validate-only", action="store_true", help="train and validate, "
+                        "but do not score the test split yet: for choices that must be made "
+                        "before any test figure of the rows compared is seen")
     parser.add_argument("--table", action="store_true", help="print the results tables only")
     args = parser.parse_args()
     use_threads(args.threads)
@@ -102,7 +105,7 @@ def main() -> int:
         key = name if args.seed == 0 else f"{name}_seed{args.seed}"
         print(f"== {key}: {ROWS[name][0]}", flush=True)
         row = run_row(name, args.seed, args.data, args.runs / key, args.runs / "cache",
-                      args.threads)
+                      args.threads, args.validate_only)
         results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
         results["rows"][key] = row
         storage.write_text(RESULTS, json.dumps(results, indent=2))
@@ -120,7 +123,7 @@ def row_config(name: str, seed: int, threads: int = 0) -> Config:
 
 
 def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
-            threads: int = 0) -> dict:
+            threads: int = 0, validate_only: bool = False) -> dict:
     config = row_config(name, seed, threads)
     started = time.perf_counter()
     row = {"description": ROWS[name][0], "seed": seed, "git_commit": git_commit(),
@@ -133,6 +136,10 @@ def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
         checkpoint = train(config, data, folder, cache, resume=True)
         state = load_checkpoint(checkpoint)
         config = Config.from_dict(state["config"])
+        if validate_only:
+            return {**row, "config": config.to_dict(), "epochs": state["epoch"],
+                    "train_seconds": state.get("train_seconds"),
+                    "validation": state.get("validation"), "metrics": None}
         evaluation_started = time.perf_counter()
         metrics = evaluate(checkpoint, data, folder / "eval", cache)
         row.update(train_seconds=state.get("train_seconds"), epochs=state["epoch"],
@@ -164,8 +171,8 @@ def part_aucs(scores_csv: Path) -> dict:
 def figures(row: dict) -> dict[str, float | None]:
     """The figures a table shows, all micro AUC unless named: validation (pooled, causal),
     test raw / causal / centred (training-calibrated), the thesis protocol (raw, per-video
-    max), pixel AUROC."""
-    scores, name = row["metrics"]["scores"], row["score"]
+    max), pixel AUROC. Test figures are None for a row not yet scored on the test split."""
+    scores, name = (row["metrics"] or {}).get("scores", {}), row["score"]
 
     def micro(kind: str, mode: str = "none") -> float | None:
         return scores[kind][mode]["micro_auc"] if kind in scores else None
@@ -177,7 +184,7 @@ def figures(row: dict) -> dict[str, float | None]:
         "causal": micro(f"{name}_causal") or micro(name),
         "centred": micro(f"{name}_centred") or micro(name),
         "thesis_protocol": micro(name, "video_max"),
-        "pixel": row["metrics"].get("pixel_auroc"),
+        "pixel": (row["metrics"] or {}).get("pixel_auroc"),
     }
 
 

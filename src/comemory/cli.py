@@ -387,12 +387,12 @@ def _demo(args: argparse.Namespace) -> None:
 
 def format_metrics(metrics: dict) -> str:
     """A small text table: one row per score and normalisation."""
-    lines = [f"{'score':<10} {'normalisation':<13} {'micro AUC':>9} {'macro AUC':>9} "
+    lines = [f"{'score':<17} {'normalisation':<13} {'micro AUC':>9} {'macro AUC':>9} "
              f"{'EER':>6} {'AP':>6}"]
     for kind, by_mode in metrics["scores"].items():
         for mode, m in by_mode.items():
             macro = f"{m['macro_auc']:.3f}" if m["macro_auc"] is not None else "n/a"
-            lines.append(f"{kind:<10} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
+            lines.append(f"{kind:<17} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
                          f"{m['eer']:>6.3f} {m['ap']:>6.3f}")
     if metrics.get("pixel_auroc") is not None:
         lines.append(f"pixel AUROC (training-calibrated): {metrics['pixel_auroc']:.3f}")

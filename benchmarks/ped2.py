@@ -53,6 +53,8 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
     "floor_squash": ("floor: flow magnitude, flow on the squashed 128 x 128 frames", [], None),
     "floor_native": ("floor: flow magnitude, flow at 360 x 240 resized to the grid",
                      ["flow.at=native"], None),
+    "floor_native_letterbox": ("floor: flow at 360 x 240, frames letterboxed (aspect kept)",
+                               ["flow.at=native", "model.resize=letterbox"], None),
     "comemory": ("co-memory, the chosen settings", CHOSEN, FULL_EPOCHS),
     "no_motion_memory": ("without motion memory", [*CHOSEN, "model.motion_memory=0"],
                          FULL_EPOCHS),
@@ -76,7 +78,8 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
     "short_letterbox": ("short: native flow, letterboxed frames",
                         ["flow.at=native", "model.resize=letterbox"], SHORT_EPOCHS),
 }
-SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor", "mnad": "mnad"}
+SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor",
+          "floor_native_letterbox": "flow_floor", "mnad": "mnad"}
 
 
 def main() -> int:

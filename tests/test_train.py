@@ -162,6 +162,22 @@ def test_resume_refuses_another_model(scene, tmp_path):
               tmp_path / "cache", resume=True)
 
 
+def test_a_finished_run_continues_to_more_epochs_but_not_fewer(scene, tmp_path):
+    """With a constant learning rate, 1 epoch then on to 2 is one run of 2 (the budget
+    curve of benchmarks/ped2_budget.py is trained this way); fewer epochs is refused."""
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    train(small_config("train.epochs=1"), scene, run, cache)
+    train(small_config("train.epochs=2"), scene, run, cache, resume=True)
+    continued = load_checkpoint(run / "checkpoint.pt")
+    straight = load_checkpoint(train(small_config("train.epochs=2"), scene, tmp_path / "two",
+                                     cache))
+    assert continued["epoch"] == 2
+    for name, value in straight["model"].items():
+        torch.testing.assert_close(continued["model"][name], value, rtol=0, atol=0, msg=name)
+    with pytest.raises(CheckpointError, match="has trained 2 epochs already"):
+        train(small_config("train.epochs=1"), scene, run, cache, resume=True)
+
+
 def test_end_to_end_beats_chance_and_writes_every_output(trained_run, tmp_path):
     checkpoint, data, cache = trained_run
     metrics = evaluate(checkpoint, data, tmp_path, cache)

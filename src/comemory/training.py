@@ -227,6 +227,9 @@ def _restore(path: Path, config: Config, model: torch.nn.Module,
         if getattr(saved.train, key) != getattr(config.train, key):
             raise CheckpointError(f"{path}: was trained with train.{key}="
                                   f"{getattr(saved.train, key)}; resume with the same value")
+    if state["epoch"] > config.train.epochs:
+        raise CheckpointError(f"{path}: has trained {state['epoch']} epochs already, more than "
+                              f"train.epochs={config.train.epochs}; resume with at least that")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     finished = state["calibration"] is not None and state["epoch"] == config.train.epochs

@@ -217,3 +217,13 @@ def test_calibration_round_trips_with_its_extra_statistics():
     calibration = Calibration(flow_weight=2.0, frame_weight=0.5, extra={"score_mean": 1.5})
     again = Calibration.from_dict(calibration.to_dict())
     assert again == calibration and calibration.to_dict()["score_mean"] == 1.5
+
+
+def test_aligned_scores_credit_the_flow_term_to_the_frame_it_describes():
+    calibration = Calibration(flow_weight=1.0, frame_weight=1.0)
+    errors = VideoErrors("v", np.arange(2, 5), flow_error=np.exp([1.0, 2.0, 3.0]),
+                         frame_error=np.array([10.0, 20.0, 30.0]))
+    scorer = scorer_for("comemory", ScoreConfig(lambda_s=1.0))
+    np.testing.assert_allclose(scorer.frame_scores(errors, calibration), [11.0, 22.0, 33.0])
+    # frame 2 gets the flow term of the sample predicting frame 3 (motion 1 -> 2)
+    np.testing.assert_allclose(scorer.aligned_scores(errors, calibration), [12.0, 23.0, 33.0])

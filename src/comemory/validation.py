@@ -176,6 +176,11 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         _, chosen, clip_errors, raw = best
         chosen, report = _finish_report(chosen, raw, clip_errors, validation, rows, choose,
                                         why_not)
+        if architecture == "comemory":  # the term alignment ablation, raw scores
+            scorer = scorer_for(architecture, chosen)
+            aligned = [scorer.aligned_scores(e, statistics[chosen.patch_size])
+                       for e in clip_errors]
+            report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
         normal = _normal_scores(raw, clip_errors, validation, chosen.causal_window)
     calibration = statistics[chosen.patch_size]
     if normal is None:  # no held-out frames: the training frames set it, optimistically

@@ -52,6 +52,17 @@ class CoMemoryScorer:
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         return self._combine(errors.flow_error, errors.frame_error, calibration)
 
+    def aligned_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        """Each term credited to the frame it describes: the flow term of the sample that
+        predicts frame t+1 measures the motion from I_{t-1} to I_t, so frame t gets it,
+        beside the frame term of frame t's own prediction (the last frame keeps its own
+        flow term). Needs the next frame: offline only, an ablation."""
+        flow_term = self._combine(errors.flow_error, np.zeros_like(errors.frame_error),
+                                  calibration)
+        frame_term = self.frame_scores(errors, calibration) - flow_term
+        shifted = np.concatenate([flow_term[1:], flow_term[-1:]])
+        return shifted + frame_term
+
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         """The formula at every patch: (n, S, S)."""
         return self._combine(errors.flow_maps.astype(np.float32),

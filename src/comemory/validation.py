@@ -118,7 +118,7 @@ def kind_aucs(scores: list[np.ndarray], errors: list[VideoErrors],
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    return float(roc_auc_score(labels, np.nan_to_num(scores, nan=-np.inf)))
+    return float(roc_auc_score(labels, scores))
 
 
 def model_errors(model: torch.nn.Module) -> ErrorFunction:

@@ -54,6 +54,7 @@ from comemory.scoring import (
     video_errors_per_patch,
 )
 
+PATCH_SIZES = (4, 8, 16)
 LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)  # lambda_S (thesis) or the frame weight (zscore)
 CAUSAL_WINDOWS = (1, 3, 5, 9)
 CENTRED_SIGMAS = (0.0, 1.0, 3.0, 5.0)
@@ -265,9 +266,10 @@ def _set_threshold(calibration: Calibration, normal: np.ndarray, score: ScoreCon
 
 
 def _patch_sizes(config: Config) -> list[int]:
-    """The configured patch size, half and double it, where they fit the grid."""
+    """Patches of 4, 8 and 16 pixels and the configured size, where they fit the grid: a
+    fixed list, so that choosing again on a checkpoint does not drift from its last choice."""
     size, patch = config.model.image_size, config.score.patch_size
-    return sorted({p for p in (patch // 2, patch, patch * 2) if 2 <= p <= size // 2} | {patch})
+    return sorted({p for p in (*PATCH_SIZES, patch) if 2 <= p <= size // 2})
 
 
 def _formulas(score: ScoreConfig, architecture: str) -> list[ScoreConfig]:

@@ -110,6 +110,11 @@ class EventGrouper:
             return self._open.end_frame + 1
         return self._open.start_frame
 
+    def current(self) -> Event | None:
+        """The open event once it is long enough to be kept (None before, or without one)."""
+        event = self._open
+        return event if event is not None and event.frames >= self.min_frames else None
+
     def confirmed(self, frame: int) -> bool:
         """Whether ``frame`` lies in the open event, which is already long enough to be kept."""
         event = self._open

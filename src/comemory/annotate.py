@@ -27,24 +27,21 @@ CURVE_FRAMES = 240  # the strip shows this many recent frames
 RED, WHITE, YELLOW, AMBER = (40, 40, 230), (240, 240, 240), (60, 220, 250), (0, 160, 255)
 
 
-class AnnotatedVideo:
-    """``add(result, in_event)`` appends one frame; ``close()`` finishes the file.
+class FramePainter:
+    """``picture(result, in_event)``: the frame at DISPLAY_WIDTH with its score map over
+    it, framed in red in an event (amber above the threshold outside one). What the
+    annotated MP4 shows on top, and ``serve`` shows live.
 
     The score map is coloured from ``low`` (drawn transparent) up to the threshold and
     beyond; ``low`` defaults to the threshold minus 3, in score units. ``resize``: how
     frames met the model grid (``model.resize``), so a letterboxed map loses its bars.
     """
 
-    def __init__(self, path: Path, fps: float, threshold: float, low: float | None = None,
-                 resize: str = "squash"):
-        self.path, self.fps, self.threshold, self.resize = path, fps, threshold, resize
+    def __init__(self, threshold: float, low: float | None = None, resize: str = "squash"):
+        self.threshold, self.resize = threshold, resize
         self.low = threshold - 3.0 if low is None else low
-        self.scores: deque[float | None] = deque(maxlen=CURVE_FRAMES)
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None
 
-    def add(self, result: FrameResult, in_event: bool) -> None:
-        """``in_event``: the frame lies in one of the events of events.json."""
+    def picture(self, result: FrameResult, in_event: bool) -> np.ndarray:
         image = result.image
         height = max(2, round(image.shape[0] * DISPLAY_WIDTH / image.shape[1] / 2) * 2)
         frame = cv2.resize(image, (DISPLAY_WIDTH, height), interpolation=cv2.INTER_LINEAR)
@@ -57,14 +54,7 @@ class AnnotatedVideo:
             cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), AMBER, 2)
             cv2.putText(frame, "above threshold", (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         AMBER, 1, cv2.LINE_AA)
-        self.scores.append(result.score)
-        canvas = np.vstack([frame, self._strip(result, in_event)])
-        self._write(canvas)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        return frame
 
     def _overlay(self, frame: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
         heat = from_model_grid(heatmap.astype(np.float32), frame.shape[0], frame.shape[1],
@@ -74,6 +64,32 @@ class AnnotatedVideo:
         colours = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
         alpha = (0.65 * level)[..., None]
         return (frame * (1 - alpha) + colours * alpha).astype(np.uint8)
+
+
+class AnnotatedVideo:
+    """``add(result, in_event)`` appends one frame (FramePainter's picture over the recent
+    score curve with the threshold); ``close()`` finishes the file."""
+
+    def __init__(self, path: Path, fps: float, threshold: float, low: float | None = None,
+                 resize: str = "squash"):
+        self.path, self.fps, self.threshold = path, fps, threshold
+        self.painter = FramePainter(threshold, low, resize)
+        self.low = self.painter.low
+        self.scores: deque[float | None] = deque(maxlen=CURVE_FRAMES)
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+
+    def add(self, result: FrameResult, in_event: bool) -> None:
+        """``in_event``: the frame lies in one of the events of events.json."""
+        frame = self.painter.picture(result, in_event)
+        self.scores.append(result.score)
+        canvas = np.vstack([frame, self._strip(result, in_event)])
+        self._write(canvas)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
 
     def _strip(self, result: FrameResult, in_event: bool) -> np.ndarray:
         strip = np.full((STRIP_HEIGHT, DISPLAY_WIDTH, 3), 24, np.uint8)

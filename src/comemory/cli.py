@@ -2,7 +2,7 @@
 
 Train on footage of normal activity, then score every new frame by how badly the model
 predicts its motion and appearance. Commands: demo, synth, prepare, train, evaluate, floor,
-detect, export, bench. `comemory COMMAND --help` describes each.
+detect, serve, finetune, export, bench. `comemory COMMAND --help` describes each.
 """
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -192,6 +194,49 @@ def _parser() -> argparse.ArgumentParser:
                         "checkpoint, model.onnx or model.pt)")
     export.set_defaults(run=_export)
 
+    serve = commands.add_parser(
+        "serve", help="watch several cameras in one process; events in a database; a page "
+        "to review them", description="Read every camera, score their frames with one model "
+        "per checkpoint (cameras batched together), keep events, thumbnails and clips in "
+        "the data folder, and serve the page (docs/serve.md). Ctrl-C stops it cleanly.")
+    serve.add_argument("--config", type=Path, help="cameras YAML (docs/serve.md)")
+    serve.add_argument("--source", action="append", default=[], metavar="[NAME=]SOURCE",
+                       help="a camera without a YAML file (repeatable): file, folder, "
+                       "camera index or URL; needs --checkpoint")
+    serve.add_argument("--checkpoint", type=Path, help="the checkpoint for --source cameras")
+    serve.add_argument("--data", type=Path, help="where events.db, clips and thumbnails go "
+                       "(default runs/serve, or the YAML's)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; another needs a "
+                       "token: token_file in the YAML or COMEMORY_TOKEN)")
+    serve.add_argument("--port", type=int, help="port of the page (default 8765)")
+    serve.add_argument("--false-alarm-rate", type=float,
+                       help="for --source cameras: threshold at this rate on held-out normal "
+                       "frames (default: the checkpoint's own threshold)")
+    _add_threads_argument(serve)  # one process scores every camera: all cores by default
+    serve.set_defaults(run=_serve, on_interrupt="stopped")
+
+    finetune = commands.add_parser(
+        "finetune", help="fine-tune on clips reviewed as false alarms in `serve`, calibrate "
+        "again", description="Train a checkpoint further on its training videos plus the "
+        "clips marked 'false alarm' in a serve events database, set the score and threshold "
+        "again, and report how many of those false alarms still alarm. Writes a new run "
+        "folder; the old checkpoint is kept.")
+    finetune.add_argument("--checkpoint", required=True, type=Path,
+                          help="the checkpoint `serve` used")
+    _add_data_arguments(finetune, labels=False)  # its training data
+    finetune.add_argument("--reviews", required=True, type=Path,
+                          help="serve's events.db (its clips are in media/clips beside it)")
+    finetune.add_argument("--out", required=True, type=Path, help="new run folder")
+    finetune.add_argument("--epochs", type=int, default=1, help="epochs (default 1)")
+    finetune.add_argument("--lr", type=float, help="learning rate (default: a tenth of "
+                          "the run's train.lr)")
+    finetune.add_argument("--review-share", type=float, default=0.25, help="share of each "
+                          "epoch's samples taken from the reviewed clips (default 0.25)")
+    finetune.add_argument("--cache-dir", type=Path, help="prepared-video cache "
+                          "(default $COMEMORY_CACHE or ~/.cache/comemory)")
+    _add_threads_argument(finetune)
+    finetune.set_defaults(run=_finetune, on_interrupt="nothing was written; run it again")
+
     bench = commands.add_parser("bench", help="measure detection speed, stage by stage")
     bench.add_argument("--presets", nargs="+", choices=sorted(PRESETS),
                        default=["tiny", "cpu", "paper"], help="presets to measure "
@@ -350,6 +395,40 @@ def _detect(args: argparse.Namespace) -> None:
         fps = f"{s['fps']:.1f} frames/s" if s["fps"] else "n/a"
         print(f"{s['video']}: {s['frames']} frames, {s['scored']} scored, {s['anomalous']} "
               f"above the threshold, {s['events']} events ({fps}) -> {s['folder']}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from comemory.serve import Service
+    from comemory.serve.config import build_serve_config
+
+    config = build_serve_config(args.config, args.source, args.checkpoint,
+                                args.false_alarm_rate,
+                                {"data": args.data, "host": args.host, "port": args.port})
+    logging.getLogger("comemory").setLevel(logging.INFO)
+    service = Service(config)
+    service.start()
+    print(f"comemory serve: {len(service.cameras)} cameras; page at {service.web.address} "
+          "(Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        service.stop()
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from comemory.feedback import finetune
+
+    report = finetune(args.checkpoint, args.root, args.reviews, args.out, args.epochs,
+                      args.lr, args.review_share, args.cache_dir, args.dataset)
+    print(f"{len(report['false_alarm_events'])} false alarms: "
+          f"{report['still_alarming_before']} alarmed before, "
+          f"{report['still_alarming_after']} still alarm after fine-tuning; held-out "
+          f"false-alarm rate {report['held_out_false_alarm_rate']:.4f}; validation AUC "
+          f"{report['validation_auc_before']} -> {report['validation_auc_after']}")
+    print(f"new checkpoint: {args.out / 'checkpoint.pt'} (report: finetune.json)")
 
 
 def _export(args: argparse.Namespace) -> None:

@@ -100,7 +100,6 @@ class Detector:
                      if self.uses_flow else None)
         self._parts = _score_parts(config)
         self.scorer = scorer_for(config.model.architecture, config.score)
-        self._smoother = CausalMean(config.score.causal_window)
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self.reset()
 
@@ -117,7 +116,7 @@ class Detector:
         engine."""
         state = load_checkpoint(path)
         model, config, calibration = model_from_checkpoint(state, path)
-        chosen = _choose_threshold(calibration, threshold, false_alarm_rate, path)
+        chosen = choose_threshold(calibration, threshold, false_alarm_rate, path)
         if engine == "torch":
             if precision not in PRECISIONS:
                 raise ConfigError(f"precision must be one of {list(PRECISIONS)}, "
@@ -135,16 +134,43 @@ class Detector:
             raise CheckpointError(f"engine must be torch or onnx, got {engine!r}")
         return cls(runner, config, calibration, chosen, model.past_frames)
 
+    def new_state(self) -> StreamState:
+        """A fresh memory for one more video scored beside others (``score_frames``)."""
+        return StreamState(deque(maxlen=self.past_frames),
+                           CausalMean(self.config.score.causal_window))
+
     def reset(self) -> None:
         """Forget the previous frames: the next frames start a new video."""
-        self._frames: deque[np.ndarray] = deque(maxlen=self.past_frames)
-        self._smoother.reset()
-        self._flow_input: np.ndarray | None = None  # the previous frame as the flow reads it
-        self._last_flow: np.ndarray | None = None  # from the second-last frame to the last
+        self.state = self.new_state()
 
     def score_frame(self, frame: np.ndarray, index: int = 0, time_s: float | None = None,
                     video: str = "") -> FrameResult:
         """Score ``frame`` given the frames before it (causal)."""
+        return self.score_frames([(frame, index, time_s, video)], [self.state])[0]
+
+    def score_frames(self, frames: list[tuple[np.ndarray, int, float | None, str]],
+                     states: list[StreamState]) -> list[FrameResult]:
+        """One frame of each of several videos, (frame, index, time, video) each with the
+        video's own StreamState, scored in one batch through the model: what ``serve`` does
+        with several cameras. The same scores as ``score_frame`` one video at a time."""
+        results, currents, flows = [], [], []
+        for (frame, index, time_s, video), state in zip(frames, states, strict=True):
+            result, current, flow = self._prepare(frame, index, time_s, video, state)
+            results.append(result)
+            currents.append(current)
+            flows.append(flow)
+        ready = [i for i, state in enumerate(states) if len(state.frames) == self.past_frames]
+        if ready:
+            self._score([results[i] for i in ready], [currents[i] for i in ready],
+                        [states[i] for i in ready])
+        for state, current, flow in zip(states, currents, flows, strict=True):
+            state.frames.append(current)
+            state.last_flow = flow
+        return results
+
+    def _prepare(self, frame: np.ndarray, index: int, time_s: float | None, video: str,
+                 state: StreamState) -> tuple[FrameResult, np.ndarray, np.ndarray | None]:
+        """The frame on the model grid and the flow from the previous frame to it."""
         started = time.perf_counter()
         model = self.config.model
         image = _checked_bgr(frame)
@@ -153,18 +179,14 @@ class Detector:
         flow_in = None
         if self.flow is not None:
             flow_input = self.flow.input_frame(image, current)
-            if self._flow_input is not None:
+            if state.flow_input is not None:
                 # rounded as the cache rounds flows for `evaluate`: without it a near tie
                 # between two patches could go one way live and the other way offline
-                flow = self.flow.grid_flow(self._flow_input, flow_input)
+                flow = self.flow.grid_flow(state.flow_input, flow_input)
                 flow_in = as_cached_flow(flow).astype(np.float32)
-            self._flow_input = flow_input
+            state.flow_input = flow_input
         self.stage_seconds["flow"] += time.perf_counter() - started
-        if len(self._frames) == self.past_frames:
-            result = self._score(result, current)
-        self._frames.append(current)
-        self._last_flow = flow_in
-        return result
+        return result, current, flow_in
 
     def run(self, source: str | Path, reconnect_seconds: float = 30.0,
             progress: bool = True) -> Iterator[FrameResult]:
@@ -196,26 +218,51 @@ class Detector:
         finally:
             bar.close()
 
-    def _score(self, result: FrameResult, current: np.ndarray) -> FrameResult:
-        past = to_model_range(np.stack(self._frames))[None].numpy()
-        target = to_model_range(current)[None].numpy()
+    def _score(self, results: list[FrameResult], currents: list[np.ndarray],
+               states: list[StreamState]) -> None:
+        """Fill in the score, parts and heatmap of ``results`` (one per video), each
+        with its video's past frames and flow."""
         size = self.config.model.image_size
-        flow = (np.zeros((1, 2, size, size), np.float32) if self._last_flow is None
-                else np.ascontiguousarray(self._last_flow.transpose(2, 0, 1)[None]))
+        no_flow = np.zeros((2, size, size), np.float32)
+        past = np.stack([to_model_range(np.stack(s.frames)).numpy() for s in states])
+        target = np.stack([to_model_range(c).numpy() for c in currents])
+        flow = np.stack([no_flow if s.last_flow is None else s.last_flow.transpose(2, 0, 1)
+                         for s in states])
         started = time.perf_counter()
-        out = self.engine(past, target, flow)
+        out = self._run_engine(past, target, np.ascontiguousarray(flow))
         self.stage_seconds["model"] += time.perf_counter() - started
         started = time.perf_counter()
-        errors = VideoErrors(result.video, np.array([result.index]),
-                             flow_maps=out["flow_map"], frame_maps=out["frame_map"],
-                             **{p: out[p] for p in self._parts})
-        raw = float(self.scorer.frame_scores(errors, self.calibration)[0])
-        result.score = self._smoother.push(raw)  # score.causal_window: past frames only
-        result.anomalous = result.score > self.threshold
-        result.parts = {p: float(out[p][0]) for p in self._parts}
-        result.heatmap = self.scorer.pixel_maps(errors, self.calibration)[0]
+        for i, (result, state) in enumerate(zip(results, states, strict=True)):
+            one = {name: value[i:i + 1] for name, value in out.items()}
+            errors = VideoErrors(result.video, np.array([result.index]),
+                                 flow_maps=one["flow_map"], frame_maps=one["frame_map"],
+                                 **{p: one[p] for p in self._parts})
+            raw = float(self.scorer.frame_scores(errors, self.calibration)[0])
+            result.score = state.smoother.push(raw)  # score.causal_window: past frames only
+            result.anomalous = result.score > self.threshold
+            result.parts = {p: float(one[p][0]) for p in self._parts}
+            result.heatmap = self.scorer.pixel_maps(errors, self.calibration)[0]
         self.stage_seconds["score"] += time.perf_counter() - started
-        return result
+
+    def _run_engine(self, past: np.ndarray, target: np.ndarray,
+                    flow: np.ndarray) -> dict[str, np.ndarray]:
+        """The engine on a batch; one sample at a time where it takes batch 1 only (ONNX)."""
+        step = getattr(self.engine, "max_batch", None) or len(past)
+        parts = [self.engine(past[i:i + step], target[i:i + step], flow[i:i + step])
+                 for i in range(0, len(past), step)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+@dataclass
+class StreamState:
+    """What a Detector remembers of one video between its frames: the last
+    ``past_frames`` frames on the model grid, the causal smoother, the previous frame as
+    the flow reads it and the flow from the second-last frame to the last."""
+
+    frames: deque[np.ndarray]
+    smoother: CausalMean
+    flow_input: np.ndarray | None = None
+    last_flow: np.ndarray | None = None
 
 
 def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = False) -> Engine:
@@ -293,8 +340,8 @@ class DetectionWriter:
         self.folder, self.detector, self.fps = folder, detector, fps
         self.events: list[Event] = []
         self.grouper = EventGrouper(min_event_frames, event_gap, fps)
-        self.frames: list[int] = []
-        self.scores: list[float] = []
+        self.scores = plots.ScoreEnvelope()  # flat memory however long the run
+        self.anomalous = 0
         self.frames_read = 0
         self.last_frame: int | None = None
         # frames wait here until it is settled whether they belong to an event, so that the
@@ -326,8 +373,8 @@ class DetectionWriter:
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
         if result.score is not None:
-            self.frames.append(result.index)
-            self.scores.append(result.score)
+            self.scores.add(result.index, result.score)
+            self.anomalous += int(result.score > self.detector.threshold)
         closed = self.grouper.update(result.index, result.score, result.anomalous)
         if closed:
             self.events += closed
@@ -346,15 +393,15 @@ class DetectionWriter:
             self._release_frames(None)
             self._video.close()
         self._write_events(final=stopped_because is None, stopped_because=stopped_because)
-        if self.scores:
-            plots.detection_plot(self.folder / "scores.png", np.array(self.frames),
-                                 np.array(self.scores), self.detector.threshold,
+        if self.scores.count:
+            plots.detection_plot(self.folder / "scores.png", self.scores,
+                                 self.detector.threshold,
                                  [(e.start_frame, e.end_frame) for e in self.events],
                                  self.folder.name)
         seconds = time.perf_counter() - self.started
         return {"video": self.folder.name, "folder": str(self.folder),
-                "frames": self.frames_read, "scored": len(self.scores),
-                "anomalous": int(sum(s > self.detector.threshold for s in self.scores)),
+                "frames": self.frames_read, "scored": self.scores.count,
+                "anomalous": self.anomalous,
                 "events": len(self.events), "seconds": seconds,
                 "fps": self.frames_read / seconds if seconds > 0 else None}
 
@@ -390,8 +437,10 @@ class DetectionWriter:
         storage.write_text(self.folder / "events.json", json.dumps(record, indent=2))
 
 
-def _choose_threshold(calibration: Calibration, threshold: float | None,
-                      false_alarm_rate: float | None, path: str | Path) -> float:
+def choose_threshold(calibration: Calibration, threshold: float | None,
+                     false_alarm_rate: float | None, path: str | Path) -> float:
+    """``threshold`` if given, else the one for ``false_alarm_rate`` on the checkpoint's
+    held-out normal scores, else the checkpoint's own; ``path`` names it in errors."""
     if threshold is not None:
         if not math.isfinite(threshold):
             raise ConfigError(f"the threshold must be a finite number, got {threshold}")

@@ -84,6 +84,7 @@ def onnx_engine(path: str | Path):
                               {"past": past, "target": target, "flow": flow})
         return dict(zip(FrameScorer.OUTPUTS, outputs, strict=True))
 
+    run.max_batch = 1  # the graph is exported with batch 1
     return run
 
 

@@ -71,11 +71,58 @@ def heatmap_plot(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, np.
     plt.close(figure)
 
 
-def detection_plot(path: Path, frames: np.ndarray, scores: np.ndarray, threshold: float,
+class ScoreEnvelope:
+    """A fixed-size summary of a score sequence, for plotting runs of any length with flat
+    memory: at most ``bins`` bins, each the first frame, the lowest and the highest score
+    of ``per_bin`` consecutive scores. When full, neighbouring bins merge pairwise
+    (``per_bin`` doubles), so a single high score is never averaged away.
+
+    ``add(frame, score)``; ``frames``, ``low``, ``high``: lists of equal length.
+    """
+
+    def __init__(self, bins: int = 2048):
+        if bins < 2 or bins % 2:
+            raise ValueError(f"bins must be an even number >= 2, got {bins}")
+        self.bins, self.per_bin, self.count = bins, 1, 0
+        self.frames: list[int] = []
+        self.low: list[float] = []
+        self.high: list[float] = []
+        self._in_last = 0
+
+    def add(self, frame: int, score: float) -> None:
+        self.count += 1
+        if self.frames and self._in_last < self.per_bin:
+            self.low[-1] = min(self.low[-1], score)
+            self.high[-1] = max(self.high[-1], score)
+            self._in_last += 1
+            return
+        if len(self.frames) == self.bins:
+            self._merge()
+        self.frames.append(frame)
+        self.low.append(score)
+        self.high.append(score)
+        self._in_last = 1
+
+    def _merge(self) -> None:
+        self.frames = self.frames[0::2]
+        self.low = [min(a, b) for a, b in zip(self.low[0::2], self.low[1::2], strict=True)]
+        self.high = [max(a, b) for a, b in zip(self.high[0::2], self.high[1::2], strict=True)]
+        self.per_bin *= 2
+
+
+def detection_plot(path: Path, scores: ScoreEnvelope, threshold: float,
                    events: list[tuple[int, int]], title: str) -> None:
-    """One video's score over its frames, the threshold as a line, events shaded."""
+    """One video's score over its frames, the threshold as a line, events shaded. Where a
+    bin holds several frames, the band spans their lowest to highest score."""
     figure, axis = plt.subplots(figsize=(9, 3))
-    axis.plot(frames, scores, color="tab:blue", linewidth=1, label="score")
+    frames = np.array(scores.frames)
+    if scores.per_bin == 1:
+        axis.plot(frames, scores.high, color="tab:blue", linewidth=1, label="score")
+    else:
+        axis.fill_between(frames, scores.low, scores.high, color="tab:blue", alpha=0.35,
+                          linewidth=0, step="post",
+                          label=f"score (lowest to highest of {scores.per_bin} frames)")
+        axis.step(frames, scores.high, where="post", color="tab:blue", linewidth=0.8)
     axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label="threshold")
     for number, (start, end) in enumerate(events):
         axis.axvspan(start - 0.5, end + 0.5, color="tab:red", alpha=0.2, linewidth=0,

@@ -42,6 +42,16 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def sync_folder(folder: str | Path) -> None:
+    """Make renames inside ``folder`` durable (a power cut after ``os.replace`` could
+    otherwise bring back the old name)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save_npy(path: str | Path, array: np.ndarray) -> None:
     with atomic_open(path) as handle:
         np.save(handle, array, allow_pickle=False)

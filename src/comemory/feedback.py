@@ -1,0 +1,189 @@
+"""Feedback that changes the model: clips a person marked "false alarm" in the page of
+``comemory serve`` become normal footage, the model is fine-tuned on them beside its
+training videos, and calibrated again.
+
+    comemory finetune --checkpoint runs/cpu/checkpoint.pt --root DATA \\
+        --reviews runs/serve/events.db --out runs/cpu-reviewed
+
+The new run folder gets checkpoint.pt and finetune.json: how many of the marked false
+alarms still raise an event (before and after, each under its own model's threshold), the
+share of held-out normal frames above the new threshold, and validation AUC before and
+after (whether fine-tuning on the clips cost detection of the pseudo-anomalies). The old
+checkpoint is not touched; point ``serve`` at the new one to use it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import ConcatDataset, DataLoader
+
+from comemory import storage
+from comemory.alerts import group_events
+from comemory.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from comemory.config import Config
+from comemory.cpu import use_threads
+from comemory.data.flow import flow_identity
+from comemory.data.prepared import (
+    FrameWindows,
+    PreparedVideo,
+    prepare_images,
+    prepare_split,
+    read_split,
+    split_holdout,
+)
+from comemory.detection import Detector, torch_engine
+from comemory.errors import DataError, TrainingError
+from comemory.progress import progress
+from comemory.scoring import Calibration, FrameScorer
+from comemory.serve.database import EventFilter, EventStore
+from comemory.training import training_losses
+from comemory.validation import fit_scores, model_errors, validation_set, write_report
+
+
+def false_alarm_clips(database: str | Path) -> list[tuple[int, Path]]:
+    """(event id, clip file) of every event marked false alarm whose clip is kept."""
+    database = Path(database)
+    if not database.is_file():
+        raise DataError(f"{database}: no such events database (the events.db in the data "
+                        "folder of `comemory serve`)")
+    store = EventStore(database)
+    try:
+        rows = store.events(EventFilter(reviewed=True, limit=1000))
+    finally:
+        store.close()
+    folder = database.parent / "media" / "clips"
+    clips = [(row["id"], folder / row["clip"]) for row in rows
+             if row["verdict"] == "false_alarm" and row["clip"]]
+    return sorted(clips)
+
+
+def read_clip(path: Path) -> np.ndarray:
+    """Every frame of a clip, uint8 BGR (T, H, W, 3)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if len(frames) < 3:
+        raise DataError(f"{path}: a clip must hold at least 3 frames, read {len(frames)}")
+    return np.stack(frames)
+
+
+def clip_verdicts(model: torch.nn.Module, config: Config, calibration: Calibration,
+                  clips: list[np.ndarray]) -> list[dict]:
+    """Each clip scored live, as ``detect`` scores it: whether it raises an event under
+    the calibration's threshold, and its highest score's margin over that threshold."""
+    detector = Detector(torch_engine(FrameScorer(model, config.score)), config, calibration,
+                        calibration.threshold, model.past_frames)
+    verdicts = []
+    for clip in clips:
+        detector.reset()
+        scored = [(i, r.score) for i, r in enumerate(detector.score_frame(f) for f in clip)
+                  if r.score is not None]
+        frames = np.array([i for i, _ in scored])
+        scores = np.array([s for _, s in scored])
+        verdicts.append({"alarm": bool(group_events(frames, scores, calibration.threshold)),
+                         "peak_margin": float(scores.max() - calibration.threshold)})
+    return verdicts
+
+
+def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path,
+             out_dir: str | Path, epochs: int = 1, lr: float | None = None,
+             review_share: float = 0.25, cache_dir: str | Path | None = None,
+             dataset: str = "frames") -> dict:
+    """Fine-tune ``checkpoint`` on its training videos plus the false-alarm clips of
+    ``database`` (windows of the clips make up ``review_share`` of each epoch), calibrate
+    again, write ``out_dir``/checkpoint.pt and finetune.json; returns the report."""
+    if not 0 < review_share < 1 or epochs < 1:
+        raise ValueError("review_share must lie in (0, 1) and epochs be >= 1")
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    state = load_checkpoint(checkpoint)
+    model, config, calibration = model_from_checkpoint(state, checkpoint)
+    use_threads(config.train.threads)
+    clips = false_alarm_clips(database)
+    if not clips:
+        raise DataError(f"{database}: no event is marked false alarm with its clip kept; "
+                        "review some in the page of `comemory serve` first")
+    images = [read_clip(path) for _, path in clips]
+    before = clip_verdicts(model, config, calibration, images)
+    sources = read_split(data_root, "training", dataset=dataset)
+    whole = prepare_split(sources, "training", config, cache_dir)
+    videos, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames)
+    validation = validation_set(sources, whole, config, model.past_frames) if held_out else None
+    reviewed = [prepare_images(f"review-{event}", clip, config)
+                for (event, _), clip in zip(clips, images, strict=True)]
+    validation_before = state.get("validation") or {}
+    rate = lr if lr is not None else config.train.lr * 0.1
+    _fit(model, videos, reviewed, config, epochs, rate, review_share)
+    config.score, calibration, report = fit_scores(model_errors(model),
+                                                   config.model.architecture, videos,
+                                                   held_out, validation, config)
+    after = clip_verdicts(model, config, calibration, images)
+    normal = np.array(calibration.extra.get("normal_scores") or [])
+    result = {
+        "checkpoint": str(checkpoint), "database": str(database),
+        "false_alarm_events": [event for event, _ in clips],
+        "still_alarming_before": sum(v["alarm"] for v in before),
+        "still_alarming_after": sum(v["alarm"] for v in after),
+        "per_event": {str(event): {"before": b, "after": a} for (event, _), b, a in
+                      zip(clips, before, after, strict=True)},
+        "held_out_false_alarm_rate": (float(np.mean(normal > calibration.threshold))
+                                      if normal.size else None),
+        "validation_auc_before": _pooled(validation_before),
+        "validation_auc_after": _pooled(report),
+        "epochs": epochs, "lr": rate, "review_share": review_share,
+        "seconds": time.perf_counter() - started,
+    }
+    optimizer = torch.optim.Adam(model.parameters(), lr=rate)
+    save_checkpoint(out_dir / "checkpoint.pt", model, optimizer, config,
+                    flow_identity(config.flow), int(state["epoch"]) + epochs,
+                    int(state["step"]), float(state.get("train_seconds", 0.0)),
+                    calibration.to_dict(), report)
+    write_report(out_dir / "validation.json", report)
+    storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    storage.write_text(out_dir / "finetune.json", json.dumps(result, indent=2))
+    return result
+
+
+def _fit(model: torch.nn.Module, videos: list[PreparedVideo], reviewed: list[PreparedVideo],
+         config: Config, epochs: int, lr: float, review_share: float) -> None:
+    """A few epochs of the training loss over the training windows and the reviewed
+    clips' windows, repeated to make up ``review_share`` of the samples."""
+    normal = FrameWindows(videos, model.past_frames)
+    clips = FrameWindows(reviewed, model.past_frames)
+    if len(clips) == 0:
+        raise DataError("the reviewed clips are too short to make one training sample")
+    repeats = max(1, math.ceil(review_share * len(normal) / ((1 - review_share) * len(clips))))
+    samples = ConcatDataset([normal, *[clips] * repeats])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr,
+                                 weight_decay=config.train.weight_decay)
+    generator = torch.Generator().manual_seed(config.train.seed)
+    model.train()
+    for epoch in range(epochs):
+        loader = DataLoader(samples, batch_size=config.train.batch_size, shuffle=True,
+                            generator=generator)
+        for batch in progress(loader, desc=f"fine-tuning {epoch + 1}/{epochs}", unit="batch"):
+            losses = training_losses(model(batch["past"]), batch["flow"], batch["target"],
+                                     config.train)
+            if not torch.isfinite(losses["total"]):
+                raise TrainingError(f"loss became {losses['total'].item()} while fine-tuning; "
+                                    "nothing was written; try a lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+    model.eval()
+
+
+def _pooled(report: dict) -> float | None:
+    return (report.get("auc") or {}).get("causal", {}).get("pooled")

@@ -1,0 +1,160 @@
+"""Event pictures and clips on disk: thumbnails as JPEG, clips as WebM (VP8, which
+browsers play; OpenCV's usual mp4v does not play in them).
+
+A clip is written under a name starting ``.incomplete-`` and renamed to its final name
+only once complete and synced, so a kill -9 can leave an incomplete file but never one
+under a name the database knows; ``remove_incomplete`` clears them at the next start.
+Clips are pruned oldest first to keep under a disk budget.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from comemory import storage
+from comemory.errors import DataError
+from comemory.serve.database import EventStore
+
+log = logging.getLogger("comemory.serve")
+
+CLIP_WIDTH = 640
+INCOMPLETE = ".incomplete-"
+JPEG_QUALITY = 85
+
+
+def write_jpeg(path: Path, image: np.ndarray) -> int:
+    """Write ``image`` (uint8 BGR) as a JPEG atomically; returns its size in bytes."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise DataError(f"{path}: OpenCV cannot encode this picture as JPEG")
+    with storage.atomic_open(path) as handle:
+        handle.write(data.tobytes())
+    return len(data)
+
+
+def remove_incomplete(folder: Path) -> int:
+    """Delete clips a stopped service left half-written; returns how many."""
+    removed = 0
+    for path in folder.glob(f"{INCOMPLETE}*"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def prune_clips(store: EventStore, folder: Path, budget_bytes: float) -> int:
+    """Delete the oldest clips until the rest fit in ``budget_bytes``; returns how many
+    went. The events stay, without a clip."""
+    clips = store.clips_oldest_first()
+    total, removed = sum(size for _, size in clips), 0
+    for name, size in clips:
+        if total <= budget_bytes:
+            break
+        store.forget_clip(name)  # first the database, so no event points at a lost file
+        (folder / name).unlink(missing_ok=True)
+        total -= size
+        removed += 1
+    return removed
+
+
+class ClipRecorder:
+    """One camera's event clips: the last ``before`` frames wait in memory (as JPEG, to
+    keep it small); ``start(event_id)`` opens a clip with them, every ``push`` adds the
+    new frame, ``stop()`` records ``after`` more frames and then finishes the file and
+    calls ``on_done(event_ids, file name, bytes)``. An event that starts before the clip
+    of the previous one has finished joins that clip.
+    """
+
+    def __init__(self, camera: str, folder: Path, fps: float, before: int, after: int,
+                 on_done: Callable[[list[int], str, int], None]):
+        self.camera, self.folder, self.fps = camera, folder, fps
+        self.before, self.after, self.on_done = before, after, on_done
+        self._recent: deque[bytes] = deque(maxlen=max(1, before))
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._events: list[int] = []
+        self._left: int | None = None  # frames still to record after the last event ended
+        self._temp: Path | None = None
+
+    @property
+    def recording(self) -> bool:
+        return self._writer is not None
+
+    def push(self, image: np.ndarray) -> None:
+        small = _clip_frame(image)
+        if self._writer is not None:
+            self._write(small)
+            if self._left is not None:
+                self._left -= 1
+                if self._left <= 0:
+                    self._finish()
+            return
+        if self.before > 0:
+            ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if ok:
+                self._recent.append(data.tobytes())
+
+    def start(self, event_id: int) -> None:
+        self._events.append(event_id)
+        self._left = None
+        if self._writer is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._temp = self.folder / f"{INCOMPLETE}{self.camera}-{event_id}.webm"
+        for data in self._recent:
+            self._write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+        self._recent.clear()
+
+    def stop(self) -> None:
+        """The current event is over: record ``after`` frames more, then finish."""
+        if self._writer is None and not self._events:
+            return
+        self._left = self.after
+        if self.after <= 0:
+            self._finish()
+
+    def close(self) -> None:
+        """Finish a clip being written (the service is stopping)."""
+        if self._events:
+            self._finish()
+
+    def _write(self, frame: np.ndarray) -> None:
+        size = (frame.shape[1], frame.shape[0])
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*"VP80"),
+                                           self.fps, size)
+            if not self._writer.isOpened():
+                raise DataError(f"{self._temp}: OpenCV cannot write WebM (VP8) here")
+            self._size = size
+        if size != self._size:  # a source that changed resolution midway
+            frame = cv2.resize(frame, self._size)
+        self._writer.write(frame)
+
+    def _finish(self) -> None:
+        events, temp = self._events, self._temp
+        self._events, self._left, self._temp = [], None, None
+        if self._writer is None or temp is None:
+            return
+        self._writer.release()
+        self._writer = None
+        with temp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        name = f"{self.camera}-{events[0]}.webm"
+        os.replace(temp, self.folder / name)
+        storage.sync_folder(self.folder)
+        self.on_done(events, name, (self.folder / name).stat().st_size)
+
+
+def _clip_frame(image: np.ndarray) -> np.ndarray:
+    """The frame at most CLIP_WIDTH wide, with even sides (what VP8 takes)."""
+    height, width = image.shape[:2]
+    scale = min(1.0, CLIP_WIDTH / width)
+    size = (max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2))
+    if size == (width, height):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -1,0 +1,543 @@
+"""comemory serve: several cameras in one process, events in SQLite that survive kill -9,
+clips a browser plays, the page in a real headless Chromium, the access token, and
+memory that stays flat however long it runs."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tracemalloc
+import urllib.error
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from comemory.data.frames import list_frames
+from comemory.detection import DetectionWriter, Detector, FrameResult
+from comemory.errors import ConfigError, DataError
+from comemory.feedback import finetune
+from comemory.plots import ScoreEnvelope
+from comemory.serve import EventStore, Service
+from comemory.serve.cameras import Camera, QueuedFrame
+from comemory.serve.config import build_serve_config, serve_config_from_dict
+from comemory.serve.database import MIGRATIONS, SCHEMA_VERSION, EventFilter
+from comemory.serve.media import INCOMPLETE, ClipRecorder, prune_clips
+from comemory.serve.web import WebServer
+
+FAST_VIDEO = "01"  # the synthetic scene's test video with an object 5x too fast
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "a-long-enough-secret-0123456789"
+
+
+def frames_folder(scene: Path, split: str, video: str) -> str:
+    return str(scene / split / "frames" / video)
+
+
+def two_cameras(checkpoint: Path, scene: Path, data: Path, **settings) -> dict:
+    """A config dict: a normal training video and the anomalous test video, looped."""
+    return {"data": str(data), "port": 0, "clip_before_s": 0.4, "clip_after_s": 0.4,
+            **settings,
+            "cameras": [
+                {"name": "walkway", "source": frames_folder(scene, "training", "01"),
+                 "checkpoint": str(checkpoint)},
+                {"name": "street", "source": frames_folder(scene, "testing", FAST_VIDEO),
+                 "checkpoint": str(checkpoint)}]}
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"waited {seconds:.0f} s for {what}")
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def post_json(url: str, body, headers: dict | None = None,
+              content_type: str = "application/json") -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": content_type, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+# --- configuration -------------------------------------------------------------------
+
+def test_config_errors_name_the_problem(tmp_path, trained_run):
+    checkpoint, scene, _ = trained_run
+    good = two_cameras(checkpoint, scene, tmp_path)
+    with pytest.raises(ConfigError, match="two cameras are named 'walkway'"):
+        serve_config_from_dict({**good, "cameras": good["cameras"][:1] * 2})
+    bad_name = {**good["cameras"][0], "name": "../etc"}
+    with pytest.raises(ConfigError, match="letters, digits"):
+        serve_config_from_dict({**good, "cameras": [bad_name]})
+    with pytest.raises(ConfigError, match="unknown keys"):
+        serve_config_from_dict({**good, "colour": "red"})
+    with pytest.raises(ConfigError, match="lacks"):
+        serve_config_from_dict({"cameras": [{"name": "x"}]})
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras: [unclosed")
+    with pytest.raises(ConfigError, match=f"{path}: not valid YAML"):
+        build_serve_config(path, [], None)
+    # --source flags alone: names made up, or given as NAME=SOURCE
+    config = build_serve_config(None, ["a.mp4", "door=rtsp://h/s"], checkpoint)
+    assert [(c.name, c.source) for c in config.cameras] == [("camera1", "a.mp4"),
+                                                            ("door", "rtsp://h/s")]
+
+
+# --- the database --------------------------------------------------------------------
+
+def test_database_migrates_an_old_file_and_keeps_its_events(tmp_path):
+    path = tmp_path / "events.db"
+    old = sqlite3.connect(path)  # a file as the first schema left it
+    for statement in MIGRATIONS[0]:
+        old.execute(statement)
+    old.execute("INSERT INTO events (camera, start_time, start_frame, end_frame, peak_frame, "
+                "peak_score, threshold) VALUES ('door', 100.0, 5, 9, 7, 3.5, 2.0)")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    store = EventStore(path)
+    assert store.version == SCHEMA_VERSION == 2
+    [event] = store.events()
+    assert (event["camera"], event["peak_score"], event["verdict"]) == ("door", 3.5, None)
+    assert store.review(event["id"], "false_alarm", "a shadow", now=200.0)
+    assert not store.review(event["id"] + 1, "false_alarm", "", now=200.0)
+    with pytest.raises(ValueError, match="verdict"):
+        store.review(event["id"], "maybe", "", now=200.0)
+    assert store.events(EventFilter(reviewed=True))[0]["note"] == "a shadow"
+    assert store.events(EventFilter(reviewed=False)) == []
+    assert store.events(EventFilter(camera="other")) == []
+    assert store.events(EventFilter(since=150.0)) == []
+    lines = store.reviews_csv().splitlines()
+    assert lines[0].startswith("event,camera,start_utc")
+    assert "false_alarm,a shadow" in lines[1] and "1970-01-01T00:01:40" in lines[1]
+    store.close()
+    newer = sqlite3.connect(path)
+    newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer.commit()
+    newer.close()
+    with pytest.raises(DataError, match="newer comemory"):
+        EventStore(path)
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DataError, match="junk.db: not a comemory events database"):
+        EventStore(tmp_path / "junk.db")
+
+
+def test_clips_play_in_browsers_and_are_pruned_oldest_first(tmp_path):
+    store = EventStore(tmp_path / "events.db")
+    folder = tmp_path / "clips"
+    done = []
+    recorder = ClipRecorder("door", folder, 10.0, before=3, after=2,
+                            on_done=lambda ids, name, size: done.append((ids, name, size)))
+    frames = [np.full((90, 120, 3), 20 * i, np.uint8) for i in range(12)]
+    for frame in frames[:5]:
+        recorder.push(frame)  # only the last 3 wait for a clip
+    first = store.open_event("door", 1.0, 5, 5, 5, 3.0, 2.0)
+    recorder.start(first)
+    recorder.push(frames[5])
+    assert list(folder.glob(f"{INCOMPLETE}*")), "a clip being written has its temporary name"
+    second = store.open_event("door", 2.0, 6, 6, 6, 3.0, 2.0)
+    recorder.start(second)  # starts before the first clip ends: joins it
+    recorder.push(frames[6])
+    recorder.stop()
+    for frame in frames[7:]:
+        recorder.push(frame)
+    [(ids, name, size)] = done
+    assert ids == [first, second] and name == f"door-{first}.webm"
+    assert not list(folder.glob(f"{INCOMPLETE}*"))
+    capture = cv2.VideoCapture(str(folder / name))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    assert count == 3 + 2 + 2  # 3 before, the two event frames, 2 after
+    assert (folder / name).read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # WebM (EBML) header
+    store.set_clip(ids, name, size)
+    later = store.open_event("door", 3.0, 20, 20, 20, 3.0, 2.0)
+    (folder / "door-late.webm").write_bytes(b"x" * 100)
+    store.set_clip([later], "door-late.webm", 100)
+    assert prune_clips(store, folder, budget_bytes=size + 50) == 1  # the older one goes
+    assert not (folder / name).exists() and (folder / "door-late.webm").exists()
+    assert store.event(first)["clip"] is None and store.event(later)["clip"] == "door-late.webm"
+
+
+# --- several cameras in one process ---------------------------------------------------
+
+def test_serve_scores_as_detect_does_and_keeps_events(tmp_path, trained_run):
+    """Two cameras batched through one model score each frame as ``detect`` scores it
+    alone; the anomalous one raises an event with a thumbnail and a playable clip."""
+    checkpoint, scene, _ = trained_run
+    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
+    for camera in config.cameras:
+        camera.loop, camera.realtime = False, False
+    service = Service(config, environ={})
+    assert len(service.detectors) == 1  # one model for both cameras
+    service.start(web=False)
+    wait_for(lambda: all(c.feed.status == "ended" and c.scored == c.feed.read
+                         for c in service.cameras), 120, "both files read and scored")
+    service.stop()
+    detector = Detector.from_checkpoint(checkpoint)
+    alone = [r.score for r in detector.run(frames_folder(scene, "testing", FAST_VIDEO),
+                                           progress=False)]
+    street = service.camera("street")
+    together = [score for _, score in street.curve]
+    scored_alone = [s for s in alone if s is not None]
+    np.testing.assert_allclose(together, scored_alone[-len(together):], rtol=1e-4, atol=1e-4)
+    store = EventStore(tmp_path / "serve" / "events.db")
+    events = store.events(EventFilter(camera="street"))
+    assert events, "the fast object raised no event"
+    event = events[-1]
+    assert event["end_time"] is not None and event["peak_score"] > event["threshold"]
+    thumbnail = tmp_path / "serve" / "media" / "thumbnails" / event["thumbnail"]
+    assert cv2.imread(str(thumbnail)) is not None
+    assert (tmp_path / "serve" / "media" / "clips" / event["clip"]).stat().st_size > 0
+
+
+def test_a_camera_that_cannot_be_opened_does_not_stop_the_others(tmp_path, trained_run):
+    checkpoint, scene, _ = trained_run
+    settings = two_cameras(checkpoint, scene, tmp_path / "serve")
+    settings["cameras"][0]["source"] = str(tmp_path / "missing.mp4")
+    service = Service(serve_config_from_dict(settings), environ={})
+    service.start(web=False)
+    try:
+        wait_for(lambda: service.camera("street").scored > 20, 60, "the good camera scoring")
+        status = service.camera("walkway").status()
+        assert status["status"].startswith("reconnecting") and "missing.mp4" in status["status"]
+    finally:
+        service.stop()
+
+
+def test_kill_9_loses_no_committed_event_and_leaves_no_half_clip(tmp_path, trained_run):
+    checkpoint, scene, _ = trained_run
+    data = tmp_path / "serve"
+    settings = two_cameras(checkpoint, scene, data, clip_before_s=0.2)
+    path = tmp_path / "cameras.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "comemory.cli", "serve", "--config",
+                                str(path), "--threads", "1"], stdout=log, stderr=log)
+    database = data / "events.db"
+    clips = data / "media" / "clips"
+
+    def committed() -> list[tuple]:
+        if not database.exists():
+            return []
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            try:
+                return db.execute("SELECT id, camera, start_time, clip FROM events").fetchall()
+            except sqlite3.OperationalError:
+                return []
+
+    try:
+        # kill it while a clip is being written: an event with its clip still open
+        wait_for(lambda: any(r[3] for r in committed()), 120, "a finished clip")
+        wait_for(lambda: list(clips.glob(f"{INCOMPLETE}*")), 60, "a clip being written")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        log.close()
+    before = committed()
+    assert list(clips.glob(f"{INCOMPLETE}*")), "the kill left no clip in writing"
+    service = Service(build_serve_config(path, [], None), environ={})
+    try:
+        after = {row["id"]: row for row in service.store.events(EventFilter(limit=1000))}
+        assert {r[0] for r in before} <= set(after)
+        for event_id, camera, start, clip in before:
+            assert (after[event_id]["camera"], after[event_id]["start_time"]) == (camera, start)
+            assert after[event_id]["end_time"] is not None  # open ones closed, marked cut
+        assert not list(clips.glob(f"{INCOMPLETE}*"))
+        for row in after.values():
+            if row["clip"]:
+                capture = cv2.VideoCapture(str(clips / row["clip"]))
+                assert capture.read()[0], f"{row['clip']} does not decode"
+    finally:
+        service.stop()
+
+
+# --- bounded memory -------------------------------------------------------------------
+
+def test_score_envelope_stays_small_and_keeps_every_peak():
+    envelope = ScoreEnvelope(bins=64)
+    scores = np.random.default_rng(0).normal(size=10_000)
+    scores[7_777] = 50.0
+    for frame, score in enumerate(scores):
+        envelope.add(frame, float(score))
+    assert len(envelope.frames) <= 64 and envelope.count == 10_000
+    assert max(envelope.high) == 50.0 and min(envelope.low) == scores.min()
+    assert envelope.frames[0] == 0 and envelope.frames == sorted(envelope.frames)
+    with pytest.raises(ValueError):
+        ScoreEnvelope(bins=3)
+
+
+def test_detect_writer_memory_does_not_grow_with_frames(tmp_path, trained_run):
+    checkpoint, _, _ = trained_run
+    detector = Detector.from_checkpoint(checkpoint)
+    writer = DetectionWriter(tmp_path / "out", detector, 25.0, 3, 5, video=False)
+    rng = np.random.default_rng(0)
+
+    def feed(start: int, count: int) -> None:  # normal frames: events are not the point
+        for index in range(start, start + count):
+            score = detector.threshold - 1.0 - abs(float(rng.normal()))
+            writer.add(FrameResult("v", index, None, score, False, {"psnr": 30.0}))
+
+    tracemalloc.start()  # before the warm-up, so what it allocated and later frees counts
+    feed(0, 5000)
+    before = tracemalloc.take_snapshot()
+    feed(5000, 60_000)
+    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    summary = writer.close()
+    assert summary["scored"] == 65_000
+    # keeping every score would cost > 60 bytes a frame (3.6 MB here); the plot's
+    # envelope is bounded (2048 bins, at most about 200 KB whatever the frame count)
+    assert grown < 400_000, f"memory grew by {grown} bytes over 60 000 frames"
+
+
+def test_serve_memory_per_frame_does_not_grow(tmp_path, trained_run):
+    """Two thousand frames of the anomalous video, looped, through the scoring side of
+    one camera (events, thumbnails and clips written all along): Python-side memory after
+    the warm-up stays flat."""
+    checkpoint, scene, _ = trained_run
+    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
+    service = Service(config, environ={})
+    camera: Camera = service.camera("street")
+    detector = camera.detector
+    images = [cv2.imread(str(p)) for p in list_frames(Path(frames_folder(scene, "testing",
+                                                                         FAST_VIDEO)))]
+    sequence = 0
+
+    def feed(count: int) -> None:
+        nonlocal sequence
+        for _ in range(count):
+            image = images[sequence % len(images)]
+            resumed = sequence % len(images) == 0  # a looped file's start
+            if resumed:
+                camera.state = detector.new_state()
+            [result] = detector.score_frames([(image, sequence, None, "street")],
+                                             [camera.state])
+            camera.handle(QueuedFrame(sequence, image, time.time(), resumed), result)
+            sequence += 1
+
+    tracemalloc.start()  # before the warm-up, so what it allocated and later frees counts
+    feed(400)
+    before = tracemalloc.take_snapshot()
+    events_before = len(service.store.events(EventFilter(limit=1000)))
+    feed(1600)
+    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    events = len(service.store.events(EventFilter(limit=1000))) - events_before
+    service.stop()
+    assert events >= 10, "the loop was meant to raise an event each time round"
+    assert grown < 100_000, f"memory grew by {grown} bytes over 1600 frames"
+
+
+# --- the web page and its safety -------------------------------------------------------
+
+@pytest.fixture
+def web_service(tmp_path, trained_run):
+    """A Service with a token and one stored event, its page on 127.0.0.1 (no cameras
+    running: only the web side is under test)."""
+    checkpoint, scene, _ = trained_run
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve",
+                                                token_file=str(token_file)))
+    service = Service(config, environ={})
+    event = service.store.open_event("street", 100.0, 1, 5, 3, 4.0, 2.0)
+    thumbnails = service.media / "thumbnails"
+    thumbnails.mkdir(parents=True)
+    cv2.imwrite(str(thumbnails / f"{event}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    service.store.update_event(event, 5, 3, 4.0, end_time=101.0, thumbnail=f"{event}.jpg")
+    service.web = WebServer(service)
+    service.web.start()
+    yield service, event
+    service.stop()
+
+
+def test_a_token_is_needed_off_loopback(tmp_path, trained_run):
+    checkpoint, scene, _ = trained_run
+    settings = two_cameras(checkpoint, scene, tmp_path / "serve", host="0.0.0.0")
+    with pytest.raises(ConfigError, match="needs a token"):
+        Service(serve_config_from_dict(settings), environ={})
+    with pytest.raises(ConfigError, match="at least 16"):
+        Service(serve_config_from_dict(settings), environ={"COMEMORY_TOKEN": "short"})
+
+
+def test_requests_need_the_token_and_reach_files_only_by_event_id(web_service, caplog):
+    service, event = web_service
+    base = service.web.address
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    caplog.set_level(logging.DEBUG, logger="comemory")
+    assert get(f"{base}/api/events")[0] == 401
+    assert get(f"{base}/api/events", {"Authorization": "Bearer wrong"})[0] == 401
+    status, body = get(f"{base}/api/events", bearer)
+    assert status == 200 and json.loads(body)["events"][0]["id"] == event
+    status, body = get(f"{base}/api/events/{event}/thumbnail.jpg", bearer)
+    assert status == 200 and body[:2] == b"\xff\xd8"
+    for path in ("/api/events/..%2F..%2Fetc%2Fpasswd/clip.webm",
+                 f"/api/events/{event}/..%2F..%2Fevents.db", "/api/events/../events.db",
+                 f"/api/events/{event}/clip.webm",  # the event has no clip
+                 f"/api/events/{event + 1}/thumbnail.jpg", "/api/cameras/..%2F/live.jpg"):
+        assert get(base + path, bearer)[0] == 404, path
+    # the page's login: the token in the address becomes a cookie, then leaves the address
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{base}/?token={TOKEN}", timeout=10) as response:
+        assert response.status == 200 and response.url == f"{base}/"
+        assert b"comemory" in response.read()
+    with opener.open(f"{base}/api/status", timeout=10) as response:
+        assert [c["name"] for c in json.loads(response.read())["cameras"]] == ["walkway",
+                                                                                "street"]
+    assert get(f"{base}/?token=wrong")[0] == 401
+    assert TOKEN not in caplog.text and "/api/events" in caplog.text
+
+
+def test_review_input_is_validated(web_service):
+    service, event = web_service
+    url = f"{service.web.address}/api/events/{event}/review"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert post_json(url, {"verdict": "maybe"}, bearer)[0] == 400
+    assert post_json(url, {"verdict": "false_alarm", "note": "x" * 3000}, bearer)[0] == 400
+    assert post_json(url, {"verdict": "false_alarm", "note": 5}, bearer)[0] == 400
+    assert post_json(url, b"{not json", bearer)[0] == 400
+    assert post_json(url, {"verdict": "false_alarm"}, bearer, "text/plain")[0] == 400
+    assert post_json(f"{service.web.address}/api/events/99999/review",
+                     {"verdict": "false_alarm"}, bearer)[0] == 404
+    status, answer = post_json(url, {"verdict": "false_alarm", "note": " a shadow "}, bearer)
+    assert status == 200 and (answer["verdict"], answer["note"]) == ("false_alarm",
+                                                                     "a shadow")
+    for query in ("camera=nobody", "reviewed=perhaps", "since=soon", "limit=0",
+                  "since=nan"):
+        assert get(f"{service.web.address}/api/events?{query}", bearer)[0] == 400, query
+    status, body = get(f"{service.web.address}/api/reviews.csv", bearer)
+    assert status == 200 and b"false_alarm,a shadow" in body
+
+
+# --- the page in a real browser ---------------------------------------------------------
+
+def chromium_or_skip():
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("COMEMORY_REQUIRE_BROWSER"):
+        pytest.fail(f"{CHROMIUM} is missing (CI installs Debian's chromium)")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI runs this test")
+
+
+def test_the_page_in_chromium_shows_both_cameras_and_keeps_a_review(tmp_path, trained_run):
+    chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    checkpoint, scene, _ = trained_run
+    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
+    service = Service(config, environ={})
+    service.start()
+    arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=arguments)
+        try:
+            page = browser.new_page()
+            page.goto(service.web.address)
+            for name in ("walkway", "street"):  # live pictures and curves that move
+                card = f".camera[data-camera='{name}']"
+                page.wait_for_function(
+                    f"document.querySelector(\"{card} img.live\")?.dataset.loads >= 2",
+                    timeout=60_000)
+                page.wait_for_function(
+                    f"document.querySelector(\"{card} canvas\").dataset.last > 0",
+                    timeout=30_000)
+                first = int(page.get_attribute(f"{card} canvas", "data-last"))
+                page.wait_for_function(
+                    f"+document.querySelector(\"{card} canvas\").dataset.last > {first}",
+                    timeout=30_000)
+            row = "tr.event:has(td:text-is('street'))"  # the fast object's event
+            page.wait_for_selector(row, timeout=90_000)
+            event_id = page.get_attribute(row, "data-id")
+            wait_for(lambda: service.store.event(int(event_id))["clip"], 60, "the clip")
+            page.click(f"tr.event[data-id='{event_id}']")
+            page.wait_for_function("isFinite(document.getElementById('clip').duration) && "
+                                   "document.getElementById('clip').duration > 0",
+                                   timeout=30_000)
+            page.fill("#note", "the cart is allowed here")
+            page.click("#mark-false")
+            page.wait_for_function("document.getElementById('review-state')"
+                                   ".textContent.includes('false alarm')", timeout=10_000)
+            page.screenshot(path=str(tmp_path / "page.png"))
+        finally:
+            service.stop()
+        restarted = Service(config, environ={})  # same data folder: the review is kept
+        restarted.start()
+        try:
+            page = browser.new_page()
+            page.goto(restarted.web.address)
+            page.select_option("#f-reviewed", "yes")
+            kept = f"tr.event[data-id='{event_id}'][data-verdict='false_alarm']"
+            page.wait_for_selector(kept, timeout=30_000)
+        finally:
+            restarted.stop()
+            browser.close()
+
+
+# --- feedback: false alarms become normal footage ------------------------------------------
+
+def test_finetune_on_a_false_alarm_lowers_its_score(tmp_path, trained_run):
+    """The operator marks the fast object's event a false alarm (it is allowed here): the
+    fine-tuned model scores that clip lower against its new threshold, and the old
+    checkpoint is left as it was."""
+    checkpoint, scene, cache = trained_run
+    original = checkpoint.read_bytes()
+    database = tmp_path / "serve" / "events.db"
+    store = EventStore(database)
+    event = store.open_event("street", 100.0, 0, 47, 20, 5.0, 2.0)
+    clips = tmp_path / "serve" / "media" / "clips"
+    clips.mkdir(parents=True)
+    writer = cv2.VideoWriter(str(clips / "street-1.webm"), cv2.VideoWriter_fourcc(*"VP80"),
+                             25.0, (64, 64))
+    images = [cv2.imread(str(p)) for p in list_frames(Path(frames_folder(scene, "testing",
+                                                                         FAST_VIDEO)))]
+    for image in images:
+        writer.write(cv2.resize(image, (64, 64)))
+    writer.release()
+    store.set_clip([event], "street-1.webm", (clips / "street-1.webm").stat().st_size)
+    store.review(event, "false_alarm", "bikes are allowed", now=200.0)
+    store.close()
+    out = tmp_path / "reviewed"
+    report = finetune(checkpoint, scene, database, out, epochs=2, review_share=0.5,
+                      cache_dir=cache)
+    verdict = report["per_event"][str(event)]
+    assert report["false_alarm_events"] == [event]
+    assert verdict["before"]["alarm"], "the tiny model did not flag the fast object at all"
+    assert verdict["after"]["peak_margin"] < verdict["before"]["peak_margin"]
+    assert report["still_alarming_after"] <= report["still_alarming_before"]
+    rate = Detector.from_checkpoint(out / "checkpoint.pt").calibration.false_alarm_rate
+    assert abs(report["held_out_false_alarm_rate"] - rate) < 0.05
+    assert json.loads((out / "finetune.json").read_text()) == report
+    assert checkpoint.read_bytes() == original
+    empty = tmp_path / "empty.db"
+    EventStore(empty).close()
+    with pytest.raises(DataError, match="no event is marked false alarm"):
+        finetune(checkpoint, scene, empty, tmp_path / "x", cache_dir=cache)

@@ -32,7 +32,8 @@ def main() -> int:
         print("run `make demo` first: the screenshot uses its model and videos")
         return 1
     with tempfile.TemporaryDirectory() as data:
-        config = serve_config_from_dict({"data": data, "port": 0, "cameras": [
+        config = serve_config_from_dict({"data": data, "port": 0, "clip_before_s": 1,
+                                         "clip_after_s": 1, "cameras": [
             {"name": "walkway", "source": str(DEMO / "data/training/frames/01"),
              "checkpoint": str(checkpoint)},
             {"name": "street", "source": str(DEMO / "data/testing/frames/01"),
@@ -56,7 +57,7 @@ def wait_for_clip(service: Service) -> int:
         if events:
             return events[-1]["id"]
         time.sleep(0.2)
-    raise SystemExit("no event with a clip within 2 minutes")
+    raise SystemExit(f"no event with a clip within 2 minutes: {service.store.events()}")
 
 
 def review(address: str, event: int, note: str) -> None:

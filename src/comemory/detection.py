@@ -134,6 +134,15 @@ class Detector:
             raise CheckpointError(f"engine must be torch or onnx, got {engine!r}")
         return cls(runner, config, calibration, chosen, model.past_frames)
 
+    def for_another_thread(self) -> Detector:
+        """A detector that shares this one's model, calibration and threshold but has its
+        own flow estimator (OpenCV's DIS keeps state between calls), so that two threads
+        can score at the same time: PyTorch releases the GIL inside its operators."""
+        twin = Detector(self.engine, self.config, self.calibration, self.threshold,
+                        self.past_frames)
+        twin.stage_seconds = self.stage_seconds  # one account of where the time goes
+        return twin
+
     def new_state(self) -> StreamState:
         """A fresh memory for one more video scored beside others (``score_frames``)."""
         return StreamState(deque(maxlen=self.past_frames),
@@ -150,22 +159,22 @@ class Detector:
 
     def score_frames(self, frames: list[tuple[np.ndarray, int, float | None, str]],
                      states: list[StreamState]) -> list[FrameResult]:
-        """One frame of each of several videos, (frame, index, time, video) each with the
-        video's own StreamState, scored in one batch through the model: what ``serve`` does
-        with several cameras. The same scores as ``score_frame`` one video at a time."""
-        results, currents, flows = [], [], []
+        """Frames of one or several videos, (frame, index, time, video) each with its
+        video's StreamState, scored in one batch through the model: what ``serve`` does
+        with several cameras, and with the frames queued up for one. A video's frames
+        come in their order; the scores are those of ``score_frame`` one at a time (each
+        frame's score still reads only the frames before it)."""
+        results, ready = [], []
         for (frame, index, time_s, video), state in zip(frames, states, strict=True):
             result, current, flow = self._prepare(frame, index, time_s, video, state)
             results.append(result)
-            currents.append(current)
-            flows.append(flow)
-        ready = [i for i, state in enumerate(states) if len(state.frames) == self.past_frames]
-        if ready:
-            self._score([results[i] for i in ready], [currents[i] for i in ready],
-                        [states[i] for i in ready])
-        for state, current, flow in zip(states, currents, flows, strict=True):
+            if len(state.frames) == self.past_frames:
+                ready.append((result, state, np.stack(state.frames), current,
+                              state.last_flow))
             state.frames.append(current)
             state.last_flow = flow
+        if ready:
+            self._score(ready)
         return results
 
     def _prepare(self, frame: np.ndarray, index: int, time_s: float | None, video: str,
@@ -218,21 +227,21 @@ class Detector:
         finally:
             bar.close()
 
-    def _score(self, results: list[FrameResult], currents: list[np.ndarray],
-               states: list[StreamState]) -> None:
-        """Fill in the score, parts and heatmap of ``results`` (one per video), each
-        with its video's past frames and flow."""
+    def _score(self, ready: list[tuple[FrameResult, StreamState, np.ndarray, np.ndarray,
+                                       np.ndarray | None]]) -> None:
+        """Fill in the score, parts and heatmap of each (result, state, past frames, frame,
+        flow between the last two past frames) in ``ready``, in one pass of the model."""
         size = self.config.model.image_size
         no_flow = np.zeros((2, size, size), np.float32)
-        past = np.stack([to_model_range(np.stack(s.frames)).numpy() for s in states])
-        target = np.stack([to_model_range(c).numpy() for c in currents])
-        flow = np.stack([no_flow if s.last_flow is None else s.last_flow.transpose(2, 0, 1)
-                         for s in states])
+        past = np.stack([to_model_range(p).numpy() for _, _, p, _, _ in ready])
+        target = np.stack([to_model_range(c).numpy() for _, _, _, c, _ in ready])
+        flow = np.stack([no_flow if f is None else f.transpose(2, 0, 1)
+                         for _, _, _, _, f in ready])
         started = time.perf_counter()
         out = self._run_engine(past, target, np.ascontiguousarray(flow))
         self.stage_seconds["model"] += time.perf_counter() - started
         started = time.perf_counter()
-        for i, (result, state) in enumerate(zip(results, states, strict=True)):
+        for i, (result, state, _, _, _) in enumerate(ready):  # in order: smoothing is causal
             one = {name: value[i:i + 1] for name, value in out.items()}
             errors = VideoErrors(result.video, np.array([result.index]),
                                  flow_maps=one["flow_map"], frame_maps=one["frame_map"],

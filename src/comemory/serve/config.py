@@ -4,6 +4,7 @@
     host: 127.0.0.1               # another address needs a token (token_file or env)
     port: 8765
     clip_budget_mb: 2000          # the oldest clips are deleted beyond this
+    clips: true                   # false: events get a thumbnail but no clip
     cameras:
       - name: entrance            # letters, digits, - and _ (it appears in URLs)
         source: rtsp://10.0.0.5/stream1     # file, folder, camera index or URL
@@ -59,9 +60,11 @@ class ServeConfig:
     clip_before_s: float = 3.0
     clip_after_s: float = 3.0
     clip_budget_mb: float = 2000.0
+    clips: bool = True  # False: events keep a thumbnail only (VP8 costs ~10 ms a frame)
     min_event_frames: int = 3
     event_gap: int = 5
     queue_seconds: float = 2.0  # frames a camera may wait to be scored before some drop
+    workers: int = 0  # scoring threads; 0: one per core, at most one per camera
     reconnect_seconds: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -85,6 +88,8 @@ class ServeConfig:
         for name in ("clip_before_s", "clip_after_s", "clip_budget_mb", "queue_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{source}: {name} must not be negative")
+        if self.workers < 0:
+            raise ConfigError(f"{source}: workers must be >= 0 (0: one per core)")
         if self.min_event_frames < 1 or self.event_gap < 0:
             raise ConfigError(f"{source}: min_event_frames must be >= 1 and event_gap >= 0")
         return self

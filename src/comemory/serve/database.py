@@ -176,6 +176,11 @@ class EventStore:
             rows = self._db.execute(sql, (*values, where.limit)).fetchall()
         return [dict(row) for row in rows]
 
+    def count(self) -> int:
+        """How many events the database holds."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
     def clips_oldest_first(self) -> list[tuple[str, int]]:
         """(clip file, bytes) of every clip still kept, the oldest event's first."""
         with self._lock:

@@ -19,10 +19,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
+
 from comemory.checkpoint import load_checkpoint
 from comemory.detection import Detector, choose_threshold
 from comemory.errors import ConfigError
-from comemory.serve.cameras import Camera, CameraFeed
+from comemory.serve.cameras import FRAMES_PER_STEP, Camera, CameraFeed
 from comemory.serve.config import ServeConfig, is_loopback, read_token
 from comemory.serve.database import EventStore
 from comemory.serve.media import remove_incomplete
@@ -64,6 +66,7 @@ class Service:
                                        self.media))
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._threads_before: int | None = None
         self.web = None
 
     def _detector(self, checkpoint: str) -> Detector:
@@ -77,15 +80,22 @@ class Service:
         return next((c for c in self.cameras if c.name == name), None)
 
     def start(self, web: bool = True) -> None:
-        """Start reading every camera, the scoring loop and (``web``) the page."""
+        """Start reading every camera, the scoring workers and (``web``) the page."""
         for camera in self.cameras:
             camera.feed = CameraFeed(camera.config, self.config.queue_seconds,
                                      self.config.reconnect_seconds, self.stopping)
             camera.feed.start()
             self._threads.append(camera.feed)
-        scorer = threading.Thread(target=self._score_loop, name="scoring", daemon=True)
-        scorer.start()
-        self._threads.append(scorer)
+        cores = self._threads_before = torch.get_num_threads()
+        workers = min(self.config.workers or cores, len(self.cameras))
+        # each worker's operators get their share of the threads: more would fight
+        torch.set_num_threads(max(1, cores // workers))
+        for number in range(workers):
+            cameras = self.cameras[number::workers]  # a camera stays with one worker
+            scorer = threading.Thread(target=self._score_loop, args=(cameras,),
+                                      name=f"scoring-{number}", daemon=True)
+            scorer.start()
+            self._threads.append(scorer)
         if web:
             from comemory.serve.web import WebServer
 
@@ -102,24 +112,33 @@ class Service:
         for camera in self.cameras:
             camera.finish()
         self.store.close()
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
 
-    def _score_loop(self) -> None:
-        """Take the next frame of every camera that has one; score those of each detector
-        in one batch; hand each result to its camera."""
+    def _score_loop(self, cameras: list[Camera]) -> None:
+        """One scoring worker: take the frames waiting for each of ``cameras`` (up to
+        FRAMES_PER_STEP each); score those that share a checkpoint in one batch; hand each
+        result to its camera, in order.
+        Workers run at once (PyTorch and OpenCV release the GIL), each with its own flow
+        estimators and one shared model per checkpoint."""
+        own = {id(d): d.for_another_thread() for d in {id(c.detector): c.detector
+                                                         for c in cameras}.values()}
         while not self.stopping.is_set():
-            taken = [(camera, camera.feed.take()) for camera in self.cameras]
-            taken = [(camera, item) for camera, item in taken if item is not None]
+            taken = [(camera, item) for camera in cameras
+                     for item in camera.feed.take(FRAMES_PER_STEP)]
             if not taken:
                 self.stopping.wait(0.005)
                 continue
-            for detector in self.detectors.values():
-                batch = [(camera, item) for camera, item in taken if camera.detector is detector]
+            for key, detector in own.items():
+                batch = [(camera, item) for camera, item in taken
+                         if id(camera.detector) == key]
                 if batch:
                     self._score_batch(detector, batch)
 
     def _score_batch(self, detector: Detector, batch: list) -> None:
+        """``batch``: (camera, frame) pairs, a camera's frames in order."""
         for camera, item in batch:
-            if item.resumed:
+            if item.resumed:  # only ever a camera's first frame in the batch (take)
                 camera.state = detector.new_state()
         results = detector.score_frames(
             [(item.image, item.sequence, None, camera.name) for camera, item in batch],

@@ -255,13 +255,22 @@ def merge(config: Config, data: dict[str, Any], source: str) -> Config:
 
 def load_yaml(path: str | Path, base: Config | None = None) -> Config:
     path = Path(path)
+    return merge(base or Config(), read_yaml_mapping(path, "config file"), source=str(path))
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping at the top of a YAML file (empty for an empty file); a ConfigError
+    naming the file, and ``what`` it should be, when it is missing or not one."""
+    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
-    return merge(base or Config(), data, source=str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the {what} must be a YAML mapping (key: value lines)")
+    return data
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from comemory.config import read_yaml_mapping
 from comemory.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -97,19 +96,7 @@ class ServeConfig:
 
 def load_serve_config(path: str | Path) -> ServeConfig:
     """Read and check a cameras YAML file; errors name the file and the key."""
-    return serve_config_from_dict(_read_yaml(Path(path)), str(path))
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (the cameras YAML of `comemory serve`)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'cameras' list")
-    return data
+    return serve_config_from_dict(read_yaml_mapping(path, "cameras YAML"), str(path))
 
 
 def build_serve_config(path: str | Path | None, sources: list[str],
@@ -120,7 +107,7 @@ def build_serve_config(path: str | Path | None, sources: list[str],
     ``settings`` (data, host, port) that are not None override the file's."""
     data: dict[str, Any] = {"cameras": []}
     if path is not None:
-        data = _read_yaml(Path(path))
+        data = read_yaml_mapping(path, "cameras YAML")
     cameras = list(data.get("cameras") or [])
     if sources and checkpoint is None:
         raise ConfigError("--source needs --checkpoint (the model that scores it)")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from comemory.checkpoint import load_checkpoint
 from comemory.detection import Detector, choose_threshold
 from comemory.errors import ConfigError
 from comemory.serve.cameras import FRAMES_PER_STEP, Camera, CameraFeed
@@ -71,8 +70,7 @@ class Service:
 
     def _detector(self, checkpoint: str) -> Detector:
         key = str(Path(checkpoint).resolve())
-        if key not in self.detectors:
-            load_checkpoint(checkpoint)  # a clear error naming the file before anything runs
+        if key not in self.detectors:  # errors name the file, before anything runs
             self.detectors[key] = Detector.from_checkpoint(checkpoint)
         return self.detectors[key]
 

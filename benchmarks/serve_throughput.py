@@ -27,12 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-
 from comemory import storage
 from comemory.bench import machine
 from comemory.cpu import use_threads
-from comemory.data.frames import write_video
+from comemory.data.frames import VideoFile, write_video
 from comemory.serve import Service
 from comemory.serve.config import serve_config_from_dict
 
@@ -75,11 +73,8 @@ def joined(folder: Path, numbers: range, name: str) -> Path:
     """The MP4s ``folder``/NN.mp4 one after the other as ``folder``/``name``.mp4."""
     path = folder / f"{name}.mp4"
     if not path.exists():
-        frames = []
-        for number in numbers:
-            capture = cv2.VideoCapture(str(folder / f"{number:02d}.mp4"))
-            while (read := capture.read())[0]:
-                frames.append(read[1])
+        frames = [image for number in numbers
+                  for image in VideoFile(folder / f"{number:02d}.mp4").read_bgr()]
         write_video(frames, folder / f".{name}.part.mp4", fps=10.0)
         (folder / f".{name}.part.mp4").rename(path)
     return path

@@ -18,7 +18,6 @@ import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import yaml
@@ -30,6 +29,7 @@ from comemory.checkpoint import load_checkpoint, model_from_checkpoint, save_che
 from comemory.config import Config
 from comemory.cpu import use_threads
 from comemory.data.flow import flow_identity
+from comemory.data.frames import VideoFile
 from comemory.data.prepared import (
     FrameWindows,
     PreparedVideo,
@@ -62,21 +62,6 @@ def false_alarm_clips(database: str | Path) -> list[tuple[int, Path]]:
     clips = [(row["id"], folder / row["clip"]) for row in rows
              if row["verdict"] == "false_alarm" and row["clip"]]
     return sorted(clips)
-
-
-def read_clip(path: Path) -> np.ndarray:
-    """Every frame of a clip, uint8 BGR (T, H, W, 3)."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    if len(frames) < 3:
-        raise DataError(f"{path}: a clip must hold at least 3 frames, read {len(frames)}")
-    return np.stack(frames)
 
 
 def clip_verdicts(model: torch.nn.Module, config: Config, calibration: Calibration,
@@ -115,7 +100,7 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     if not clips:
         raise DataError(f"{database}: no event is marked false alarm with its clip kept; "
                         "review some in the page of `comemory serve` first")
-    images = [read_clip(path) for _, path in clips]
+    images = [VideoFile(path).read_bgr() for _, path in clips]  # errors name the file
     before = clip_verdicts(model, config, calibration, images)
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)

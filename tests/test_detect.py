@@ -66,6 +66,24 @@ def test_held_out_frames_are_the_end_of_each_video():
     assert training[1] is short  # too short to split
 
 
+def test_whole_videos_held_out_are_spread_and_never_trained_on():
+    flows = np.zeros((9, 8, 8, 2), np.float16)
+    videos = [PreparedVideo(f"v{i}", np.full((10, 8, 8, 1), i, np.uint8), flows, (8, 8))
+              for i in range(8)]
+    training, held_out = split_holdout(videos, 0.25, past_frames=2, by="videos")
+    assert [v.name for v in held_out] == ["v2 (held out)", "v6 (held out)"]
+    assert all(len(v.frames) == 10 for v in held_out)  # whole: every frame
+    assert [v.name for v in training] == ["v0", "v1", "v3", "v4", "v5", "v7"]
+    assert all(v is videos[int(v.name[1])] for v in training)  # untouched
+    one = split_holdout(videos[:3], 0.01, past_frames=2, by="videos")[1]
+    assert len(one) == 1  # at least one video
+    assert split_holdout(videos, 0.0, past_frames=2, by="videos")[1] == []
+    with pytest.raises(DataError, match="at least 2 training videos"):
+        split_holdout(videos[:1], 0.5, past_frames=2, by="videos")
+    with pytest.raises(DataError, match="train.holdout"):
+        split_holdout(videos, 0.5, past_frames=2, by="frames")
+
+
 def test_training_calibrates_the_threshold_on_held_out_frames(trained_run):
     checkpoint, _, _ = trained_run
     calibration = Calibration.from_dict(load_checkpoint(checkpoint)["calibration"])
@@ -99,6 +117,22 @@ def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
     frames = sorted(live)
     np.testing.assert_allclose([live[f] for f in frames], [offline[f] for f in frames],
                                rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_says_whether_the_threshold_keeps_its_promise(trained_run, tmp_path):
+    checkpoint, data, cache = trained_run
+    metrics = evaluate(checkpoint, data, tmp_path / "eval", cache)
+    threshold = load_checkpoint(checkpoint)["calibration"]["threshold"]
+    with open(tmp_path / "eval" / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    column = live_column(rows[0])
+    flagged = np.array([float(r[column]) > threshold for r in rows])
+    truth = np.array([r["label"] == "1" for r in rows])
+    alerts = metrics["alerts"]
+    assert alerts["score"] + "_score" == column and alerts["threshold"] == threshold
+    assert alerts["normal_frames_flagged"] == pytest.approx(flagged[~truth].mean())
+    assert alerts["anomalous_frames_flagged"] == pytest.approx(flagged[truth].mean())
+    assert alerts["anomalous_frames_flagged"] > alerts["normal_frames_flagged"]
 
 
 @pytest.mark.parametrize("native_letterbox", [False, True])

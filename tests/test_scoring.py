@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 from comemory.config import ScoreConfig
 from comemory.data.prepared import PreparedVideo
 from comemory.metrics import PixelAUROC, equal_error_rate, frame_metrics, normalise
+from comemory.model import build_model
 from comemory.scoring import (
     Calibration,
     CausalMean,
@@ -21,9 +22,11 @@ from comemory.scoring import (
     mnad_scores_video_minmax,
     scorer_for,
     thesis_score,
+    video_errors,
     zscore_score,
 )
-from comemory.scoring.errors import centred_patch_means, patch_means
+from comemory.scoring.errors import centred_patch_means, patch_means, point_score
+from tests.conftest import small_config
 
 
 def test_patch_means():
@@ -227,3 +230,33 @@ def test_aligned_scores_credit_the_flow_term_to_the_frame_it_describes():
     np.testing.assert_allclose(scorer.frame_scores(errors, calibration), [11.0, 22.0, 33.0])
     # frame 2 gets the flow term of the sample predicting frame 3 (motion 1 -> 2)
     np.testing.assert_allclose(scorer.aligned_scores(errors, calibration), [12.0, 23.0, 33.0])
+
+
+def test_mnad_point_score_weights_large_errors_more():
+    target = torch.zeros(1, 1, 4, 4)
+    assert point_score(target, target).item() == 0.0
+    # 0.2 off everywhere in [-1, 1] = 0.1 in [0, 1]: squared 0.01, equal weights
+    assert point_score(target + 0.2, target).item() == pytest.approx(0.01)
+    one_bad = target.clone()
+    one_bad[..., 0, 0] = 0.2  # one pixel off: its weight is the only non-zero one
+    assert point_score(one_bad, target).item() == pytest.approx(0.01)
+
+
+def test_test_time_update_changes_later_scores_and_restores_the_memory():
+    config = small_config("model.architecture=mnad")
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (12, 64, 64, 1)).astype(np.uint8)
+    video = PreparedVideo("v", frames, np.zeros((11, 64, 64, 2), np.float16), (64, 64))
+    items = model.head.memory.items.clone()
+
+    def distance(threshold: float) -> np.ndarray:  # of each query to its nearest item
+        score = ScoreConfig(patch_size=8, test_time_update=threshold)
+        return video_errors(model, [video], score)[0].distance
+
+    frozen, always, never = distance(0.0), distance(1e9), distance(1e-12)
+    assert torch.equal(model.head.memory.items, items)  # restored after each evaluation
+    np.testing.assert_allclose(never, frozen, rtol=1e-5)  # nothing below the threshold
+    np.testing.assert_allclose(always[0], frozen[0], rtol=1e-5)  # before the first update
+    assert (always[1:] < frozen[1:]).all()  # the items moved towards the frames' queries

@@ -10,7 +10,7 @@ import torch
 from comemory import validation
 from comemory.checkpoint import load_checkpoint
 from comemory.cli import main
-from comemory.config import ModelConfig, TrainConfig
+from comemory.config import ModelConfig, ScoreConfig, TrainConfig
 from comemory.data.prepared import PreparedVideo, prepare_images
 from comemory.data.pseudo_anomalies import (
     KINDS,
@@ -23,7 +23,14 @@ from comemory.model import Memory, build_model
 from comemory.model.layers import Decoder
 from comemory.scoring import VideoErrors
 from comemory.training import learning_rate
-from comemory.validation import CAUSAL_WINDOWS, LAMBDAS, ValidationSet, kind_aucs
+from comemory.validation import (
+    CAUSAL_WINDOWS,
+    LAMBDAS,
+    ValidationSet,
+    bootstrap_error,
+    kind_aucs,
+    pick_setting,
+)
 from tests.conftest import small_config
 
 
@@ -113,6 +120,38 @@ def test_kind_aucs_compare_each_kind_with_every_normal_frame():
     assert "dropped_object" not in aucs
 
 
+def test_one_standard_error_rule_takes_the_simplest_setting_near_the_best():
+    def setting(weight: float, window: int, auc: float):
+        return ScoreConfig(formula="zscore", zscore_frame_weight=weight,
+                           causal_window=window), {"pooled": auc}
+
+    grid = [setting(0.3, 9, 0.951), setting(0.0, 9, 0.947), setting(0.0, 3, 0.944),
+            setting(0.0, 1, 0.90), setting(1.0, 1, 0.950)]
+    assert pick_setting(grid, 0.0, "best")[0].zscore_frame_weight == 0.3
+    chosen, near = pick_setting(grid, 0.008, "one_se")
+    assert (chosen.zscore_frame_weight, chosen.causal_window, near) == (0.0, 3, 4)
+    chosen, near = pick_setting(grid, 0.002, "one_se")  # only the best two are near
+    assert (chosen.zscore_frame_weight, chosen.causal_window, near) == (0.3, 9, 2)
+
+
+def test_bootstrap_error_is_zero_when_every_source_separates_perfectly():
+    def clip(labels):
+        return PreparedVideo("c", np.zeros((len(labels), 4, 4, 1), np.uint8),
+                             np.zeros((len(labels) - 1, 4, 4, 2), np.float16), (4, 4),
+                             np.array(labels))
+
+    videos = [clip([0, 0, 1, 1]) for _ in range(6)]
+    validation = ValidationSet(videos, ["normal"] * 6, [f"v{i // 2}" for i in range(6)])
+    errors = [VideoErrors("c", np.arange(4)) for _ in range(6)]
+    perfect = [np.array([0.0, 0.1, 1.0, 1.1])] * 6
+    assert bootstrap_error(perfect, errors, validation) == 0.0
+    rng = np.random.default_rng(0)
+    noisy = [rng.normal(size=4) + np.array([0, 0, 1, 1]) for _ in range(6)]
+    error = bootstrap_error(noisy, errors, validation)
+    assert 0.01 < error < 0.5
+    assert bootstrap_error(noisy, errors, validation) == error  # deterministic
+
+
 def test_training_ends_with_validation_but_few_frames_choose_nothing(trained_run):
     checkpoint, _, _ = trained_run
     state = load_checkpoint(checkpoint)
@@ -143,7 +182,10 @@ def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypa
         "zscore_frame_weight"]
     assert weight in LAMBDAS
     best = max(r["causal"]["pooled"] for r in report["grid"])
-    assert report["auc"]["causal"]["pooled"] == pytest.approx(best)
+    spread = report["spread"]
+    assert spread["rule"] == "one_se" and spread["best_pooled"] == pytest.approx(best)
+    assert report["auc"]["causal"]["pooled"] >= best - spread["bootstrap_standard_error"] - 1e-9
+    assert spread["settings_within_one_error"] >= 1
     written = json.loads((checkpoint.parent / "validation.json").read_text())
     assert written["chosen"] == chosen
     assert state["calibration"]["threshold"] is not None
@@ -167,6 +209,20 @@ def test_validation_needs_held_out_frames(trained_run, tmp_path, capsys):
     assert main(["validate", "--checkpoint", str(copy), "--data", str(data),
                  "--cache-dir", str(cache)]) == 2
     assert "holdout_fraction" in capsys.readouterr().err
+
+
+def test_validation_on_whole_held_out_videos(trained_run, tmp_path):
+    checkpoint, data, cache = trained_run
+    state = load_checkpoint(checkpoint)
+    state["config"]["train"].update(holdout="videos", holdout_fraction=0.5)
+    copy = tmp_path / "checkpoint.pt"
+    torch.save(state, copy)
+    assert main(["validate", "--checkpoint", str(copy), "--data", str(data),
+                 "--cache-dir", str(cache)]) == 0
+    report = json.loads((tmp_path / "validation.json").read_text())
+    folders = sorted((data / "training" / "frames").iterdir())
+    assert len(folders) == 4  # the second and fourth held out, every frame of them
+    assert report["frames"]["normal"] == sum(len(list(folders[i].iterdir())) for i in (1, 3))
 
 
 def test_detached_read_stops_gradients_through_the_addressing():

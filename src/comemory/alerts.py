@@ -1,8 +1,8 @@
 """From scores to alerts: a threshold set on normal frames, and frames grouped into events.
 
 The threshold is the score quantile that gives a chosen false-alarm rate on normal frames
-the model did not train on (``train.holdout_fraction`` of each training video, held out
-at training time); the held-out scores are kept in the checkpoint so another rate can be
+the model did not train on (held out at training time: ``train.holdout`` and
+``train.holdout_fraction``); the held-out scores are kept in the checkpoint so another rate can be
 chosen later without the data. Anomalous frames close together become one event, so a
 flickering score raises one alert, not ten.
 """

@@ -106,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate", help="validation AUC on held-out training frames and pseudo-anomalies",
-        description="Measure a trained checkpoint without test labels: the held-out tail of "
-        "each training video (train.holdout_fraction) and pseudo-anomalies made from it "
+        description="Measure a trained checkpoint without test labels: the held-out training "
+        "frames (train.holdout: each video's tail or whole videos; train.holdout_fraction) and "
+        "pseudo-anomalies made from them "
         "(speed x2, a foreign object at a cyclist's pace, a dropped object), run through the whole "
         "pipeline. Writes validation.json (AUC per kind, pooled; training-calibrated, micro) "
         "and stores it in the checkpoint. `train` already does this once it ends.")

@@ -71,8 +71,11 @@ class TrainConfig:
     device: str = "auto"  # auto (a GPU if there is one) | cpu | cuda
     compile: bool = False  # torch.compile the model for training
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: epoch ends only)
-    # the last fraction of each training video's frames is not trained on: its scores set
-    # the alert threshold (comemory detect) at score.false_alarm_rate
+    # frames not trained on: their scores set the alert threshold (comemory detect) at
+    # score.false_alarm_rate, and the validation set is made from them. tail: the last
+    # holdout_fraction of each training video; videos: that fraction of the videos, whole
+    # (unseen people and moments, as test footage is)
+    holdout: str = "tail"
     holdout_fraction: float = 0.1
     lr_schedule: str = "constant"  # constant | cosine (MNAD: annealed to 0 over the run)
 
@@ -89,7 +92,15 @@ class ScoreConfig:
     # after training, pick formula, lambda, patch size and both smoothings by validation
     # AUC on held-out frames and pseudo-anomalies (comemory validate); never by test labels
     choose_on_validation: bool = True
+    # how: one_se = the simplest setting (least appearance weight, then shortest causal
+    # window) within one bootstrap standard error of the best; best = the best AUC
+    choose_rule: str = "one_se"
     false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
+    # MNAD's test-time memory update (evaluate and validate only): after a frame whose
+    # weighted frame error (MNAD's point score, images in [0, 1]) is below this, every
+    # memory absorbs that frame's queries; frames then go one at a time, in order. 0: off;
+    # MNAD's code uses 0.01
+    test_time_update: float = 0.0
 
 
 @dataclass
@@ -206,6 +217,8 @@ def _problems(config: Config) -> list[str]:
         (train.checkpoint_every >= 0,
          f"train.checkpoint_every must be >= 0 (0 = at epoch ends only), "
          f"got {train.checkpoint_every}"),
+        (train.holdout in ("tail", "videos"),
+         f"train.holdout must be tail or videos, got {train.holdout!r}"),
         (0.0 <= train.holdout_fraction < 1.0,
          f"train.holdout_fraction must be in [0, 1), got {train.holdout_fraction}"),
         (1 <= score.patch_size <= model.image_size,
@@ -220,6 +233,10 @@ def _problems(config: Config) -> list[str]:
          f"got {score.causal_window}"),
         (finite(score.centred_sigma) and score.centred_sigma >= 0,
          f"score.centred_sigma must be >= 0 (0: none), got {score.centred_sigma}"),
+        (score.choose_rule in ("one_se", "best"),
+         f"score.choose_rule must be one_se or best, got {score.choose_rule!r}"),
+        (finite(score.test_time_update) and score.test_time_update >= 0,
+         f"score.test_time_update must be >= 0 (0: off), got {score.test_time_update}"),
         (0.0 < score.false_alarm_rate < 1.0,
          f"score.false_alarm_rate must be between 0 and 1, got {score.false_alarm_rate}"),
     ]

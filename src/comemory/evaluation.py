@@ -152,6 +152,8 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
                    for kind, scores in kinds.items()},
         "pixel_auroc": _pixel_auroc(videos, errors, scorer, calibration, config),
     }
+    if calibration.threshold is not None:
+        metrics["alerts"] = _alert_shares(kinds, labels, calibration)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
@@ -162,6 +164,21 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
         _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], scorer,
                         calibration, config.model.resize)
     return metrics
+
+
+def _alert_shares(kinds: dict[str, list[np.ndarray]], labels: list[np.ndarray],
+                  calibration: Calibration) -> dict[str, Any]:
+    """Does the alert threshold keep its promise here: the share of normal test frames
+    above it (promised: ``false_alarm_rate`` of held-out normal training frames) and of
+    anomalous ones, under the score ``detect`` outputs (causal where it smooths)."""
+    main = next(iter(kinds))
+    name = f"{main}_causal" if f"{main}_causal" in kinds else main
+    flagged = np.concatenate(kinds[name]) > calibration.threshold
+    truth = np.concatenate(labels).astype(bool)
+    return {"score": name, "threshold": calibration.threshold,
+            "false_alarm_rate": calibration.false_alarm_rate,
+            "normal_frames_flagged": float(flagged[~truth].mean()),
+            "anomalous_frames_flagged": float(flagged[truth].mean())}
 
 
 def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors], scorer: Scorer,

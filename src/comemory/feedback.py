@@ -104,7 +104,8 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     before = clip_verdicts(model, config, calibration, images)
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
-    videos, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames)
+    videos, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
+                                     by=config.train.holdout)
     validation = validation_set(sources, whole, config, model.past_frames) if held_out else None
     reviewed = [prepare_images(f"review-{event}", clip, config)
                 for (event, _), clip in zip(clips, images, strict=True)]

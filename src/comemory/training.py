@@ -107,7 +107,8 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
         sources = read_split(data_root, "training", dataset=dataset)
         whole_videos = prepare_split(sources, "training", config, cache_dir)
     videos, held_out = split_holdout(whole_videos, config.train.holdout_fraction,
-                                     model.past_frames)
+                                     model.past_frames,
+                                     by=config.train.holdout)
     samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step) if process.is_main else None

@@ -2,24 +2,26 @@
 
     comemory validate --checkpoint runs/ped2/checkpoint.pt --data DIR
 
-The validation set is made from training data only: each training video's held-out tail
-(``train.holdout_fraction``, never trained on) and pseudo-anomalies made from those same
-frames (``comemory.data.pseudo_anomalies``: speed, foreign object, dropped object), all run
+The validation set is made from training data only: the held-out frames, never trained
+on (each training video's tail, or whole training videos: ``train.holdout`` and
+``train.holdout_fraction``), and pseudo-anomalies made from those same frames
+(``comemory.data.pseudo_anomalies``: speed, foreign object, dropped object), all run
 through the pipeline like any video. Its AUC (training-calibrated, micro: every validation
 frame pooled) is reported per kind and pooled.
 
 At the end of ``train`` (and with ``comemory validate --choose``) the score settings are
 chosen by that AUC: patch size, formula (``thesis`` or ``zscore``), lambda_S, the causal
 window (what ``detect`` outputs, so it decides the others) and, separately, the centred
-sigma for offline reports. Then the alert threshold is set on the held-out normal frames
-under the chosen score. Test labels are never read here.
+sigma for offline reports: by default the simplest setting within one bootstrap standard
+error of the best (``score.choose_rule``). Then the alert threshold is set on the
+held-out normal frames under the chosen score. Test labels are never read here.
 """
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ from comemory.config import Config, ScoreConfig
 from comemory.data.datasets import Video
 from comemory.data.prepared import (
     PreparedVideo,
-    holdout_start,
+    holdout_starts,
     prepare_images,
     prepare_split,
     read_split,
@@ -69,11 +71,16 @@ ErrorFunction = Callable[[list[PreparedVideo], ScoreConfig, list[int], str],
 
 @dataclass
 class ValidationSet:
-    """Prepared validation clips (each with labels) and each clip's kind ("normal" or one
-    of ``KINDS``)."""
+    """Prepared validation clips (each with labels), each clip's kind ("normal" or one
+    of ``KINDS``) and the training video it was made from (default: each its own)."""
 
     videos: list[PreparedVideo]
     kinds: list[str]
+    sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = [video.name for video in self.videos]
 
     def frame_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -84,11 +91,13 @@ class ValidationSet:
 
 def validation_set(sources: list[Video], prepared: list[PreparedVideo], config: Config,
                    past_frames: int) -> ValidationSet:
-    """Pseudo-anomalies from the held-out tail of each training video (``sources`` and
-    their ``prepared`` versions, in the same order); deterministic from train.seed."""
+    """Pseudo-anomalies from the held-out frames of the training videos (``sources`` and
+    their ``prepared`` versions, in the same order; ``train.holdout`` says which frames);
+    deterministic from train.seed."""
     tails = {}
-    for video, ready in zip(sources, prepared, strict=True):
-        start = holdout_start(len(ready.frames), config.train.holdout_fraction, past_frames)
+    starts = holdout_starts([len(ready.frames) for ready in prepared],
+                            config.train.holdout_fraction, past_frames, config.train.holdout)
+    for video, start in zip(sources, starts, strict=True):
         if start is not None:
             tails[video.name] = video.source.read_bgr(start)
     if not tails:
@@ -97,7 +106,7 @@ def validation_set(sources: list[Video], prepared: list[PreparedVideo], config: 
     clips = make_clips(tails, seed=config.train.seed)
     videos = [prepare_images(clip.name, clip.images, config, clip.labels)
               for clip in progress(clips, desc="pseudo-anomalies", unit="clip", leave=False)]
-    return ValidationSet(videos, [clip.kind for clip in clips])
+    return ValidationSet(videos, [clip.kind for clip in clips], [clip.source for clip in clips])
 
 
 def kind_aucs(scores: list[np.ndarray], errors: list[VideoErrors],
@@ -147,48 +156,120 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     validation set the configured settings are kept and the report says why.
     """
     choose, why_not = _may_choose(config, validation)
-    candidates = _patch_sizes(config) if choose else [config.score.patch_size]
-    rows, statistics, best = [], {}, None
-    train_errors = errors_of(training, config.score, candidates, "calibrating")
-    clip_errors_by_patch = (errors_of(validation.videos, config.score, candidates, "validating")
-                            if validation is not None else {})
-    for patch in candidates:
-        score = replace(config.score, patch_size=patch)
-        statistics[patch] = score_statistics(train_errors[patch], architecture)
-        if validation is None:
-            best = score
-            break
-        clip_errors = clip_errors_by_patch[patch]
-        for option in (_formulas(score, architecture) if choose else [score]):
+    patches = _patch_sizes(config) if choose else [config.score.patch_size]
+    train_errors = errors_of(training, config.score, patches, "calibrating")
+    statistics = {patch: score_statistics(train_errors[patch], architecture)
+                  for patch in patches}
+    if validation is None:
+        chosen = config.score
+        calibration = statistics[chosen.patch_size]
+        # no held-out frames: the training frames set the threshold, optimistically
+        normal = _held_out_scores(errors_of, architecture, training, held_out, chosen,
+                                  calibration)
+        _set_threshold(calibration, normal, chosen, held_out)
+        return chosen, calibration, {
+            "skipped": "no frames held out (train.holdout_fraction 0): nothing to validate "
+                       "on; the configured score settings are kept"}
+    errors_by_patch = errors_of(validation.videos, config.score, patches, "validating")
+    grid = _grid(architecture, errors_by_patch, statistics, validation, config.score, choose)
+    error = _best_error(grid, architecture, errors_by_patch, statistics, validation)
+    rule = config.score.choose_rule if choose else "best"
+    chosen, near = pick_setting(grid, error, rule)
+    spread = {"rule": rule, "best_pooled": max(a["pooled"] for _, a in grid),
+              "bootstrap_standard_error": error, "settings_within_one_error": near}
+    clip_errors = errors_by_patch[chosen.patch_size]
+    scorer = scorer_for(architecture, chosen)
+    raw = [scorer.frame_scores(e, statistics[chosen.patch_size]) for e in clip_errors]
+    tolerance = error if rule == "one_se" else 0.0
+    chosen, report = _finish_report(chosen, raw, clip_errors, validation,
+                                    [{**_settings(o), "causal_window": o.causal_window,
+                                      "causal": a} for o, a in grid], choose, why_not,
+                                    tolerance)
+    report["spread"] = spread
+    if architecture == "comemory":  # the term alignment ablation, raw scores
+        aligned = [scorer.aligned_scores(e, statistics[chosen.patch_size])
+                   for e in clip_errors]
+        report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
+    calibration = statistics[chosen.patch_size]
+    _set_threshold(calibration, _normal_scores(raw, clip_errors, validation,
+                                               chosen.causal_window), chosen, held_out)
+    return chosen, calibration, report
+
+
+def _grid(architecture: str, errors_by_patch: dict[int, list[VideoErrors]],
+          statistics: dict[int, Calibration], validation: ValidationSet, score: ScoreConfig,
+          choose: bool) -> list[tuple[ScoreConfig, dict[str, float]]]:
+    """Every candidate setting (each patch, formula, weight and causal window; only the
+    configured one without ``choose``) with its causal validation AUCs."""
+    grid = []
+    for patch, clip_errors in errors_by_patch.items():
+        base = replace(score, patch_size=patch)
+        for option in (_formulas(base, architecture) if choose else [base]):
             scorer = scorer_for(architecture, option)
             raw = [scorer.frame_scores(e, statistics[patch]) for e in clip_errors]
             for window in (CAUSAL_WINDOWS if choose else [option.causal_window]):
-                causal = [causal_mean(s, window) for s in raw]
-                aucs = kind_aucs(causal, clip_errors, validation)
-                rows.append({**_settings(option), "causal_window": window, "causal": aucs})
-                if best is None or aucs["pooled"] > best[0]:
-                    best = (aucs["pooled"], replace(option, causal_window=window),
-                            clip_errors, raw)
-    if validation is None:
-        report = {"skipped": "no frames held out (train.holdout_fraction 0): nothing to "
-                             "validate on; the configured score settings are kept"}
-        chosen, normal = best, None
-    else:
-        _, chosen, clip_errors, raw = best
-        chosen, report = _finish_report(chosen, raw, clip_errors, validation, rows, choose,
-                                        why_not)
-        if architecture == "comemory":  # the term alignment ablation, raw scores
-            scorer = scorer_for(architecture, chosen)
-            aligned = [scorer.aligned_scores(e, statistics[chosen.patch_size])
-                       for e in clip_errors]
-            report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
-        normal = _normal_scores(raw, clip_errors, validation, chosen.causal_window)
-    calibration = statistics[chosen.patch_size]
-    if normal is None:  # no held-out frames: the training frames set it, optimistically
-        normal = _held_out_scores(errors_of, architecture, training, held_out, chosen,
-                                  calibration)
-    _set_threshold(calibration, normal, chosen, held_out)
-    return chosen, calibration, report
+                aucs = kind_aucs([causal_mean(s, window) for s in raw], clip_errors,
+                                 validation)
+                grid.append((replace(option, causal_window=window), aucs))
+    return grid
+
+
+def pick_setting(grid: list[tuple[ScoreConfig, dict[str, float]]], error: float,
+                 rule: str) -> tuple[ScoreConfig, int]:
+    """The setting ``rule`` picks from ``grid`` (settings with their validation AUCs), and
+    how many settings were within ``error`` of the best pooled AUC.
+
+    ``best``: the highest pooled AUC (the first on ties). ``one_se``: the simplest setting
+    whose AUC is within one standard error of the best (the one-standard-error rule): the
+    smallest appearance weight, then the shortest causal window, then the highest AUC.
+    Differences inside that spread are noise of the validation set, and choosing among
+    them by AUC fits that noise.
+    """
+    best, best_aucs = max(grid, key=lambda item: item[1]["pooled"])  # first of the maxima
+    near = [item for item in grid if item[1]["pooled"] >= best_aucs["pooled"] - error]
+    if rule == "best":
+        return best, len(near)
+    chosen, _ = min(near, key=lambda item: (_appearance_weight(item[0]),
+                                            item[0].causal_window, -item[1]["pooled"]))
+    return chosen, len(near)
+
+
+def _best_error(grid: list[tuple[ScoreConfig, dict[str, float]]], architecture: str,
+                errors_by_patch: dict[int, list[VideoErrors]],
+                statistics: dict[int, Calibration], validation: ValidationSet) -> float:
+    """The bootstrap standard error of the best setting's pooled AUC in ``grid``."""
+    best, _ = max(grid, key=lambda item: item[1]["pooled"])
+    scorer = scorer_for(architecture, best)
+    errors = errors_by_patch[best.patch_size]
+    scores = [causal_mean(scorer.frame_scores(e, statistics[best.patch_size]),
+                          best.causal_window) for e in errors]
+    return bootstrap_error(scores, errors, validation)
+
+
+def bootstrap_error(scores: list[np.ndarray], errors: list[VideoErrors],
+                    validation: ValidationSet, rounds: int = 200, seed: int = 0) -> float:
+    """Standard error of the pooled validation AUC, by resampling the source videos (each
+    with all its clips) with replacement: frames of one video are not independent."""
+    labels = [video.labels[err.frames] for video, err in
+              zip(validation.videos, errors, strict=True)]
+    sources = sorted(set(validation.sources))
+    clips_of = {name: [i for i, s in enumerate(validation.sources) if s == name]
+                for name in sources}
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(rounds):
+        picked = [i for name in rng.choice(sources, len(sources)) for i in clips_of[name]]
+        truth = np.concatenate([labels[i] for i in picked])
+        if 0 < truth.sum() < truth.size:
+            aucs.append(_auc(np.concatenate([scores[i] for i in picked]), truth))
+    return float(np.std(aucs)) if len(aucs) > 1 else 0.0
+
+
+def _appearance_weight(score: ScoreConfig) -> float:
+    """How much a setting leans on the appearance term (0: flow only, or not a choice)."""
+    if score.formula == "zscore":
+        return score.zscore_frame_weight
+    return score.lambda_s
 
 
 def _may_choose(config: Config, validation: ValidationSet | None) -> tuple[bool, str]:
@@ -207,19 +288,23 @@ def _may_choose(config: Config, validation: ValidationSet | None) -> tuple[bool,
 
 def _finish_report(chosen: ScoreConfig, raw: list[np.ndarray], clip_errors: list[VideoErrors],
                    validation: ValidationSet, rows: list[dict], choose: bool,
-                   why_not: str = "settings as configured") -> tuple[ScoreConfig, dict]:
-    """Pick the centred sigma for the chosen settings; AUCs raw, causal and centred."""
+                   why_not: str = "settings as configured",
+                   tolerance: float = 0.0) -> tuple[ScoreConfig, dict]:
+    """Pick the centred sigma for the chosen settings (the smallest within ``tolerance``
+    of the best pooled AUC); AUCs raw, causal and centred."""
     sigmas = CENTRED_SIGMAS if choose else [chosen.centred_sigma]
     centred = {sigma: kind_aucs([centred_gaussian(s, sigma) for s in raw], clip_errors,
                                 validation) for sigma in sigmas}
-    sigma = max(sigmas, key=lambda s: centred[s]["pooled"])  # first (smallest) on ties
+    top = max(centred[s]["pooled"] for s in sigmas)
+    sigma = min(s for s in sigmas if centred[s]["pooled"] >= top - tolerance)
     chosen = replace(chosen, centred_sigma=sigma)
+    rule = ("the simplest setting within one bootstrap standard error of the best pooled "
+            "validation AUC" if tolerance > 0 else "the best pooled validation AUC")
     report = {
         "chosen": _settings(chosen) | {"causal_window": chosen.causal_window,
                                        "centred_sigma": sigma},
-        "chosen_by": "pooled validation AUC of the causal score (what detect outputs); "
-                     "centred sigma by the pooled AUC of the centred score"
-                     if choose else why_not,
+        "chosen_by": f"{rule} of the causal score (what detect outputs); the centred "
+                     "sigma likewise by the centred score" if choose else why_not,
         "auc": {"raw": kind_aucs(raw, clip_errors, validation),
                 "causal": kind_aucs([causal_mean(s, chosen.causal_window) for s in raw],
                                     clip_errors, validation),
@@ -301,7 +386,8 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
     model, config, calibration = model_from_checkpoint(state, checkpoint)
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames)
+    training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
+                                     by=config.train.holdout)
     validation = validation_set(sources, whole, config, model.past_frames)
     architecture = config.model.architecture
     if choose:
@@ -328,7 +414,8 @@ def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path 
     report)."""
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames)
+    training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames,
+                                     by=config.train.holdout)
     validation = validation_set(sources, whole, config, past_frames)
     score, _, report = fit_scores(floor_errors, "flow_floor", training, held_out, validation,
                                   config)

@@ -104,28 +104,57 @@ def prepare_split(videos: list[Video], split: str, config: Config,
                          desc=f"preparing {split}", unit="video", leave=False))
 
 
-def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
-                  ) -> tuple[list[PreparedVideo], list[PreparedVideo]]:
-    """(training part, held-out part) of each video: the last ``fraction`` of its frames
-    are held out. A held-out part starts ``past_frames`` frames early so that it scores
-    exactly the held-out frames; those first frames are inputs only. A video too short to
-    give both parts is used whole for training."""
+def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int,
+                  by: str = "tail") -> tuple[list[PreparedVideo], list[PreparedVideo]]:
+    """(training part, held-out part) of the videos.
+
+    ``by="tail"``: the last ``fraction`` of each video's frames are held out. A held-out
+    part starts ``past_frames`` frames early so that it scores exactly the held-out frames;
+    those first frames are inputs only. A video too short to give both parts is used whole
+    for training. ``by="videos"``: ``fraction`` of the videos (at least one, evenly spread
+    over the list) are held out whole, so no one seen in training appears in them.
+    """
     training, held_out = [], []
-    for video in videos:
-        start = holdout_start(len(video.frames), fraction, past_frames)
+    starts = holdout_starts([len(v.frames) for v in videos], fraction, past_frames, by)
+    for video, start in zip(videos, starts, strict=True):
         if start is None:
             training.append(video)
             continue
-        cut = start + past_frames
-        training.append(PreparedVideo(video.name, video.frames[:cut], video.flows[:cut - 1],
-                                      video.resolution))
+        if start > 0:
+            cut = start + past_frames
+            training.append(PreparedVideo(video.name, video.frames[:cut],
+                                          video.flows[:cut - 1], video.resolution))
         held_out.append(PreparedVideo(f"{video.name} (held out)", video.frames[start:],
                                       video.flows[start:], video.resolution))
     return training, held_out
 
 
+HOLDOUT_MODES = ("tail", "videos")
+
+
+def holdout_starts(counts: list[int], fraction: float, past_frames: int,
+                   by: str = "tail") -> list[int | None]:
+    """For videos of ``counts`` frames, where each one's held-out part starts (its
+    ``past_frames`` input frames included): 0 for a video held out whole, None for one
+    not held out. See ``split_holdout``."""
+    if by not in HOLDOUT_MODES:
+        raise DataError(f"train.holdout must be one of {HOLDOUT_MODES}, got {by!r}")
+    if by == "tail":
+        return [holdout_start(count, fraction, past_frames) for count in counts]
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return [None] * len(counts)
+    if len(counts) < 2:
+        raise DataError(f"train.holdout videos needs at least 2 training videos, found "
+                        f"{len(counts)}: use train.holdout tail")
+    held = min(len(counts) - 1, max(1, round(fraction * len(counts))))
+    chosen = {int((i + 0.5) * len(counts) / held) for i in range(held)}
+    return [0 if index in chosen else None for index in range(len(counts))]
+
+
 def holdout_start(count: int, fraction: float, past_frames: int) -> int | None:
-    """The first frame of a ``count``-frame video's held-out part (its ``past_frames``
+    """The first frame of a ``count``-frame video's held-out tail (its ``past_frames``
     input frames included), or None where the video is too short to give both parts."""
     if not 0.0 <= fraction < 1.0:
         raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")

@@ -1,8 +1,8 @@
 """Pseudo-anomalies made from held-out normal training frames: a labelled validation set
 that needs no test labels.
 
-Each training video's held-out tail (``train.holdout_fraction``, never trained on) is
-decoded at its own resolution and turned into clips, each then run through the whole
+The held-out frames of each training video (its tail, or the whole video where
+``train.holdout`` is ``videos``; never trained on) are decoded at its own resolution and turned into clips, each then run through the whole
 pipeline (model grid, optical flow) like any video:
 
   normal          the tail as it is: every frame labelled 0.
@@ -40,13 +40,14 @@ Box = tuple[int, int, int, int]
 @dataclass
 class Clip:
     """images: uint8 (T, H, W, 3) BGR; labels: int64 (T,); boxes: the pasted object's box
-    in each frame (None where there is none)."""
+    in each frame (None where there is none); source: the training video's name."""
 
     name: str
     kind: str
     images: np.ndarray
     labels: np.ndarray
     boxes: list[Box | None] = field(default_factory=list)
+    source: str = ""  # the training video it was made from
 
 
 def make_clips(tails: dict[str, np.ndarray], seed: int = 0,
@@ -62,14 +63,17 @@ def make_clips(tails: dict[str, np.ndarray], seed: int = 0,
     for index, name in enumerate(names):
         tail = tails[name]
         donor = tails[names[(index + 1) % len(names)]]
-        clips.append(Clip(f"{name} normal", "normal", tail, np.zeros(len(tail), np.int64),
-                          [None] * len(tail)))
+        made = [Clip(f"{name} normal", "normal", tail, np.zeros(len(tail), np.int64),
+                     [None] * len(tail))]
         for kind in kinds:
             if kind == "speed":
-                clips.append(speed_clip(name, tail))
+                made.append(speed_clip(name, tail))
             else:
                 patch = moving_patch(donor, rng)
-                clips.append(object_clip(name, tail, patch, kind == "foreign_object", rng))
+                made.append(object_clip(name, tail, patch, kind == "foreign_object", rng))
+        for clip in made:
+            clip.source = name
+        clips += made
     return clips
 
 

@@ -51,6 +51,9 @@ class Memory(nn.Module):
         self.margin, self.detach_read, self.compactness = margin, read == "detached", compactness
         noise = torch.rand if init == "uniform" else torch.randn
         self.register_buffer("items", F.normalize(noise(num_items, dim), dim=1))
+        # the last read's queries (K, C), kept only while ``keep_queries`` is set: for
+        # MNAD's test-time update, which decides after the prediction whether to absorb them
+        self.keep_queries, self.last_queries = False, None
 
     def forward(self, query_map: torch.Tensor) -> MemoryRead:
         """query_map: (B, C, H, W), unit norm over C -> MemoryRead."""
@@ -59,6 +62,8 @@ class Memory(nn.Module):
         # Items stay float32 under bf16 autocast: the update accumulates small steps.
         with torch.autocast(query_map.device.type, enabled=False):
             result = self.read(queries)
+            if self.keep_queries:
+                self.last_queries = queries.detach()
             if self.training:
                 self.update(gather_rows(queries.detach()))  # every process's queries
         features = result.features.reshape(batch, height, width, dim).permute(0, 3, 1, 2)

@@ -102,7 +102,8 @@ class MNADNet(nn.Module):
 
     forward(past): (B, 4, channels, H, W) in [-1, 1] -> ModelOutput with flow None.
     The memory has ``appearance_memory`` items and uses this project's update rule
-    (eq. 3.9, each item's own queries); MNAD's test-time memory update is not used.
+    (eq. 3.9, each item's own queries); MNAD's test-time memory update is an option of
+    the scoring (``score.test_time_update``).
     """
 
     past_frames = 4

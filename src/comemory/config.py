@@ -166,6 +166,7 @@ def _problems(config: Config) -> list[str]:
     # imported here: both modules import this one
     from comemory.data.flow import flow_identity
     from comemory.data.frames import RESIZE_MODES
+    from comemory.data.prepared import HOLDOUT_MODES
     from comemory.model.network import ARCHITECTURES
 
     model, flow, train, score = config.model, config.flow, config.train, config.score
@@ -217,7 +218,7 @@ def _problems(config: Config) -> list[str]:
         (train.checkpoint_every >= 0,
          f"train.checkpoint_every must be >= 0 (0 = at epoch ends only), "
          f"got {train.checkpoint_every}"),
-        (train.holdout in ("tail", "videos"),
+        (train.holdout in HOLDOUT_MODES,
          f"train.holdout must be tail or videos, got {train.holdout!r}"),
         (0.0 <= train.holdout_fraction < 1.0,
          f"train.holdout_fraction must be in [0, 1), got {train.holdout_fraction}"),

@@ -6,9 +6,9 @@
 Two cameras, looped and scored as fast as the model goes: the demo's test video with a
 fast object (events, thumbnails and clips keep coming) and a normal training video; the
 web page served, clips pruned to a small budget. The process's resident memory is read
-from /proc every ``--every`` frames (both cameras' together). Writes benchmarks/results/serve-soak.json and serve-soak.png; flat
-means the largest reading after the warm-up (the first tenth) is within 10 % of the
-first reading after it.
+from /proc every ``--every`` frames (both cameras' together). Writes
+benchmarks/results/serve-soak.json and serve-soak.png; flat means the largest reading
+after the warm-up (the first tenth) is within 10 % of the first reading after it.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ Each way scores the same two videos once, as fast as it can (no pacing to the fr
 Frames/s per camera = its frames / the seconds until its last frame was scored (process
 start-up and model loading excluded for both: detect's own figure, serve's from the first
 frame), and the resident memory: the two detect processes' together at its highest, the
-serve process's. Writes benchmarks/results/serve-throughput.json. Run it alone on the machine.
+serve process's. Writes benchmarks/results/serve-throughput.json. Run it alone on the
+machine.
 """
 from __future__ import annotations
 

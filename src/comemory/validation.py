@@ -172,10 +172,11 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
                        "on; the configured score settings are kept"}
     errors_by_patch = errors_of(validation.videos, config.score, patches, "validating")
     grid = _grid(architecture, errors_by_patch, statistics, validation, config.score, choose)
-    error = _best_error(grid, architecture, errors_by_patch, statistics, validation)
+    best, best_aucs = max(grid, key=lambda item: item[1]["pooled"])
+    error = _bootstrap_error_of(best, architecture, errors_by_patch, statistics, validation)
     rule = config.score.choose_rule if choose else "best"
     chosen, near = pick_setting(grid, error, rule)
-    spread = {"rule": rule, "best_pooled": max(a["pooled"] for _, a in grid),
+    spread = {"rule": rule, "best_pooled": best_aucs["pooled"],
               "bootstrap_standard_error": error, "settings_within_one_error": near}
     clip_errors = errors_by_patch[chosen.patch_size]
     scorer = scorer_for(architecture, chosen)
@@ -234,15 +235,14 @@ def pick_setting(grid: list[tuple[ScoreConfig, dict[str, float]]], error: float,
     return chosen, len(near)
 
 
-def _best_error(grid: list[tuple[ScoreConfig, dict[str, float]]], architecture: str,
-                errors_by_patch: dict[int, list[VideoErrors]],
-                statistics: dict[int, Calibration], validation: ValidationSet) -> float:
-    """The bootstrap standard error of the best setting's pooled AUC in ``grid``."""
-    best, _ = max(grid, key=lambda item: item[1]["pooled"])
-    scorer = scorer_for(architecture, best)
-    errors = errors_by_patch[best.patch_size]
-    scores = [causal_mean(scorer.frame_scores(e, statistics[best.patch_size]),
-                          best.causal_window) for e in errors]
+def _bootstrap_error_of(setting: ScoreConfig, architecture: str,
+                        errors_by_patch: dict[int, list[VideoErrors]],
+                        statistics: dict[int, Calibration], validation: ValidationSet) -> float:
+    """The bootstrap standard error of ``setting``'s pooled causal validation AUC."""
+    scorer = scorer_for(architecture, setting)
+    errors = errors_by_patch[setting.patch_size]
+    scores = [causal_mean(scorer.frame_scores(e, statistics[setting.patch_size]),
+                          setting.causal_window) for e in errors]
     return bootstrap_error(scores, errors, validation)
 
 

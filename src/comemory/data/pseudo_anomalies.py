@@ -2,8 +2,9 @@
 that needs no test labels.
 
 The held-out frames of each training video (its tail, or the whole video where
-``train.holdout`` is ``videos``; never trained on) are decoded at its own resolution and turned into clips, each then run through the whole
-pipeline (model grid, optical flow) like any video:
+``train.holdout`` is ``videos``; never trained on) are decoded at their own resolution
+and turned into clips, each then run through the whole pipeline (model grid, optical
+flow) like any video:
 
   normal          the tail as it is: every frame labelled 0.
   speed           the tail with a stride of ``SPEED_STRIDE`` frames: everything moves that

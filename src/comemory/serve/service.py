@@ -119,8 +119,10 @@ class Service:
         result to its camera, in order.
         Workers run at once (PyTorch and OpenCV release the GIL), each with its own flow
         estimators and one shared model per checkpoint."""
-        own = {id(d): d.for_another_thread() for d in {id(c.detector): c.detector
-                                                         for c in cameras}.values()}
+        own: dict[int, Detector] = {}  # id of a shared detector -> this worker's twin
+        for camera in cameras:
+            if id(camera.detector) not in own:
+                own[id(camera.detector)] = camera.detector.for_another_thread()
         while not self.stopping.is_set():
             taken = [(camera, item) for camera in cameras
                      for item in camera.feed.take(FRAMES_PER_STEP)]

@@ -56,6 +56,10 @@ SHORT_EPOCHS = 3
 # saw, as the test videos do. Chosen on that principle, not on a validation AUC (the two
 # hold-outs make different validation sets, whose AUCs do not compare).
 HELD_OUT_VIDEOS = ["train.holdout=videos", "train.holdout_fraction=0.2"]
+# The network's terms plus the floor's own score, each z-scored on the training frames and
+# weighted alike (1.0, as HF2-VAD weights its flow term; not chosen on validation, whose
+# motion pseudo-anomalies every setting already separates).
+MOTION_PRIOR = ["score.formula=zscore", "score.zscore_motion_weight=1.0"]
 MNAD_AS_ITS_CODE = ["model.architecture=mnad", "model.read=detached", "model.compactness=mse",
                     "model.memory_init=uniform", "train.lr_schedule=cosine"]
 
@@ -76,6 +80,10 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
     "memory_15": ("memory size 15 (both memories)",
                   [*CHOSEN, "model.appearance_memory=15", "model.motion_memory=15"],
                   FULL_EPOCHS),
+    "comemory_motion_videos": ("co-memory + the flow magnitude as a motion prior "
+                               "(zscore formula, motion weight 1; comemory_videos's "
+                               "checkpoints)",
+                               [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR], FULL_EPOCHS),
     "mnad": ("MNAD as its code trains it: 4 frames, one memory, detached reads, MSE "
              "compactness, uniform memory init, cosine schedule", MNAD_AS_ITS_CODE,
              FULL_EPOCHS),
@@ -101,7 +109,7 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
 }
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
-SAME_TRAINING = {"mnad_update": "mnad"}
+SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_videos"}
 SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor",
           "floor_native_videos": "flow_floor",
           "floor_native_letterbox": "flow_floor", "mnad": "mnad",
@@ -163,7 +171,8 @@ def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
         metrics = evaluate_floor(config, data, folder / "eval", cache)
         row.update(train_seconds=0.0, epochs=0, validation=report)
     else:
-        checkpoint = (rescored_copy(runs / SAME_TRAINING[name], folder, config, data, cache)
+        source = SAME_TRAINING.get(name, "") + (f"_seed{seed}" if seed else "")
+        checkpoint = (rescored_copy(runs / source, folder, config, data, cache)
                       if name in SAME_TRAINING
                       else train(config, data, folder, cache, resume=True))
         state = load_checkpoint(checkpoint)
@@ -199,14 +208,16 @@ def rescored_copy(source: Path, folder: Path, config: Config, data: Path, cache:
 
 
 def part_aucs(scores_csv: Path) -> dict:
-    """Micro AUC of each score part alone (S_F, S_I, PSNR, feature distance), training-
-    calibrated and per-video max: which part carries the score, and which drags it down."""
+    """Micro AUC of each score part alone (S_F, S_I, PSNR, feature distance, the motion
+    prior), training-calibrated and per-video max: which part carries the score, and which
+    drags it down."""
     with scores_csv.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     videos = sorted({r["video"] for r in rows})
     labels = [np.array([int(r["label"]) for r in rows if r["video"] == v]) for v in videos]
     result = {}
-    for part, sign in (("flow_error", 1), ("frame_error", 1), ("psnr", -1), ("distance", 1)):
+    for part, sign in (("flow_error", 1), ("frame_error", 1), ("psnr", -1), ("distance", 1),
+                       ("motion", 1)):
         if part not in rows[0]:
             continue
         values = [sign * np.array([float(r[part]) for r in rows if r["video"] == v])

@@ -148,6 +148,8 @@ def test_config_layers_and_type_checks(tmp_path):
         apply_overrides(config, ["epochs=5"])
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
+    with pytest.raises(ConfigError, match="zscore formula only"):
+        apply_overrides(config, ["score.zscore_motion_weight=1"]).check()  # formula: thesis
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
 

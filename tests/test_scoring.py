@@ -100,6 +100,37 @@ def test_zscore_formula_is_hf2vad_weighted_sum_without_log():
                                np.log(np.array([2.0, 5.0]) / 2.0))
 
 
+def test_motion_prior_adds_the_z_scored_most_moving_patch():
+    # means 2, 4, 1; stds 1, 2, 0.5
+    calibration = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]), np.array([0.5, 1.5]))
+    assert (calibration.motion_mean, calibration.motion_std) == (1.0, 0.5)
+    errors = VideoErrors("v", np.arange(2), flow_error=np.array([2.0, 5.0]),
+                         frame_error=np.array([8.0, 4.0]), motion=np.array([1.0, 3.0]),
+                         flow_maps=np.ones((2, 2, 2), np.float16),
+                         frame_maps=np.ones((2, 2, 2), np.float16))
+    plain = ScoreConfig(formula="zscore", zscore_frame_weight=0.1)
+    prior = ScoreConfig(formula="zscore", zscore_frame_weight=0.1, zscore_motion_weight=2.0)
+    without = scorer_for("comemory", plain).frame_scores(errors, calibration)
+    np.testing.assert_allclose(scorer_for("comemory", prior).frame_scores(errors, calibration),
+                               without + 2.0 * np.array([0.0, 4.0]))
+    # the maps show where the network erred: the frame-level prior stays out of them
+    np.testing.assert_allclose(scorer_for("comemory", prior).pixel_maps(errors, calibration),
+                               scorer_for("comemory", plain).pixel_maps(errors, calibration))
+    old = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]))  # calibrated without motion
+    with pytest.raises(ValueError, match="validate --choose"):
+        scorer_for("comemory", prior).frame_scores(errors, old)
+
+
+def test_motion_part_is_the_most_moving_patch_of_the_measured_flow():
+    flow_true = torch.zeros(1, 2, 4, 4)
+    flow_true[0, :, 2:, :2] = torch.tensor([3.0, 4.0]).view(2, 1, 1)  # 5 px in one patch
+    flow_true[0, 0, 0, 0] = 1.0  # a little elsewhere
+    errors = frame_errors(flow_true.clone(), flow_true, torch.zeros(1, 1, 4, 4),
+                          torch.zeros(1, 1, 4, 4), ScoreConfig(patch_size=2, patch_stride=2))
+    assert errors.motion.item() == pytest.approx(5.0)  # whatever the prediction's error
+    assert errors.flow_error.item() == 0.0
+
+
 def test_causal_smoothing_is_a_trailing_mean():
     scores = np.array([3.0, 1.0, 2.0, 6.0])
     np.testing.assert_allclose(causal_mean(scores, 2), [3.0, 2.0, 1.5, 4.0])

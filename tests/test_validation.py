@@ -14,6 +14,8 @@ from comemory.config import ModelConfig, ScoreConfig, TrainConfig
 from comemory.data.prepared import PreparedVideo, prepare_images
 from comemory.data.pseudo_anomalies import (
     KINDS,
+    OBJECT_SPEED,
+    SLOWER_OBJECT_SPEEDS,
     make_clips,
     moving_patch,
     object_clip,
@@ -83,6 +85,17 @@ def test_pasted_object_is_where_the_labels_say(moving):
     assert (len(positions) > 5) if moving else (len(positions) == 1)
 
 
+def test_foreign_objects_move_at_graded_speeds():
+    tails = {"a": textured_walk(30, size=(96, 200))}
+    moving = [c for c in make_clips(tails, seed=1) if c.kind == "foreign_object"]
+    steps = []
+    for clip in moving:  # the mean step of the box per frame, in pixels
+        boxes = np.array([b[:2] for b in clip.boxes if b is not None], np.float64)
+        steps.append(np.median(np.linalg.norm(np.diff(boxes, axis=0), axis=1)))
+    expected = [s * 200 for s in (OBJECT_SPEED, *SLOWER_OBJECT_SPEEDS)]  # 2, 1.4, 0.8 px
+    np.testing.assert_allclose(steps, expected, atol=0.5)
+
+
 def test_moving_patch_is_cut_where_the_frames_change():
     frames = np.zeros((3, 60, 80, 3), np.uint8)
     frames[1:, 30:40, 50:60] = 200  # something appears between frames 0 and 1, then stays
@@ -94,7 +107,11 @@ def test_moving_patch_is_cut_where_the_frames_change():
 def test_clips_are_deterministic_from_the_seed():
     tails = {"a": textured_walk(12), "b": textured_walk(12, step=1)}
     first, again = make_clips(tails, seed=5), make_clips(tails, seed=5)
-    assert [c.kind for c in first] == ["normal", *KINDS] * 2
+    assert [c.kind for c in first] == ["normal", *KINDS, "foreign_object", "foreign_object"] * 2
+    # the same seed without the graded clips: the others are the same clips
+    for kept, one in zip(make_clips(tails, seed=5, kinds=("speed", "dropped_object")),
+                         [c for c in first if c.kind != "foreign_object"], strict=True):
+        assert kept.kind == one.kind
     for one, two in zip(first, again, strict=True):
         np.testing.assert_array_equal(one.images, two.images)
     other = make_clips(tails, seed=6)
@@ -198,6 +215,28 @@ def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypa
     for smoothing in ("raw", "causal"):
         for kind, auc in report["auc"][smoothing].items():
             assert again["auc"][smoothing][kind] == pytest.approx(auc, abs=1e-6)
+
+
+def test_motion_prior_is_kept_while_the_rest_is_chosen(trained_run, tmp_path, monkeypatch,
+                                                       capsys):
+    checkpoint, data, cache = trained_run
+    monkeypatch.setattr(validation, "MIN_NORMAL_FRAMES", 10)
+    copy = tmp_path / "checkpoint.pt"
+    copy.write_bytes(checkpoint.read_bytes())
+    command = ["validate", "--checkpoint", str(copy), "--data", str(data),
+               "--cache-dir", str(cache)]
+    assert main([*command, "--choose", "--set", "model.width=0.5"]) == 2  # trained already
+    assert "score settings only" in capsys.readouterr().err
+    assert main([*command, "--set", "score.zscore_motion_weight=1"]) == 2  # not choosing
+    assert "add --choose" in capsys.readouterr().err
+    assert main([*command, "--choose", "--set", "score.formula=zscore",
+                 "--set", "score.zscore_motion_weight=1"]) == 0
+    state = load_checkpoint(copy)
+    grid = state["validation"]["grid"]
+    assert {(r["formula"], r["zscore_motion_weight"]) for r in grid} == {("zscore", 1.0)}
+    assert {r["zscore_frame_weight"] for r in grid} == set(LAMBDAS)  # the rest still chosen
+    assert state["config"]["score"]["zscore_motion_weight"] == 1.0
+    assert state["calibration"]["motion_mean"] > 0 and state["calibration"]["motion_std"] > 0
 
 
 def test_validation_needs_held_out_frames(trained_run, tmp_path, capsys):

@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure a trained checkpoint without test labels: the held-out training "
         "frames (train.holdout: each video's tail or whole videos; train.holdout_fraction) and "
         "pseudo-anomalies made from them "
-        "(speed x2, a foreign object at a cyclist's pace, a dropped object), run through the whole "
+        "(speed x2, foreign objects at a cyclist's, runner's and walker's pace, a dropped object), "
+        "run through the whole "
         "pipeline. Writes validation.json (AUC per kind, pooled; training-calibrated, micro) "
         "and stores it in the checkpoint. `train` already does this once it ends.")
     validate.add_argument("--checkpoint", required=True, type=Path,
@@ -120,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--choose", action="store_true", help="choose the score settings "
                           "(patch, formula, lambda, smoothing) and the threshold again on "
                           "validation, and store them in the checkpoint")
+    validate.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="score.KEY=VALUE", help="with --choose: change a score "
+                          "setting first, e.g. score.zscore_motion_weight=1 (repeatable)")
     validate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
     _add_threads_argument(validate)
@@ -350,7 +354,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     report = validate_checkpoint(args.checkpoint, args.root, args.out, args.cache_dir,
-                                 args.dataset, choose=args.choose)
+                                 args.dataset, choose=args.choose, overrides=args.overrides)
     print(format_validation(report))
 
 

@@ -87,6 +87,10 @@ class ScoreConfig:
     formula: str = "thesis"  # thesis (eq. 3.18) | zscore (HF2-VAD's z-scored sum, no log)
     lambda_s: float = 1.0  # weight of the appearance term (eq. 3.18)
     zscore_frame_weight: float = 0.1  # weight of the frame term in "zscore" (HF2-VAD: 0.1)
+    # weight of a motion prior in "zscore": the z-scored flow magnitude of the most moving
+    # patch (the training-free floor's score) added to the network's terms; 0: none. Not
+    # chosen on validation: set it, and the formula is then always zscore
+    zscore_motion_weight: float = 0.0
     causal_window: int = 1  # mean over the last k frames; detect applies it live (1: none)
     centred_sigma: float = 0.0  # Gaussian over past and future frames, offline only (0: none)
     # after training, pick formula, lambda, patch size and both smoothings by validation
@@ -230,6 +234,11 @@ def _problems(config: Config) -> list[str]:
         (score.formula in ("thesis", "zscore"),
          f"score.formula must be thesis or zscore, got {score.formula!r}"),
         (finite(score.zscore_frame_weight), "score.zscore_frame_weight must be a finite number"),
+        (finite(score.zscore_motion_weight) and score.zscore_motion_weight >= 0,
+         f"score.zscore_motion_weight must be >= 0 (0: none), got {score.zscore_motion_weight}"),
+        (score.zscore_motion_weight == 0 or score.formula == "zscore",
+         "score.zscore_motion_weight adds a term to the zscore formula only: set "
+         "score.formula=zscore too"),
         (score.causal_window >= 1, f"score.causal_window must be >= 1 (1: no smoothing), "
          f"got {score.causal_window}"),
         (finite(score.centred_sigma) and score.centred_sigma >= 0,

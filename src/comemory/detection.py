@@ -66,7 +66,7 @@ class FrameResult:
     video: the source's name; index: frame number in it; time: seconds from its start
     (None where the frame rate is unknown); score: training-calibrated (None while the
     detector warms up); anomalous: score above the threshold; parts: the score's parts
-    (psnr, flow_error, frame_error, distance: those the model has); heatmap: float32
+    (psnr, flow_error, frame_error, distance, motion: those the model has); heatmap: float32
     (S, S) score map at the model's input size (None without a score); image: the frame
     as read, uint8 BGR (H, W, 3).
     """
@@ -471,7 +471,7 @@ def _score_parts(config: Config) -> list[str]:
     if config.model.architecture == "mnad":
         return ["psnr", "distance"]
     parts = ["psnr", "flow_error", "frame_error"]
-    return parts + (["distance"] if config.model.appearance_memory > 0 else [])
+    return parts + (["distance"] if config.model.appearance_memory > 0 else []) + ["motion"]
 
 
 def _checked_bgr(frame: np.ndarray) -> np.ndarray:

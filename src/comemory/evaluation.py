@@ -115,6 +115,7 @@ def _score_settings(config: Config) -> dict[str, Any]:
     score = config.score
     return {"patch_size": score.patch_size, "formula": score.formula,
             "lambda_s": score.lambda_s, "zscore_frame_weight": score.zscore_frame_weight,
+            "zscore_motion_weight": score.zscore_motion_weight,
             "causal_window": score.causal_window, "centred_sigma": score.centred_sigma}
 
 
@@ -204,8 +205,9 @@ def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors], scorer:
 def _write_scores_csv(path: Path, errors: list[VideoErrors], kinds: dict[str, list[np.ndarray]],
                       labels: list[np.ndarray]) -> None:
     """One row per scored frame: each score (training-calibrated), then the score parts the
-    model has (psnr; S_F and S_I of eq. 3.19; MNAD's feature distance), then the label."""
-    parts = [name for name in ("psnr", "flow_error", "frame_error", "distance")
+    model has (psnr; S_F and S_I of eq. 3.19; MNAD's feature distance; the motion prior),
+    then the label."""
+    parts = [name for name in ("psnr", "flow_error", "frame_error", "distance", "motion")
              if getattr(errors[0], name) is not None]
     with storage.atomic_open(path, "w") as handle:
         writer = csv.writer(handle)

@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score
 from comemory import storage
 from comemory.alerts import summarise_normal_scores, threshold_for
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
-from comemory.config import Config, ScoreConfig
+from comemory.config import Config, ScoreConfig, apply_overrides
 from comemory.data.datasets import Video
 from comemory.data.prepared import (
     PreparedVideo,
@@ -42,7 +42,7 @@ from comemory.data.prepared import (
     split_holdout,
 )
 from comemory.data.pseudo_anomalies import KINDS, make_clips
-from comemory.errors import DataError
+from comemory.errors import ConfigError, DataError
 from comemory.progress import progress
 from comemory.scoring import (
     Calibration,
@@ -358,16 +358,18 @@ def _patch_sizes(config: Config) -> list[int]:
 
 
 def _formulas(score: ScoreConfig, architecture: str) -> list[ScoreConfig]:
-    """Every formula and appearance weight the architecture's scorer reads."""
+    """Every formula and appearance weight the architecture's scorer reads (the ``zscore``
+    formula alone where a motion prior is set: eq. 3.18 has no place for it)."""
     if architecture != "comemory":
         return [score]
-    options = [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS]
-    options += [replace(score, formula="zscore", zscore_frame_weight=w) for w in LAMBDAS]
-    return options
+    options = [replace(score, formula="zscore", zscore_frame_weight=w) for w in LAMBDAS]
+    if score.zscore_motion_weight > 0:
+        return options
+    return [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
 
 
 def _settings(score: ScoreConfig) -> dict:
-    keys = ("patch_size", "formula", "lambda_s", "zscore_frame_weight")
+    keys = ("patch_size", "formula", "lambda_s", "zscore_frame_weight", "zscore_motion_weight")
     return {k: v for k, v in asdict(score).items() if k in keys}
 
 
@@ -377,13 +379,18 @@ def write_report(path: Path, report: dict) -> None:
 
 def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
                         out_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                        dataset: str = "frames", choose: bool = False) -> dict:
+                        dataset: str = "frames", choose: bool = False,
+                        overrides: list[str] | None = None) -> dict:
     """Validation AUC of a trained checkpoint on its training data's held-out frames and
     pseudo-anomalies; written to ``out_dir``/validation.json (default: beside the
     checkpoint) and into the checkpoint. With ``choose``, the score settings and threshold
-    are chosen again on it and stored in the checkpoint too. Returns the report."""
+    are chosen again on it and stored in the checkpoint too, after ``overrides``
+    ("score.key=value", e.g. a motion prior) change the score settings. Returns the
+    report."""
     state = load_checkpoint(checkpoint)
     model, config, calibration = model_from_checkpoint(state, checkpoint)
+    if overrides:
+        config = _score_overrides(config, overrides, choose)
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
     training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
@@ -405,6 +412,19 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
     storage.save_torch(checkpoint, state)
     write_report(Path(out_dir or Path(checkpoint).parent) / "validation.json", report)
     return report
+
+
+def _score_overrides(config: Config, overrides: list[str], choose: bool) -> Config:
+    """``config`` with the score settings of ``overrides`` changed: only score settings
+    (the network is trained), and only when choosing (the stored calibration fits the
+    stored settings)."""
+    if not choose:
+        raise ConfigError("--set changes score settings for --choose only: add --choose")
+    for item in overrides:
+        if not item.startswith("score."):
+            raise ConfigError(f"--set {item}: a trained checkpoint takes score settings "
+                              "only (score.KEY=VALUE); train again to change the others")
+    return apply_overrides(config, overrides).check()
 
 
 def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,

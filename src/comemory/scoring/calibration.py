@@ -17,7 +17,8 @@ class Calibration:
     """Statistics of the training frames, stored in the checkpoint.
 
     flow_weight, frame_weight: w_F and w_I of eq. 3.20 (co-memory).
-    flow_mean/std, frame_mean/std: of S_F(P~) and S_I(P~), for the ``zscore`` formula.
+    flow_mean/std, frame_mean/std, motion_mean/std: of S_F(P~), S_I(P~) and the most
+    moving patch's flow magnitude, for the ``zscore`` formula.
     psnr_mean/std, distance_mean/std: standardise MNAD's two score terms.
     threshold: the alert threshold, the score exceeded by ``false_alarm_rate`` of the
     held-out normal frames (``extra["normal_scores"]`` keeps their distribution).
@@ -29,6 +30,8 @@ class Calibration:
     flow_std: float | None = None
     frame_mean: float | None = None
     frame_std: float | None = None
+    motion_mean: float | None = None
+    motion_std: float | None = None
     psnr_mean: float | None = None
     psnr_std: float | None = None
     distance_mean: float | None = None
@@ -48,14 +51,18 @@ class Calibration:
                    extra={k: v for k, v in record.items() if k not in names})
 
 
-def calibrate(flow_errors: np.ndarray, frame_errors: np.ndarray) -> Calibration:
+def calibrate(flow_errors: np.ndarray, frame_errors: np.ndarray,
+              motion: np.ndarray | None = None) -> Calibration:
     """Eq. 3.20 (w_F, w_I: inverse means) and the z-score statistics, from the training
-    frames' S_F(P~) and S_I(P~)."""
+    frames' S_F(P~), S_I(P~) and (where given) most moving patch's flow magnitude."""
     flow_mean, frame_mean = float(np.mean(flow_errors)), float(np.mean(frame_errors))
     if not (flow_mean > 0 and frame_mean > 0):
         raise ValueError("training errors are all zero: cannot calibrate w_F, w_I")
-    return Calibration(1.0 / flow_mean, 1.0 / frame_mean, flow_mean,
-                       _spread(flow_errors), frame_mean, _spread(frame_errors))
+    calibration = Calibration(1.0 / flow_mean, 1.0 / frame_mean, flow_mean,
+                              _spread(flow_errors), frame_mean, _spread(frame_errors))
+    if motion is not None:
+        calibration.motion_mean, calibration.motion_std = float(np.mean(motion)), _spread(motion)
+    return calibration
 
 
 def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
@@ -70,8 +77,10 @@ def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibratio
         return Calibration(psnr_mean=float(psnr.mean()), psnr_std=_spread(psnr),
                            distance_mean=float(distance.mean()),
                            distance_std=_spread(distance))
+    motion = (np.concatenate([e.motion for e in errors])
+              if all(e.motion is not None for e in errors) else None)
     return calibrate(np.concatenate([e.flow_error for e in errors]),
-                     np.concatenate([e.frame_error for e in errors]))
+                     np.concatenate([e.frame_error for e in errors]), motion)
 
 
 def _spread(values: np.ndarray) -> float:

@@ -29,20 +29,29 @@ LOG_FLOOR = 1e-12  # a perfect flow prediction would otherwise score log(0)
 @dataclass
 class FrameErrors:
     """Score parts for a batch, each (B,): psnr of the predicted frame (images in [0, 1]);
-    flow_error S_F(P~) and frame_error S_I(P~) (None without a flow prediction);
-    flow_map, frame_map (B, H, W): each pixel's mean error over the patch centred on it,
-    for localisation (flow_map None without a flow prediction)."""
+    flow_error S_F(P~) and frame_error S_I(P~) (None without a flow prediction); motion:
+    the mean flow magnitude of the most moving patch of the target flow (None without a
+    flow prediction); flow_map, frame_map (B, H, W): each pixel's mean error over the
+    patch centred on it, for localisation (flow_map None without a flow prediction)."""
 
     psnr: torch.Tensor
     flow_error: torch.Tensor | None
     frame_error: torch.Tensor | None
     flow_map: torch.Tensor | None
     frame_map: torch.Tensor
+    motion: torch.Tensor | None = None
 
 
 def patch_means(error_map: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
     """(B, 1, H, W) per-pixel errors -> (B, h, w) mean error of each patch."""
     return F.avg_pool2d(error_map, patch_size, stride).squeeze(1)
+
+
+def most_moving_patch(flow: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
+    """(B, 2, H, W) flow -> (B,): the mean flow magnitude of the patch that moves most (the
+    training-free floor's score, and the ``zscore`` formula's motion term)."""
+    magnitude = flow.float().norm(dim=1, keepdim=True)
+    return patch_means(magnitude, patch_size, stride).flatten(1).amax(1)
 
 
 def centred_patch_means(error_map: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -74,7 +83,8 @@ def frame_errors(pred_flow: torch.Tensor | None, true_flow: torch.Tensor,
     worst = flow_patches.argmax(dim=1, keepdim=True)  # P~ of each frame
     return FrameErrors(psnr, flow_patches.gather(1, worst).squeeze(1),
                        frame_patches.gather(1, worst).squeeze(1),
-                       centred_patch_means(flow_map, config.patch_size), frame_pixels)
+                       centred_patch_means(flow_map, config.patch_size), frame_pixels,
+                       most_moving_patch(true_flow, config.patch_size, config.patch_stride))
 
 
 class FrameScorer(torch.nn.Module):
@@ -84,13 +94,14 @@ class FrameScorer(torch.nn.Module):
     forward(past (B, P, C, S, S), target (B, C, S, S), flow (B, 2, S, S)), frames in
     [-1, 1] and the flow F_t between the last two past frames, returns the tuple named by
     OUTPUTS: pred_frame (B, C, S, S) and pred_flow (B, 2, S, S); psnr, flow_error S_F(P~),
-    frame_error S_I(P~) and feature distance, each (B,); flow_map and frame_map (B, S, S),
-    each pixel's patch-mean error. Parts a model lacks (MNAD's flow, a missing memory's
-    distance) are zeros, so that every model exports the same outputs.
+    frame_error S_I(P~), feature distance and motion (the most moving patch of F_t), each
+    (B,); flow_map and frame_map (B, S, S), each pixel's patch-mean error. Parts a model
+    lacks (MNAD's flow, a missing memory's distance) are zeros, so that every model
+    exports the same outputs.
     """
 
     OUTPUTS = ("pred_frame", "pred_flow", "psnr", "flow_error", "frame_error", "distance",
-               "flow_map", "frame_map")
+               "motion", "flow_map", "frame_map")
 
     def __init__(self, model: torch.nn.Module, config: ScoreConfig):
         super().__init__()
@@ -107,6 +118,7 @@ class FrameScorer(torch.nn.Module):
                 errors.flow_error if errors.flow_error is not None else zeros,
                 errors.frame_error if errors.frame_error is not None else zeros,
                 out.feature_distance if out.feature_distance is not None else zeros,
+                errors.motion if errors.motion is not None else zeros,
                 errors.flow_map if errors.flow_map is not None else zero_map,
                 errors.frame_map)
 
@@ -117,8 +129,9 @@ class VideoErrors:
 
     psnr: of the predicted frame (None for the flow floor); flow_error, frame_error:
     S_F(P~), S_I(P~) (None for MNAD); distance: MNAD's feature distance (None without
-    appearance memory); flow_maps, frame_maps: float16 (n, S, S) centred patch-error maps,
-    kept only when asked for.
+    appearance memory); motion: the most moving patch's mean flow magnitude in the measured
+    flow F_t that S_F is scored against (co-memory only); flow_maps, frame_maps: float16
+    (n, S, S) centred patch-error maps, kept only when asked for.
     """
 
     name: str
@@ -127,6 +140,7 @@ class VideoErrors:
     flow_error: np.ndarray | None = None
     frame_error: np.ndarray | None = None
     distance: np.ndarray | None = None
+    motion: np.ndarray | None = None
     flow_maps: np.ndarray | None = None
     frame_maps: np.ndarray | None = None
 
@@ -174,7 +188,7 @@ def _collect(parts: dict[int, dict[str, list]], out: ModelOutput, batch: dict,
                               batch["target"].to(device), replace(config, patch_size=patch))
         columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
                    "flow_error": errors.flow_error, "frame_error": errors.frame_error,
-                   "distance": out.feature_distance}
+                   "distance": out.feature_distance, "motion": errors.motion}
         if keep_maps:
             columns.update(flow_maps=errors.flow_map, frame_maps=errors.frame_map)
         for key, value in columns.items():
@@ -219,12 +233,13 @@ def flow_floor_errors(videos: list[PreparedVideo], config: ScoreConfig, past_fra
     parts: dict[str, list] = {}
     for index, video in enumerate(videos):
         flows = torch.from_numpy(np.asarray(video.flows[past_frames - 1:], dtype=np.float32))
-        magnitude = flows.norm(dim=-1).unsqueeze(1)  # (n, 1, S, S)
-        patches = patch_means(magnitude, config.patch_size, config.patch_stride).flatten(1)
+        flows = flows.permute(0, 3, 1, 2)  # (n, 2, S, S)
         frames = np.arange(past_frames, len(video.frames))
         columns = {"video": np.full(len(frames), index), "frames": frames,
-                   "flow_error": patches.amax(1).numpy()}
+                   "flow_error": most_moving_patch(flows, config.patch_size,
+                                                   config.patch_stride).numpy()}
         if keep_maps:
+            magnitude = flows.norm(dim=1, keepdim=True)
             columns["flow_maps"] = centred_patch_means(magnitude, config.patch_size).numpy()
         for key, value in columns.items():
             parts.setdefault(key, []).append(value)

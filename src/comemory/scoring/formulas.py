@@ -5,8 +5,12 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
   CoMemoryScorer  ``score.formula`` "thesis": eq. 3.18,
                       S = log(w_F S_F(P~)) + lambda_S w_I S_I(P~);
                   "zscore": HF2-VAD's released combination, no log,
-                      S = (S_F - mean_F) / std_F + w (S_I - mean_I) / std_I,
-                  with w = ``score.zscore_frame_weight`` (0.1 in HF2-VAD's code).
+                      S = (S_F - mean_F) / std_F + w (S_I - mean_I) / std_I
+                          [+ m (M - mean_M) / std_M],
+                  with w = ``score.zscore_frame_weight`` (0.1 in HF2-VAD's code) and,
+                  where ``score.zscore_motion_weight`` m > 0, a motion prior: M is the
+                  flow magnitude of the most moving patch (the floor's score) of the
+                  flow S_F is measured on. Frame scores only: maps show the errors.
   MNADScorer      MNAD's mix of low PSNR and feature distance, each standardised on the
                   training frames: 0.6 x PSNR term + 0.4 x distance term.
   FloorScorer     the training-free floor: the flow magnitude of the most moving patch.
@@ -15,6 +19,8 @@ All are training-calibrated; ``comemory.metrics.normalise`` adds the per-video
 normalisations of the papers and ``comemory.scoring.smoothing`` the temporal filters.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,11 +40,20 @@ def thesis_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: C
 
 
 def zscore_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Calibration,
-                 frame_weight: float) -> np.ndarray:
-    """HF2-VAD: z-scored flow error + ``frame_weight`` x z-scored frame error (any shape)."""
+                 frame_weight: float, motion: np.ndarray | None = None,
+                 motion_weight: float = 0.0) -> np.ndarray:
+    """HF2-VAD: z-scored flow error + ``frame_weight`` x z-scored frame error (any shape),
+    + ``motion_weight`` x z-scored ``motion`` where that weight is above 0."""
     flow_term = (flow_error - calibration.flow_mean) / calibration.flow_std
     frame_term = (frame_error - calibration.frame_mean) / calibration.frame_std
-    return flow_term + frame_weight * frame_term
+    score = flow_term + frame_weight * frame_term
+    if motion_weight == 0:
+        return score
+    if motion is None or calibration.motion_mean is None:
+        raise ValueError("score.zscore_motion_weight > 0 needs the motion part and its "
+                         "training statistics; this checkpoint was calibrated without them: "
+                         "run `comemory validate --choose` on it")
+    return score + motion_weight * (motion - calibration.motion_mean) / calibration.motion_std
 
 
 class CoMemoryScorer:
@@ -50,28 +65,32 @@ class CoMemoryScorer:
         self.config = config
 
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        return self._combine(errors.flow_error, errors.frame_error, calibration)
+        return self._combine(errors.flow_error, errors.frame_error, calibration, errors.motion)
 
     def aligned_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        """Each term credited to the frame it describes: the flow term of the sample that
-        predicts frame t+1 measures the motion from I_{t-1} to I_t, so frame t gets it,
-        beside the frame term of frame t's own prediction (the last frame keeps its own
-        flow term). Needs the next frame: offline only, an ablation."""
+        """Each term credited to the frame it describes: the flow (and motion) terms of the
+        sample that predicts frame t+1 measure the motion from I_{t-1} to I_t, so frame t
+        gets them, beside the frame term of frame t's own prediction (the last frame keeps
+        its own flow term). Needs the next frame: offline only, an ablation."""
         flow_term = self._combine(errors.flow_error, np.zeros_like(errors.frame_error),
-                                  calibration)
+                                  calibration, errors.motion)
         frame_term = self.frame_scores(errors, calibration) - flow_term
         shifted = np.concatenate([flow_term[1:], flow_term[-1:]])
         return shifted + frame_term
 
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        """The formula at every patch: (n, S, S)."""
-        return self._combine(errors.flow_maps.astype(np.float32),
-                             errors.frame_maps.astype(np.float32), calibration)
+        """The formula's error terms at every patch, (n, S, S): where the network was
+        wrong (the motion prior, a frame-level term, is left out)."""
+        config = replace(self.config, zscore_motion_weight=0.0)
+        return CoMemoryScorer(config)._combine(errors.flow_maps.astype(np.float32),
+                                               errors.frame_maps.astype(np.float32),
+                                               calibration)
 
-    def _combine(self, flow: np.ndarray, frame: np.ndarray,
-                 calibration: Calibration) -> np.ndarray:
+    def _combine(self, flow: np.ndarray, frame: np.ndarray, calibration: Calibration,
+                 motion: np.ndarray | None = None) -> np.ndarray:
         if self.config.formula == "zscore":
-            return zscore_score(flow, frame, calibration, self.config.zscore_frame_weight)
+            return zscore_score(flow, frame, calibration, self.config.zscore_frame_weight,
+                                motion, self.config.zscore_motion_weight)
         return thesis_score(flow, frame, calibration, self.config.lambda_s)
 
 

@@ -109,8 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure a trained checkpoint without test labels: the held-out training "
         "frames (train.holdout: each video's tail or whole videos; train.holdout_fraction) and "
         "pseudo-anomalies made from them "
-        "(speed x2, foreign objects at a cyclist's, runner's and walker's pace, a dropped object), "
-        "run through the whole "
+        "(speed x2, a foreign object at a cyclist's pace, a dropped object), run through the whole "
         "pipeline. Writes validation.json (AUC per kind, pooled; training-calibrated, micro) "
         "and stores it in the checkpoint. `train` already does this once it ends.")
     validate.add_argument("--checkpoint", required=True, type=Path,

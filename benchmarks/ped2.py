@@ -35,6 +35,7 @@ from comemory.evaluation import evaluate, evaluate_floor
 from comemory.metrics import all_metrics
 from comemory.training import train
 from comemory.validation import validate_checkpoint, validate_floor
+from ped2_alerts import write_mp4s  # beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
@@ -90,6 +91,9 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
     "mnad_update": ("MNAD as its code trains it, with its test-time memory update (the "
                     "mnad row's checkpoint)", [*MNAD_AS_ITS_CODE, "score.test_time_update=0.01"],
                     FULL_EPOCHS),
+    "comemory_videos_mp4": ("co-memory, whole training videos held out, trained and scored "
+                            "on Ped2 re-encoded as MP4 files (mp4v, as a camera's footage)",
+                            [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
     # short runs, one difference each, compared on validation
     "short_squash_flow": ("short: flow on the squashed frames (the old default)", [],
                           SHORT_EPOCHS),
@@ -110,6 +114,9 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
 SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_videos"}
+# rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
+# user's footage is compressed in training as in detection
+MP4_ROWS = {"comemory_videos_mp4"}
 SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor",
           "floor_native_videos": "flow_floor",
           "floor_native_letterbox": "flow_floor", "mnad": "mnad",
@@ -166,6 +173,10 @@ def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
     row = {"description": ROWS[name][0], "seed": seed, "git_commit": git_commit(),
            "data": str(data), "machine": machine(), "score": SCORES.get(name, "comemory")}
     runs = folder.parent
+    dataset = "frames"
+    if name in MP4_ROWS:
+        data, dataset = mp4_dataset(data, runs / "ped2-mp4-dataset"), "videos"
+        row["data"] = f"{row['data']} as MP4 ({data})"
     if ROWS[name][2] is None:
         config.score, report = validate_floor(config, data, cache)
         metrics = evaluate_floor(config, data, folder / "eval", cache)
@@ -174,7 +185,7 @@ def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
         source = SAME_TRAINING.get(name, "") + (f"_seed{seed}" if seed else "")
         checkpoint = (rescored_copy(runs / source, folder, config, data, cache)
                       if name in SAME_TRAINING
-                      else train(config, data, folder, cache, resume=True))
+                      else train(config, data, folder, cache, resume=True, dataset=dataset))
         state = load_checkpoint(checkpoint)
         config = Config.from_dict(state["config"])
         if validate_only:
@@ -182,13 +193,27 @@ def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
                     "train_seconds": state.get("train_seconds"),
                     "validation": state.get("validation"), "metrics": None}
         evaluation_started = time.perf_counter()
-        metrics = evaluate(checkpoint, data, folder / "eval", cache)
+        metrics = evaluate(checkpoint, data, folder / "eval", cache, dataset=dataset)
         row.update(train_seconds=state.get("train_seconds"), epochs=state["epoch"],
                    eval_seconds=time.perf_counter() - evaluation_started,
                    validation=state.get("validation"))
     row.update(config=config.to_dict(), wall_seconds=time.perf_counter() - started,
                metrics=metrics, part_aucs=part_aucs(folder / "eval" / "scores.csv"))
     return row
+
+
+def mp4_dataset(data: Path, root: Path) -> Path:
+    """Ped2 as a camera's user has footage: every video an MP4 (as ``ped2_alerts.py``
+    writes its test videos), in the ``videos`` layout with a labels.csv. Written once;
+    returns ``root``."""
+    for split in ("training", "testing"):
+        videos = write_mp4s(data, root / split, split)
+    rows = ["video,start_frame,end_frame"]
+    for name, (_, labels) in videos.items():  # the test videos' anomalous spans
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], labels, [0]])))
+        rows += [f"{name},{start},{end - 1}" for start, end in zip(edges[::2], edges[1::2])]
+    storage.write_text(root / "labels.csv", "\n".join(rows) + "\n")
+    return root
 
 
 def rescored_copy(source: Path, folder: Path, config: Config, data: Path, cache: Path) -> Path:

@@ -71,18 +71,21 @@ def main() -> int:
     return 0
 
 
-def write_mp4s(data: Path, folder: Path) -> dict[str, tuple[Path, np.ndarray]]:
-    """Each test video as an MP4 (mp4v, 10 frames/s), written once: {name: (path, labels)}."""
+def write_mp4s(data: Path, folder: Path, split: str = "testing"
+               ) -> dict[str, tuple[Path, np.ndarray | None]]:
+    """Each video of ``split`` as an MP4 (mp4v, 10 frames/s), written once: {name: (path,
+    labels; None for training videos)}."""
     folder.mkdir(parents=True, exist_ok=True)
     videos = {}
-    for video in read_dataset("frames", data, "testing"):
+    for video in read_dataset("frames", data, split):
         path = folder / f"{video.name}.mp4"
         count = video.source.frame_count()
         if not path.exists():  # written under another name first: a kill leaves no half file
             partial = folder / f".{video.name}.part.mp4"
             write_video([cv2.imread(str(p)) for p in video.source.paths], partial, fps=10.0)
             partial.rename(path)
-        videos[video.name] = (path, video.labels.resolve(count, video.name))
+        labels = video.labels.resolve(count, video.name) if video.labels else None
+        videos[video.name] = (path, labels)
     return videos
 
 

@@ -5,10 +5,11 @@ ablations, MNAD as its code trains it, and the short runs that made the choices.
     python benchmarks/ped2.py --rows comemory --seed 1            # one training run
     python benchmarks/ped2.py --table                             # the README tables
 
-Every row trains on ../shared/data/ped2/training with part of it held out: three whole
-videos (the ``*_videos`` rows) or the last tenth of each video (resuming a killed run). Training ends by choosing the score settings on the validation
-set made from those held-out frames (``comemory.validation``); the floors choose theirs on
-the same set. Only then is the test split scored, once, by ``evaluate``. Each row is
+Every row trains on ../shared/data/ped2/training (as MP4 files for ``MP4_ROWS``) with part
+of it held out: three whole videos (the ``*_videos`` rows) or the last tenth of each video,
+resuming a killed run. Training ends by choosing the score settings on the validation set
+made from those held-out frames (``comemory.validation``); the floors choose theirs on the
+same set. Only then is the test split scored, once, by ``evaluate``. Each row is
 written into benchmarks/results/ped2.json as it finishes: config, seed, git commit,
 machine, training time, the validation report, and every test AUC (micro and macro; raw,
 causal- and centred-smoothed; per-video max, min-max and training-calibrated) plus pixel

@@ -21,7 +21,7 @@ from comemory.data.frames import list_frames, write_video
 from comemory.data.prepared import PreparedVideo, split_holdout
 from comemory.data.stream import CaptureStream, open_sources
 from comemory.detection import Detector, detect
-from comemory.errors import CheckpointError, DataError
+from comemory.errors import CheckpointError, ComemoryError, DataError
 from comemory.evaluation import evaluate
 from comemory.export import example_inputs, export_model, onnx_engine
 from comemory.scoring import Calibration, FrameScorer
@@ -332,6 +332,14 @@ def test_detect_with_the_onnx_engine_gives_the_torch_scores(trained_run, tmp_pat
         return [json.loads(line)["score"] for line in lines][2:]
 
     np.testing.assert_allclose(scores(tmp_path / "onnx"), scores(tmp_path / "torch"), atol=1e-3)
+    import onnx  # an export made before the motion part was an output: a clear refusal
+    graph = onnx.load(str(model_path))
+    kept = [output for output in graph.graph.output if output.name != "motion"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    onnx.save(graph, str(tmp_path / "old.onnx"))
+    with pytest.raises(ComemoryError, match=r"old.onnx: exported without the outputs \['motion'\]"):
+        onnx_engine(tmp_path / "old.onnx")
 
 
 class _RecordedVideo:

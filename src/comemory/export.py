@@ -78,6 +78,10 @@ def onnx_engine(path: str | Path):
     options = onnxruntime.SessionOptions()
     session = onnxruntime.InferenceSession(str(path), options,
                                            providers=["CPUExecutionProvider"])
+    missing = set(FrameScorer.OUTPUTS) - {output.name for output in session.get_outputs()}
+    if missing:  # exported by an older version (before the motion part, for one)
+        raise ComemoryError(f"{path}: exported without the outputs {sorted(missing)} this "
+                            "version reads; export it again with `comemory export`")
 
     def run(past: np.ndarray, target: np.ndarray, flow: np.ndarray) -> dict[str, np.ndarray]:
         outputs = session.run(list(FrameScorer.OUTPUTS),

@@ -2,8 +2,8 @@
 
 The threshold is the score quantile that gives a chosen false-alarm rate on normal frames
 the model did not train on (held out at training time: ``train.holdout`` and
-``train.holdout_fraction``); the held-out scores are kept in the checkpoint so another rate can be
-chosen later without the data. Anomalous frames close together become one event, so a
+``train.holdout_fraction``); the held-out scores are kept in the checkpoint so another
+rate can be chosen later without the data. Anomalous frames close together become one event, so a
 flickering score raises one alert, not ten.
 """
 from __future__ import annotations

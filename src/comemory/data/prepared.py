@@ -139,10 +139,10 @@ def holdout_starts(counts: list[int], fraction: float, past_frames: int,
     not held out. See ``split_holdout``."""
     if by not in HOLDOUT_MODES:
         raise DataError(f"train.holdout must be one of {HOLDOUT_MODES}, got {by!r}")
-    if by == "tail":
-        return [holdout_start(count, fraction, past_frames) for count in counts]
     if not 0.0 <= fraction < 1.0:
         raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
+    if by == "tail":
+        return [holdout_start(count, fraction, past_frames) for count in counts]
     if fraction == 0.0:
         return [None] * len(counts)
     if len(counts) < 2:
@@ -155,9 +155,8 @@ def holdout_starts(counts: list[int], fraction: float, past_frames: int,
 
 def holdout_start(count: int, fraction: float, past_frames: int) -> int | None:
     """The first frame of a ``count``-frame video's held-out tail (its ``past_frames``
-    input frames included), or None where the video is too short to give both parts."""
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
+    input frames included), or None where the video is too short to give both parts
+    (``fraction`` checked by ``holdout_starts``)."""
     held = round(fraction * count)
     cut = count - held
     if held < 1 or cut < past_frames + 1:

@@ -20,8 +20,6 @@ normalisations of the papers and ``comemory.scoring.smoothing`` the temporal fil
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from comemory.config import ScoreConfig
@@ -65,7 +63,8 @@ class CoMemoryScorer:
         self.config = config
 
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        return self._combine(errors.flow_error, errors.frame_error, calibration, errors.motion)
+        return self._combine(errors.flow_error, errors.frame_error, calibration, errors.motion,
+                             self.config.zscore_motion_weight)
 
     def aligned_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         """Each term credited to the frame it describes: the flow (and motion) terms of the
@@ -73,7 +72,7 @@ class CoMemoryScorer:
         gets them, beside the frame term of frame t's own prediction (the last frame keeps
         its own flow term). Needs the next frame: offline only, an ablation."""
         flow_term = self._combine(errors.flow_error, np.zeros_like(errors.frame_error),
-                                  calibration, errors.motion)
+                                  calibration, errors.motion, self.config.zscore_motion_weight)
         frame_term = self.frame_scores(errors, calibration) - flow_term
         shifted = np.concatenate([flow_term[1:], flow_term[-1:]])
         return shifted + frame_term
@@ -81,16 +80,14 @@ class CoMemoryScorer:
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         """The formula's error terms at every patch, (n, S, S): where the network was
         wrong (the motion prior, a frame-level term, is left out)."""
-        config = replace(self.config, zscore_motion_weight=0.0)
-        return CoMemoryScorer(config)._combine(errors.flow_maps.astype(np.float32),
-                                               errors.frame_maps.astype(np.float32),
-                                               calibration)
+        return self._combine(errors.flow_maps.astype(np.float32),
+                             errors.frame_maps.astype(np.float32), calibration, None, 0.0)
 
     def _combine(self, flow: np.ndarray, frame: np.ndarray, calibration: Calibration,
-                 motion: np.ndarray | None = None) -> np.ndarray:
+                 motion: np.ndarray | None, motion_weight: float) -> np.ndarray:
         if self.config.formula == "zscore":
             return zscore_score(flow, frame, calibration, self.config.zscore_frame_weight,
-                                motion, self.config.zscore_motion_weight)
+                                motion, motion_weight)
         return thesis_score(flow, frame, calibration, self.config.lambda_s)
 
 

@@ -39,3 +39,15 @@ def trained_run(scene, tmp_path_factory) -> tuple[Path, Path, Path]:
     cache = tmp_path_factory.mktemp("cache")
     checkpoint = train(small_config(), scene, run / "train", cache)
     return checkpoint, scene, cache
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for this test session (skips where PostgreSQL is absent, fails
+    there in CI: tests/postgres_server.py)."""
+    from tests.postgres_server import Server, programs_or_skip
+
+    server = Server(programs_or_skip())
+    server.start()
+    yield server
+    server.stop()

@@ -59,7 +59,7 @@ def test_held_out_frames_are_the_end_of_each_video():
     flows = np.zeros((49, 8, 8, 2), np.float16)
     short = PreparedVideo("short", frames[:4], flows[:3], (8, 8))
     training, held_out = split_holdout([PreparedVideo("a", frames, flows, (8, 8)), short],
-                                       0.1, past_frames=2)
+                                       0.1, past_frames=2, by="tail")
     assert len(training[0].frames) == 45 and len(training[0].flows) == 44
     # starts 2 frames early so that exactly frames 45-49 are scored
     assert len(held_out) == 1 and len(held_out[0].frames) == 7 and len(held_out[0].flows) == 6

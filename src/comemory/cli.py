@@ -210,6 +210,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoint", type=Path, help="the checkpoint for --source cameras")
     serve.add_argument("--data", type=Path, help="where events.db, clips and thumbnails go "
                        "(default runs/serve, or the YAML's)")
+    serve.add_argument("--database", help="events database: a postgresql:// URL a team "
+                       "shares (pip install 'comemory[postgres]') or a SQLite file "
+                       "(default DATA/events.db)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; another needs a "
                        "token: token_file in the YAML or COMEMORY_TOKEN)")
     serve.add_argument("--port", type=int, help="port of the page (default 8765)")
@@ -228,8 +231,11 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--checkpoint", required=True, type=Path,
                           help="the checkpoint `serve` used")
     _add_data_arguments(finetune, labels=False)  # its training data
-    finetune.add_argument("--reviews", required=True, type=Path,
-                          help="serve's events.db (its clips are in media/clips beside it)")
+    finetune.add_argument("--reviews", required=True,
+                          help="serve's events database: its events.db (clips in "
+                          "media/clips beside it) or a postgresql:// URL (with --clips)")
+    finetune.add_argument("--clips", type=Path, help="the folder of the reviewed clips "
+                          "(default: media/clips beside events.db; needed with a URL)")
     finetune.add_argument("--out", required=True, type=Path, help="new run folder")
     finetune.add_argument("--epochs", type=int, default=1, help="epochs (default 1)")
     finetune.add_argument("--lr", type=float, help="learning rate (default: a tenth of "
@@ -407,12 +413,14 @@ def _serve(args: argparse.Namespace) -> None:
 
     config = build_serve_config(args.config, args.source, args.checkpoint,
                                 args.false_alarm_rate,
-                                {"data": args.data, "host": args.host, "port": args.port})
+                                {"data": args.data, "database": args.database,
+                                 "host": args.host, "port": args.port})
     logging.getLogger("comemory").setLevel(logging.INFO)
     service = Service(config)
     service.start()
-    print(f"comemory serve: {len(service.cameras)} cameras; page at {service.web.address} "
-          "(Ctrl-C stops)", flush=True)
+    print(f"comemory serve: {len(service.cameras)} cameras; events in "
+          f"{service.store.location}; page at {service.web.address} (Ctrl-C stops)",
+          flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -426,7 +434,7 @@ def _finetune(args: argparse.Namespace) -> None:
     from comemory.feedback import finetune
 
     report = finetune(args.checkpoint, args.root, args.reviews, args.out, args.epochs,
-                      args.lr, args.review_share, args.cache_dir, args.dataset)
+                      args.lr, args.review_share, args.cache_dir, args.dataset, args.clips)
     print(f"{len(report['false_alarm_events'])} false alarms: "
           f"{report['still_alarming_before']} alarmed before, "
           f"{report['still_alarming_after']} still alarm after fine-tuning; held-out "

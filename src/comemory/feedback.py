@@ -4,6 +4,7 @@ training videos, and calibrated again.
 
     comemory finetune --checkpoint runs/cpu/checkpoint.pt --root DATA \\
         --reviews runs/serve/events.db --out runs/cpu-reviewed
+    comemory finetune ... --reviews postgresql://db.example/events --clips runs/serve/media/clips
 
 The new run folder gets checkpoint.pt and finetune.json: how many of the marked false
 alarms still raise an event (before and after, each under its own model's threshold), the
@@ -42,26 +43,35 @@ from comemory.detection import Detector, torch_engine
 from comemory.errors import DataError, TrainingError
 from comemory.progress import progress
 from comemory.scoring import Calibration, FrameScorer
-from comemory.serve.database import EventFilter, EventStore
+from comemory.serve.database import EventFilter, EventStore, is_database_url, redacted
 from comemory.training import training_losses
 from comemory.validation import fit_scores, model_errors, validation_set, write_report
 
 
-def false_alarm_clips(database: str | Path) -> list[tuple[int, Path]]:
-    """(event id, clip file) of every event marked false alarm whose clip is kept."""
-    database = Path(database)
-    if not database.is_file():
-        raise DataError(f"{database}: no such events database (the events.db in the data "
-                        "folder of `comemory serve`)")
+def false_alarm_clips(database: str | Path, clips: str | Path | None = None
+                      ) -> tuple[list[tuple[int, Path]], list[int]]:
+    """(event id, clip file) of every event marked false alarm whose clip is kept in
+    ``clips`` (default: media/clips beside a SQLite file), and the ids of those whose clip
+    is not there (in a shared database, another machine's service may have it)."""
+    if is_database_url(database):
+        if clips is None:
+            raise DataError(f"{redacted(str(database))}: a database server holds no clips; "
+                            "pass the folder of the reviewed clips (--clips)")
+    else:
+        database = Path(database)
+        if not database.is_file():
+            raise DataError(f"{database}: no such events database (the events.db in the "
+                            "data folder of `comemory serve`)")
+        clips = clips if clips is not None else database.parent / "media" / "clips"
     store = EventStore(database)
     try:
         rows = store.events(EventFilter(reviewed=True, limit=1000))
     finally:
         store.close()
-    folder = database.parent / "media" / "clips"
-    clips = [(row["id"], folder / row["clip"]) for row in rows
-             if row["verdict"] == "false_alarm" and row["clip"]]
-    return sorted(clips)
+    marked = sorted((row["id"], Path(clips) / row["clip"]) for row in rows
+                    if row["verdict"] == "false_alarm" and row["clip"])
+    return ([(event, path) for event, path in marked if path.is_file()],
+            [event for event, path in marked if not path.is_file()])
 
 
 def clip_verdicts(model: torch.nn.Module, config: Config, calibration: Calibration,
@@ -85,10 +95,12 @@ def clip_verdicts(model: torch.nn.Module, config: Config, calibration: Calibrati
 def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path,
              out_dir: str | Path, epochs: int = 1, lr: float | None = None,
              review_share: float = 0.25, cache_dir: str | Path | None = None,
-             dataset: str = "frames") -> dict:
+             dataset: str = "frames", clips_dir: str | Path | None = None) -> dict:
     """Fine-tune ``checkpoint`` on its training videos plus the false-alarm clips of
-    ``database`` (windows of the clips make up ``review_share`` of each epoch), calibrate
-    again, write ``out_dir``/checkpoint.pt and finetune.json; returns the report."""
+    ``database`` (a SQLite file or a postgresql:// URL; the clips in ``clips_dir``, by
+    default media/clips beside the file; windows of the clips make up ``review_share`` of
+    each epoch), calibrate again, write ``out_dir``/checkpoint.pt and finetune.json;
+    returns the report."""
     if not 0 < review_share < 1 or epochs < 1:
         raise ValueError("review_share must lie in (0, 1) and epochs be >= 1")
     started = time.perf_counter()
@@ -96,10 +108,11 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     state = load_checkpoint(checkpoint)
     model, config, calibration = model_from_checkpoint(state, checkpoint)
     use_threads(config.train.threads)
-    clips = false_alarm_clips(database)
+    clips, elsewhere = false_alarm_clips(database, clips_dir)
     if not clips:
-        raise DataError(f"{database}: no event is marked false alarm with its clip kept; "
-                        "review some in the page of `comemory serve` first")
+        raise DataError(f"{redacted(str(database))}: no event is marked false alarm with "
+                        f"its clip kept{' here' if elsewhere else ''}; review some in the "
+                        "page of `comemory serve` first")
     images = [VideoFile(path).read_bgr() for _, path in clips]  # errors name the file
     before = clip_verdicts(model, config, calibration, images)
     sources = read_split(data_root, "training", dataset=dataset)
@@ -118,8 +131,9 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     after = clip_verdicts(model, config, calibration, images)
     normal = np.array(calibration.extra.get("normal_scores") or [])
     result = {
-        "checkpoint": str(checkpoint), "database": str(database),
+        "checkpoint": str(checkpoint), "database": redacted(str(database)),
         "false_alarm_events": [event for event, _ in clips],
+        "false_alarm_events_without_clip_here": elsewhere,
         "still_alarming_before": sum(v["alarm"] for v in before),
         "still_alarming_after": sum(v["alarm"] for v in after),
         "per_event": {str(event): {"before": b, "after": a} for (event, _), b, a in

@@ -96,7 +96,8 @@ def validation_set(sources: list[Video], prepared: list[PreparedVideo], config: 
     deterministic from train.seed."""
     tails = {}
     starts = holdout_starts([len(ready.frames) for ready in prepared],
-                            config.train.holdout_fraction, past_frames, config.train.holdout)
+                            config.train.holdout_fraction, past_frames,
+                            by=config.train.holdout)
     for video, start in zip(sources, starts, strict=True):
         if start is not None:
             tails[video.name] = video.source.read_bgr(start)

@@ -104,8 +104,8 @@ def prepare_split(videos: list[Video], split: str, config: Config,
                          desc=f"preparing {split}", unit="video", leave=False))
 
 
-def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int,
-                  by: str = "tail") -> tuple[list[PreparedVideo], list[PreparedVideo]]:
+def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int, *,
+                  by: str) -> tuple[list[PreparedVideo], list[PreparedVideo]]:
     """(training part, held-out part) of the videos.
 
     ``by="tail"``: the last ``fraction`` of each video's frames are held out. A held-out
@@ -115,7 +115,7 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
     over the list) are held out whole, so no one seen in training appears in them.
     """
     training, held_out = [], []
-    starts = holdout_starts([len(v.frames) for v in videos], fraction, past_frames, by)
+    starts = holdout_starts([len(v.frames) for v in videos], fraction, past_frames, by=by)
     for video, start in zip(videos, starts, strict=True):
         if start is None:
             training.append(video)
@@ -132,8 +132,8 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
 HOLDOUT_MODES = ("tail", "videos")
 
 
-def holdout_starts(counts: list[int], fraction: float, past_frames: int,
-                   by: str = "tail") -> list[int | None]:
+def holdout_starts(counts: list[int], fraction: float, past_frames: int, *,
+                   by: str) -> list[int | None]:
     """For videos of ``counts`` frames, where each one's held-out part starts (its
     ``past_frames`` input frames included): 0 for a video held out whole, None for one
     not held out. See ``split_holdout``."""

@@ -1,6 +1,7 @@
 """What ``comemory serve`` watches and where it keeps things, read from a YAML file:
 
     data: runs/serve              # events.db, clips and thumbnails go here
+    # database: postgresql://comemory@db.example/events   # a team's shared one instead
     host: 127.0.0.1               # another address needs a token (token_file or env)
     port: 8765
     clip_budget_mb: 2000          # the oldest clips are deleted beyond this
@@ -53,6 +54,7 @@ class ServeConfig:
 
     cameras: list[CameraConfig]
     data: str = "runs/serve"
+    database: str | None = None  # a postgresql:// URL or a SQLite file; None: DATA/events.db
     host: str = "127.0.0.1"
     port: int = 8765
     token_file: str | None = None

@@ -1,9 +1,15 @@
-"""Events and their reviews in SQLite: a file in the data folder, no server to start.
+"""Events and their reviews in a database: SQLite by default (a file in the data folder,
+no server to start), or PostgreSQL by URL where a team shares one.
 
-Every change is one transaction, written ahead (WAL) and synced (``synchronous=FULL``)
-before ``commit`` returns, so an event the service has committed survives kill -9 and a
-power cut. The schema carries a version; ``MIGRATIONS`` brings an older file up to date
-when it is opened, and a file from a newer comemory is refused rather than damaged.
+    EventStore("runs/serve/events.db")
+    EventStore("postgresql://comemory@db.example/events")   # needs comemory[postgres]
+
+Every change is one transaction, durable before ``commit`` returns (SQLite: written ahead
+and synced, ``synchronous=FULL``; PostgreSQL: its own write-ahead log), so an event the
+service has committed survives kill -9 and a power cut. The schema carries a version;
+``MIGRATIONS`` brings an older database up to date when it is opened (one process at a
+time: the migration holds the database's write lock), and one from a newer comemory is
+refused rather than damaged.
 
 Times are seconds since the epoch (UTC), as ``time.time()`` gives them.
 """
@@ -12,28 +18,35 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from comemory.errors import ComemoryError, DataError
 
 VERDICTS = ("true_anomaly", "false_alarm")
+URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 
-# MIGRATIONS[v] takes a file at version v to v + 1.
+# MIGRATIONS[v] takes a database at version v to v + 1. {id} and {real} stand for the
+# backend's auto-numbered key and double-precision float (PostgreSQL's REAL has 24 bits:
+# it would round a time to minutes).
 MIGRATIONS: list[list[str]] = [
     [  # 0 -> 1: events
         """CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id {id},
             camera TEXT NOT NULL,
-            start_time REAL NOT NULL,
-            end_time REAL,
+            start_time {real} NOT NULL,
+            end_time {real},
             start_frame INTEGER NOT NULL,
             end_frame INTEGER NOT NULL,
             peak_frame INTEGER NOT NULL,
-            peak_score REAL NOT NULL,
-            threshold REAL NOT NULL,
+            peak_score {real} NOT NULL,
+            threshold {real} NOT NULL,
             cut INTEGER NOT NULL DEFAULT 0,
             thumbnail TEXT,
             clip TEXT,
@@ -44,7 +57,7 @@ MIGRATIONS: list[list[str]] = [
         ("ALTER TABLE events ADD COLUMN verdict TEXT CHECK (verdict IN "
          "('true_anomaly', 'false_alarm'))"),
         "ALTER TABLE events ADD COLUMN note TEXT",
-        "ALTER TABLE events ADD COLUMN reviewed_at REAL",
+        "ALTER TABLE events ADD COLUMN reviewed_at {real}",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -68,51 +81,68 @@ class EventFilter:
 class EventStore:
     """The events database. One connection, shared by the service's threads under a lock.
 
-    ``open_event`` when an event starts, ``update_event`` as it grows and when it closes,
-    ``set_clip`` once its clip is complete on disk, ``review`` from the page.
+    ``location``: a file path (SQLite) or a ``postgresql://`` URL. ``open_event`` when an
+    event starts, ``update_event`` as it grows and when it closes, ``set_clip`` once its
+    clip is complete on disk, ``review`` from the page. ``shared`` says whether other
+    services may write to the same database (PostgreSQL): each then touches only its own
+    cameras' open events and clips.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._lock = threading.Lock()
-            self._migrate()
-        except sqlite3.DatabaseError as error:
-            raise DataError(f"{self.path}: not a comemory events database ({error})") from None
+    def __init__(self, location: str | Path):
+        self._backend = (PostgreSQL(str(location)) if is_database_url(location)
+                         else SQLite(Path(location)))
+        self.location = self._backend.name  # for messages: a URL without its password
+        self.shared = isinstance(self._backend, PostgreSQL)
+        self._lock = threading.Lock()
+        self._migrate()
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise DataError(f"{self.path}: written by a newer comemory (schema {version}, "
-                            f"this one knows up to {SCHEMA_VERSION}); upgrade comemory")
-        for step in range(version, SCHEMA_VERSION):
-            with self._transaction():
+        for step in range(SCHEMA_VERSION):
+            with self._transaction() as db:
+                version = db.version()  # read under the write lock: another may migrate
+                if version > SCHEMA_VERSION:
+                    raise DataError(f"{self.location}: written by a newer comemory (schema "
+                                    f"{version}, this one knows up to {SCHEMA_VERSION}); "
+                                    "upgrade comemory")
+                if version > step:
+                    continue
                 for statement in MIGRATIONS[step]:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {step + 1}")
+                    db.execute(db.ddl(statement))
+                db.set_version(step + 1)
 
-    def _transaction(self):
-        return _Transaction(self._db, self._lock)
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One transaction under the store's lock: committed at the end, rolled back on an
+        error; a database error names the database."""
+        with self._lock:
+            try:
+                with self._backend.transaction() as db:
+                    yield db
+            except self._backend.errors as error:
+                raise ComemoryError(f"events database {self.location}: {error}") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._lock:
+            try:
+                yield self._backend.connection()
+            except self._backend.errors as error:
+                raise ComemoryError(f"events database {self.location}: {error}") from None
 
     @property
     def version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+        with self._reading() as db:
+            return db.version()
 
     def open_event(self, camera: str, start_time: float, start_frame: int, end_frame: int,
                    peak_frame: int, peak_score: float, threshold: float) -> int:
         with self._transaction() as db:
-            cursor = db.execute(
+            [row] = db.execute(
                 "INSERT INTO events (camera, start_time, start_frame, end_frame, peak_frame, "
-                "peak_score, threshold) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "peak_score, threshold) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (camera, start_time, start_frame, end_frame, peak_frame, peak_score,
                  threshold))
-            return int(cursor.lastrowid)
+            return int(row["id"])
 
     def update_event(self, event_id: int, end_frame: int, peak_frame: int, peak_score: float,
                      end_time: float | None = None, thumbnail: str | None = None,
@@ -126,15 +156,18 @@ class EventStore:
 
     def set_clip(self, event_ids: list[int], clip: str, size: int) -> None:
         with self._transaction() as db:
-            db.executemany("UPDATE events SET clip = ?, clip_bytes = ? WHERE id = ?",
-                           [(clip, size, i) for i in event_ids])
+            for event_id in event_ids:
+                db.execute("UPDATE events SET clip = ?, clip_bytes = ? WHERE id = ?",
+                           (clip, size, event_id))
 
-    def close_unfinished(self, now: float) -> int:
+    def close_unfinished(self, now: float, cameras: Sequence[str] | None = None) -> int:
         """Events left open by a service that stopped without closing them (kill -9, a
-        crash): their end is unknown, so they are closed now and marked cut."""
+        crash): their end is unknown, so they are closed now and marked cut. ``cameras``:
+        only theirs (in a shared database, other services' open events are alive)."""
+        where, values = _cameras_clause(cameras)
         with self._transaction() as db:
-            return db.execute("UPDATE events SET end_time = ?, cut = 1 WHERE end_time IS NULL",
-                              (now,)).rowcount
+            return db.count_changed(f"UPDATE events SET end_time = ?, cut = 1 "
+                                    f"WHERE end_time IS NULL{where}", (now, *values))
 
     def review(self, event_id: int, verdict: str, note: str, now: float) -> bool:
         """Record a person's verdict; False when there is no such event."""
@@ -143,15 +176,13 @@ class EventStore:
         if len(note) > MAX_NOTE:
             raise ValueError(f"a note holds at most {MAX_NOTE} characters")
         with self._transaction() as db:
-            cursor = db.execute("UPDATE events SET verdict = ?, note = ?, reviewed_at = ? "
-                                "WHERE id = ?", (verdict, note, now, event_id))
-            return cursor.rowcount == 1
+            return db.count_changed("UPDATE events SET verdict = ?, note = ?, reviewed_at = ? "
+                                    "WHERE id = ?", (verdict, note, now, event_id)) == 1
 
     def event(self, event_id: int) -> dict | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM events WHERE id = ?",
-                                   (event_id,)).fetchone()
-        return dict(row) if row is not None else None
+        with self._reading() as db:
+            rows = db.execute("SELECT * FROM events WHERE id = ?", (event_id,))
+        return rows[0] if rows else None
 
     def events(self, where: EventFilter | None = None) -> list[dict]:
         """Newest first."""
@@ -172,22 +203,23 @@ class EventStore:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY start_time DESC, id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*values, where.limit)).fetchall()
-        return [dict(row) for row in rows]
+        with self._reading() as db:
+            return db.execute(sql, (*values, where.limit))
 
     def count(self) -> int:
         """How many events the database holds."""
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        with self._reading() as db:
+            return int(db.execute("SELECT COUNT(*) AS n FROM events")[0]["n"])
 
-    def clips_oldest_first(self) -> list[tuple[str, int]]:
-        """(clip file, bytes) of every clip still kept, the oldest event's first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT clip, MAX(clip_bytes) FROM events WHERE clip IS NOT NULL "
-                "GROUP BY clip ORDER BY MIN(start_time)").fetchall()
-        return [(row[0], int(row[1] or 0)) for row in rows]
+    def clips_oldest_first(self, cameras: Sequence[str] | None = None) -> list[tuple[str, int]]:
+        """(clip file, bytes) of every clip still kept (``cameras``: of theirs only), the
+        oldest event's first."""
+        where, values = _cameras_clause(cameras)
+        with self._reading() as db:
+            rows = db.execute(
+                f"SELECT clip, MAX(clip_bytes) AS size FROM events WHERE clip IS NOT NULL"
+                f"{where} GROUP BY clip ORDER BY MIN(start_time)", values)
+        return [(row["clip"], int(row["size"] or 0)) for row in rows]
 
     def forget_clip(self, clip: str) -> None:
         with self._transaction() as db:
@@ -196,11 +228,11 @@ class EventStore:
 
     def reviews_csv(self) -> str:
         """Every reviewed event as CSV, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT id, camera, start_time, end_time, peak_score, threshold, verdict, "
                 "note, reviewed_at FROM events WHERE verdict IS NOT NULL "
-                "ORDER BY start_time, id").fetchall()
+                "ORDER BY start_time, id")
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["event", "camera", "start_utc", "end_utc", "peak_score",
@@ -214,31 +246,167 @@ class EventStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._backend.close()
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT under the store's lock; ROLLBACK on an error."""
+def is_database_url(location: str | Path) -> bool:
+    """Whether ``location`` names a PostgreSQL server (a URL) rather than a SQLite file."""
+    return isinstance(location, str) and bool(URL.match(location))
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
-        self.db, self.lock = db, lock
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
+def _cameras_clause(cameras: Sequence[str] | None) -> tuple[str, tuple]:
+    if cameras is None:
+        return "", ()
+    if not cameras:
+        return " AND 1 = 0", ()
+    return f" AND camera IN ({', '.join('?' for _ in cameras)})", tuple(cameras)
+
+
+class Connection:
+    """What the store asks of an open database: SQL written with ``?`` placeholders, rows
+    as dicts, the schema version, and the backend's words for the migrations' types."""
+
+    def __init__(self, raw: Any, backend: SQLite | PostgreSQL):
+        self.raw, self.backend = raw, backend
+
+    def execute(self, sql: str, values: Sequence = ()) -> list[dict]:
+        cursor = self.raw.execute(self.backend.placeholders(sql), tuple(values))
+        if cursor.description is None:
+            return []
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def count_changed(self, sql: str, values: Sequence = ()) -> int:
+        """Run an UPDATE; how many rows it changed."""
+        return self.raw.execute(self.backend.placeholders(sql), tuple(values)).rowcount
+
+    def ddl(self, statement: str) -> str:
+        return statement.format(**self.backend.types)
+
+    def version(self) -> int:
+        return self.backend.version(self)
+
+    def set_version(self, version: int) -> None:
+        self.backend.set_version(self, version)
+
+
+class SQLite:
+    """A file; the schema version in ``PRAGMA user_version``."""
+
+    types: ClassVar[dict[str, str]] = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+                                       "real": "REAL"}
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: Path):
+        self.path = self.name = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute("PRAGMA synchronous=FULL")
+            raw.execute("PRAGMA user_version").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise DataError(f"{path}: not a comemory events database ({error})") from None
+        self._connection = Connection(raw, self)
+
+    @staticmethod
+    def placeholders(sql: str) -> str:
+        return sql
+
+    def connection(self) -> Connection:
+        return self._connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        raw = self._connection.raw
+        raw.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+        try:
+            yield self._connection
         except BaseException:
-            self.lock.release()
+            raw.execute("ROLLBACK")
             raise
-        return self.db
+        raw.execute("COMMIT")
 
-    def __exit__(self, kind, error, trace) -> None:
+    @staticmethod
+    def version(db: Connection) -> int:
+        return int(db.raw.execute("PRAGMA user_version").fetchone()[0])
+
+    @staticmethod
+    def set_version(db: Connection, version: int) -> None:
+        db.raw.execute(f"PRAGMA user_version = {int(version)}")
+
+    def close(self) -> None:
+        self._connection.raw.close()
+
+
+class PostgreSQL:
+    """A server by URL (libpq's: ``postgresql://user@host:port/database``; a password
+    from the URL, PGPASSWORD or ~/.pgpass). The schema version is a row of
+    ``comemory_schema``; a migration holds an advisory lock so that two services starting
+    together migrate once. A dropped connection is opened again at the next use."""
+
+    types: ClassVar[dict[str, str]] = {
+        "id": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "real": "DOUBLE PRECISION"}
+    MIGRATION_LOCK = 0x636F6D656D  # "comem": any number that other users of the server avoid
+
+    def __init__(self, url: str):
         try:
-            self.db.execute("ROLLBACK" if kind else "COMMIT")
-        except sqlite3.Error as failure:
-            raise ComemoryError(f"events database: cannot commit ({failure})") from None
-        finally:
-            self.lock.release()
+            import psycopg
+        except ImportError:
+            raise ComemoryError("a postgresql:// events database needs psycopg: pip install "
+                                "'comemory[postgres]'") from None
+        self._psycopg, self._url = psycopg, url
+        self.name = redacted(url)
+        self.errors = (psycopg.Error,)
+        self._raw = None
+        self.connection()  # fail now, naming the server, rather than at the first event
+
+    @staticmethod
+    def placeholders(sql: str) -> str:
+        return sql.replace("?", "%s")  # no statement here holds a literal ? or %
+
+    def connection(self) -> Connection:
+        """The open connection, checked with a round trip (events come about once a
+        second); a dropped one (the server restarted, the network) is opened again."""
+        if self._raw is not None and not self._raw.closed and not self._raw.broken:
+            try:
+                self._raw.execute("SELECT 1")
+                return Connection(self._raw, self)
+            except self._psycopg.OperationalError:
+                self._raw.close()
+        try:
+            self._raw = self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+        except self._psycopg.Error as error:
+            message = str(error).replace(self._url, self.name).strip()
+            raise DataError(f"events database {self.name}: cannot connect ({message})") \
+                from None
+        return Connection(self._raw, self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        db = self.connection()
+        with db.raw.transaction():
+            yield db
+
+    def version(self, db: Connection) -> int:
+        db.raw.execute(f"SELECT pg_advisory_xact_lock({self.MIGRATION_LOCK})")
+        db.raw.execute("CREATE TABLE IF NOT EXISTS comemory_schema (version INTEGER NOT NULL)")
+        row = db.raw.execute("SELECT MAX(version) FROM comemory_schema").fetchone()
+        return int(row[0] or 0)
+
+    @staticmethod
+    def set_version(db: Connection, version: int) -> None:
+        db.raw.execute("DELETE FROM comemory_schema")
+        db.raw.execute("INSERT INTO comemory_schema (version) VALUES (%s)", (version,))
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password (if any) replaced by ***, for messages and logs."""
+    return re.sub(r"^([^:]+://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _utc(seconds: float | None) -> str:

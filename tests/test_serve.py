@@ -191,17 +191,18 @@ def test_services_sharing_a_postgres_database_touch_only_their_own_cameras(
     """Two services on one database: each sees every event, but closing events left open
     and pruning clips keep to its own cameras (the other's are alive, on its disk)."""
     url = postgres_server.url()
-    door, yard = EventStore(url), EventStore(url)
+    door, yard = EventStore(url, cameras=["door"]), EventStore(url, cameras=["yard"])
     running = door.open_event("door", 10.0, 0, 3, 1, 4.0, 2.0)  # still going
     door.set_clip([running], "door-1.webm", 500)
     crashed = yard.open_event("yard", 11.0, 0, 3, 1, 4.0, 2.0)  # its service was killed
-    assert yard.close_unfinished(20.0, ["yard"]) == 1
+    assert yard.close_unfinished(20.0) == 1
     assert door.event(running)["end_time"] is None
     assert yard.event(crashed)["end_time"] == 20.0 and yard.event(crashed)["cut"] == 1
     assert {e["id"] for e in yard.events()} == {running, crashed}
-    assert yard.clips_oldest_first(["yard"]) == []
-    assert prune_clips(yard, tmp_path, budget_bytes=0, cameras=["yard"]) == 0
-    assert door.event(running)["clip"] == "door-1.webm"
+    (tmp_path / "door-1.webm").write_bytes(b"x" * 500)
+    assert yard.clips_oldest_first() == []
+    assert prune_clips(yard, tmp_path, budget_bytes=0) == 0
+    assert door.event(running)["clip"] == "door-1.webm" and (tmp_path / "door-1.webm").exists()
     yard.close()
     # the server drops door's connection (a restart, say): the next change opens it again
     with psycopg.connect(url, autocommit=True) as admin:
@@ -209,6 +210,8 @@ def test_services_sharing_a_postgres_database_touch_only_their_own_cameras(
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     door.update_event(running, 9, 5, 6.0, end_time=30.0)
     assert door.event(running)["end_time"] == 30.0
+    assert prune_clips(door, tmp_path, budget_bytes=0) == 1  # its own clip it does prune
+    assert not (tmp_path / "door-1.webm").exists()
     door.close()
 
 

@@ -285,9 +285,7 @@ class Camera:
     def _clip_done(self, event_ids: list[int], name: str, size: int) -> None:
         self.store.set_clip(event_ids, name, size)
         budget = self.serve_config.clip_budget_mb * 1e6
-        own = ([camera.name for camera in self.serve_config.cameras] if self.store.shared
-               else None)  # a shared database lists other services' clips too
-        removed = prune_clips(self.store, self.media / "clips", budget, own)
+        removed = prune_clips(self.store, self.media / "clips", budget)
         if removed:
             log.info("pruned %d old clips to keep under %.0f MB", removed,
                      self.serve_config.clip_budget_mb)

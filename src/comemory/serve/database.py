@@ -83,16 +83,18 @@ class EventStore:
 
     ``location``: a file path (SQLite) or a ``postgresql://`` URL. ``open_event`` when an
     event starts, ``update_event`` as it grows and when it closes, ``set_clip`` once its
-    clip is complete on disk, ``review`` from the page. ``shared`` says whether other
-    services may write to the same database (PostgreSQL): each then touches only its own
-    cameras' open events and clips.
+    clip is complete on disk, ``review`` from the page. ``shared``: other services may
+    write to the same database (PostgreSQL); closing left-open events and listing clips
+    to prune then keep to ``cameras``, this service's (the others' are alive, their clips
+    on other disks). Every camera sees every event.
     """
 
-    def __init__(self, location: str | Path):
+    def __init__(self, location: str | Path, cameras: Sequence[str] | None = None):
         self._backend = (PostgreSQL(str(location)) if is_database_url(location)
                          else SQLite(Path(location)))
         self.location = self._backend.name  # for messages: a URL without its password
         self.shared = isinstance(self._backend, PostgreSQL)
+        self._own = list(cameras) if self.shared and cameras is not None else None
         self._lock = threading.Lock()
         self._migrate()
 
@@ -160,11 +162,11 @@ class EventStore:
                 db.execute("UPDATE events SET clip = ?, clip_bytes = ? WHERE id = ?",
                            (clip, size, event_id))
 
-    def close_unfinished(self, now: float, cameras: Sequence[str] | None = None) -> int:
+    def close_unfinished(self, now: float) -> int:
         """Events left open by a service that stopped without closing them (kill -9, a
-        crash): their end is unknown, so they are closed now and marked cut. ``cameras``:
-        only theirs (in a shared database, other services' open events are alive)."""
-        where, values = _cameras_clause(cameras)
+        crash): their end is unknown, so they are closed now and marked cut (in a shared
+        database, this service's cameras' only)."""
+        where, values = _cameras_clause(self._own)
         with self._transaction() as db:
             return db.count_changed(f"UPDATE events SET end_time = ?, cut = 1 "
                                     f"WHERE end_time IS NULL{where}", (now, *values))
@@ -211,10 +213,10 @@ class EventStore:
         with self._reading() as db:
             return int(db.execute("SELECT COUNT(*) AS n FROM events")[0]["n"])
 
-    def clips_oldest_first(self, cameras: Sequence[str] | None = None) -> list[tuple[str, int]]:
-        """(clip file, bytes) of every clip still kept (``cameras``: of theirs only), the
-        oldest event's first."""
-        where, values = _cameras_clause(cameras)
+    def clips_oldest_first(self) -> list[tuple[str, int]]:
+        """(clip file, bytes) of every clip still kept (in a shared database, of this
+        service's cameras), the oldest event's first."""
+        where, values = _cameras_clause(self._own)
         with self._reading() as db:
             rows = db.execute(
                 f"SELECT clip, MAX(clip_bytes) AS size FROM events WHERE clip IS NOT NULL"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -47,12 +47,11 @@ def remove_incomplete(folder: Path) -> int:
     return removed
 
 
-def prune_clips(store: EventStore, folder: Path, budget_bytes: float,
-                cameras: Sequence[str] | None = None) -> int:
-    """Delete the oldest clips (``cameras``: of theirs only, the ones in ``folder``) until
+def prune_clips(store: EventStore, folder: Path, budget_bytes: float) -> int:
+    """Delete the oldest clips (of ``store``'s own cameras, the ones in ``folder``) until
     the rest fit in ``budget_bytes``; returns how many went. The events stay, without a
     clip."""
-    clips = store.clips_oldest_first(cameras)
+    clips = store.clips_oldest_first()
     total, removed = sum(size for _, size in clips), 0
     for name, size in clips:
         if total <= budget_bytes:

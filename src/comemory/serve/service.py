@@ -49,9 +49,9 @@ class Service:
                                   "characters")
         self.data = Path(config.data)
         self.media = self.data / "media"
-        self.store = EventStore(config.database or self.data / "events.db")
-        own = [camera.name for camera in config.cameras] if self.store.shared else None
-        left = self.store.close_unfinished(time.time(), own)
+        self.store = EventStore(config.database or self.data / "events.db",
+                                [camera.name for camera in config.cameras])
+        left = self.store.close_unfinished(time.time())
         if left:
             log.warning("%d events were still open when the service last stopped: closed "
                         "now, marked cut", left)

@@ -233,6 +233,23 @@ def test_a_database_url_never_shows_its_password(postgres_server, caplog):
     assert "hunter2-secret" not in caplog.text
 
 
+def test_false_alarms_without_their_clip_are_listed_not_used(tmp_path):
+    store = EventStore(tmp_path / "events.db")
+    kept, pruned, true = (store.open_event("door", t, 0, 3, 1, 4.0, 2.0) for t in (1, 2, 3))
+    for event in (kept, pruned, true):
+        store.set_clip([event], f"door-{event}.webm", 10)
+        store.review(event, "true_anomaly" if event == true else "false_alarm", "", now=9.0)
+    store.close()
+    clips = tmp_path / "media" / "clips"
+    clips.mkdir(parents=True)
+    (clips / f"door-{kept}.webm").write_bytes(b"x" * 10)
+    (clips / f"door-{true}.webm").write_bytes(b"x" * 10)
+    assert false_alarm_clips(tmp_path / "events.db") == ([(kept, clips / f"door-{kept}.webm")],
+                                                         [pruned])
+    with pytest.raises(DataError, match="no such events database"):
+        false_alarm_clips(tmp_path / "missing.db")
+
+
 def test_clips_play_in_browsers_and_are_pruned_oldest_first(tmp_path):
     store = EventStore(tmp_path / "events.db")
     folder = tmp_path / "clips"

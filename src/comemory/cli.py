@@ -440,6 +440,9 @@ def _finetune(args: argparse.Namespace) -> None:
           f"{report['still_alarming_after']} still alarm after fine-tuning; held-out "
           f"false-alarm rate {report['held_out_false_alarm_rate']:.4f}; validation AUC "
           f"{report['validation_auc_before']} -> {report['validation_auc_after']}")
+    if report["false_alarm_events_without_clip_here"]:
+        print(f"{len(report['false_alarm_events_without_clip_here'])} more false alarms have "
+              "no clip in the clips folder (pruned, or on another service's disk): not used")
     print(f"new checkpoint: {args.out / 'checkpoint.pt'} (report: finetune.json)")
 
 

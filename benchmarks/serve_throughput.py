@@ -18,7 +18,7 @@ by default two, Ped2's test videos 01-06 and 07-12 each joined into one (``--cam
 Frames/s per camera = its frames / the seconds until its last frame was scored (process
 start-up and model loading excluded for both: detect's own figure, serve's from the first
 frame), and the resident memory: the detect processes' together at its highest, the
-serve process's. With ``--repeats N`` the two main ways (detect x2 at 1 thread each, serve
+serve process's. With ``--repeats N`` the two main ways (detect xN at 1 thread each, serve
 without clips) run N times, alternated, and "repeats" gives every total and which way won
 each time: a win smaller than the run-to-run spread is no win. Writes
 benchmarks/results/serve-throughput.json (serve-throughput-4-cameras.json for four). Run it

@@ -37,7 +37,7 @@ def programs_or_skip() -> Path:
 
 
 class Server:
-    """``start()``, ``url(database)`` for a new empty database, ``stop()``."""
+    """``start()``, ``url()`` for a new empty database on it, ``stop()``."""
 
     def __init__(self, bin_dir: Path):
         self.bin = bin_dir

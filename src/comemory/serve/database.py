@@ -115,21 +115,22 @@ class EventStore:
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """One transaction under the store's lock: committed at the end, rolled back on an
-        error; a database error names the database."""
-        with self._lock:
-            try:
-                with self._backend.transaction() as db:
-                    yield db
-            except self._backend.errors as error:
-                raise ComemoryError(f"events database {self.location}: {error}") from None
+        error."""
+        with self._lock, self._errors_named(), self._backend.transaction() as db:
+            yield db
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        with self._lock:
-            try:
-                yield self._backend.connection()
-            except self._backend.errors as error:
-                raise ComemoryError(f"events database {self.location}: {error}") from None
+        with self._lock, self._errors_named():
+            yield self._backend.connection()
+
+    @contextmanager
+    def _errors_named(self) -> Iterator[None]:
+        """A database error becomes one that names the database."""
+        try:
+            yield
+        except self._backend.errors as error:
+            raise ComemoryError(f"events database {self.location}: {error}") from None
 
     @property
     def version(self) -> int:
@@ -300,7 +301,7 @@ class SQLite:
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: Path):
-        self.path = self.name = path
+        self.name = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

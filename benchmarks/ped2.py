@@ -74,6 +74,10 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                ["flow.at=native", "model.resize=letterbox"], None),
     "floor_native_videos": ("floor: flow at 360 x 240, settings chosen on whole held-out "
                             "training videos", ["flow.at=native", *HELD_OUT_VIDEOS], None),
+    "floor_native_soft_videos": ("floor: flow at 360 x 240, whole held-out training videos, "
+                                 "settings chosen on validation whose pasted objects fade "
+                                 "in at their edges", ["flow.at=native", *HELD_OUT_VIDEOS],
+                                 None),
     "comemory": ("co-memory, the chosen settings", CHOSEN, FULL_EPOCHS),
     "comemory_videos": ("co-memory, whole training videos held out for validation and the "
                         "threshold", [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
@@ -86,6 +90,13 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                "(zscore formula, motion weight 1; comemory_videos's "
                                "checkpoints)",
                                [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR], FULL_EPOCHS),
+    "comemory_soft_videos": ("co-memory (comemory_videos's checkpoints), score settings "
+                             "chosen again on validation whose pasted objects fade in at "
+                             "their edges", [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
+    "comemory_motion_soft_videos": ("co-memory + the motion prior (comemory_videos's "
+                                    "checkpoints), chosen on validation whose pasted objects "
+                                    "fade in at their edges",
+                                    [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR], FULL_EPOCHS),
     "mnad": ("MNAD as its code trains it: 4 frames, one memory, detached reads, MSE "
              "compactness, uniform memory init, cosine schedule", MNAD_AS_ITS_CODE,
              FULL_EPOCHS),
@@ -114,12 +125,14 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
 }
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
-SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_videos"}
+SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_videos",
+                 "comemory_soft_videos": "comemory_videos",
+                 "comemory_motion_soft_videos": "comemory_videos"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
 # user's footage is compressed in training as in detection
 MP4_ROWS = {"comemory_videos_mp4"}
 SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor",
-          "floor_native_videos": "flow_floor",
+          "floor_native_videos": "flow_floor", "floor_native_soft_videos": "flow_floor",
           "floor_native_letterbox": "flow_floor", "mnad": "mnad",
           "mnad_update": "mnad"}
 

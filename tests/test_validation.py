@@ -13,7 +13,9 @@ from comemory.cli import main
 from comemory.config import ModelConfig, ScoreConfig, TrainConfig
 from comemory.data.prepared import PreparedVideo, prepare_images
 from comemory.data.pseudo_anomalies import (
+    FEATHER,
     KINDS,
+    feathered_mask,
     make_clips,
     moving_patch,
     object_clip,
@@ -78,9 +80,24 @@ def test_pasted_object_is_where_the_labels_say(moving):
         inside = np.zeros_like(changed)
         inside[top:top + height, left:left + width] = True
         assert not changed[~inside].any()  # nothing changed outside the box
-        assert (clip.images[t][inside] == 255).all()  # the object fills the box
+        ramp = round(FEATHER * 20)
+        core = clip.images[t][top + ramp:top + height - ramp, left + ramp:left + width - ramp]
+        assert (core == 255).all()  # the object fills the box but for its fading rim
+        edge = clip.images[t][top, left + width // 2].astype(int)  # on the rim: mostly what
+        under = tail[t][top, left + width // 2].astype(int)  # was under it, so no hard edge
+        assert (np.abs(edge - under) < np.abs(edge - 255)).all()
     positions = {clip.boxes[t][:2] for t in range(onset, 15)}
     assert (len(positions) > 5) if moving else (len(positions) == 1)
+
+
+def test_feathered_mask_fades_from_the_edges_to_one_inside():
+    mask = feathered_mask(20, feather=0.25)  # fades over 5 pixels from each edge
+    assert mask.shape == (20, 20)
+    assert (mask[5:15, 5:15] == 1).all()
+    assert 0 < mask[0, 10] < 0.2 and mask[0, 0] == mask[0, 10]  # the lower of two ramps
+    middle_row = mask[10]
+    assert (np.diff(middle_row[:6]) > 0).all() and (np.diff(middle_row[14:]) < 0).all()
+    np.testing.assert_array_equal(mask, mask.T)
 
 
 def test_moving_patch_is_cut_where_the_frames_change():

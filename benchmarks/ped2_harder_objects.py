@@ -26,12 +26,9 @@ from comemory import storage
 from comemory.cpu import use_threads
 from comemory.data import pseudo_anomalies
 from comemory.validation import validate_checkpoint, validate_floor
-from ped2 import row_config  # beside this script
+from ped2 import DEFAULT_DATA, MOTION_PRIOR, PROJECT, row_config  # beside this script
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-harder-objects.json"
-MOTION_PRIOR = ["score.formula=zscore", "score.zscore_motion_weight=1.0"]
 
 
 def main() -> int:

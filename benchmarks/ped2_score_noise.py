@@ -23,9 +23,8 @@ from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.cpu import use_threads
 from comemory.data.prepared import prepare_split, read_split
 from comemory.scoring import video_errors
+from ped2 import DEFAULT_DATA, PROJECT  # beside this script
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-score-noise.json"
 PARTS = ("flow_error", "frame_error", "motion")
 LOG_FLOOR = 1e-9  # a part of exactly 0 has no log

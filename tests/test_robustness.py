@@ -62,6 +62,18 @@ def test_a_gpu_that_is_not_there_is_an_error_not_a_cpu_run(scene, tmp_path, caps
         assert not (tmp_path / "run").exists()
 
 
+def test_evaluate_and_validate_name_a_device_they_cannot_use(trained_run, tmp_path, capsys):
+    checkpoint, data, _ = trained_run
+    devices = ["gpu"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for command in ("evaluate", "validate"):
+        for device in devices:
+            code = main([command, "--checkpoint", str(checkpoint), "--root", str(data),
+                         "--out", str(tmp_path / command), "--device", device])
+            err = capsys.readouterr().err
+            assert code == 2 and f"device {device}" in err.replace("'", "")
+    assert not (tmp_path / "evaluate").exists() and not (tmp_path / "validate").exists()
+
+
 def test_detect_refuses_a_threshold_that_is_not_a_number(trained_run, tmp_path, capsys):
     checkpoint, data, _ = trained_run
     for value in ("nan", "inf"):

@@ -59,13 +59,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint"
+def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint",
+                          device: torch.device | str = "cpu"
                           ) -> tuple[torch.nn.Module, Config, Calibration]:
-    """Rebuild the trained, calibrated model in eval mode from a loaded checkpoint."""
+    """Rebuild the trained, calibrated model in eval mode, on ``device``, from a loaded
+    checkpoint."""
     config = Config.from_dict(state["config"], source=str(path))
     if state.get("calibration") is None:
         raise CheckpointError(f"{path}: training did not finish (no calibration); "
                               "run `comemory train --resume` on its folder first")
     model = build_model(config.model, margin=config.train.margin)
     model.load_state_dict(state["model"])
-    return model.eval(), config, Calibration.from_dict(state["calibration"])
+    return model.to(device).eval(), config, Calibration.from_dict(state["calibration"])

@@ -126,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
     _add_threads_argument(validate)
+    _add_device_argument(validate)
     validate.set_defaults(run=_validate, on_interrupt="run it again: the checkpoint is only "
                           "rewritten (atomically) once validation ends")
 
@@ -142,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
     _add_threads_argument(evaluate)
+    _add_device_argument(evaluate)
     evaluate.set_defaults(run=_evaluate, on_interrupt="run it again: prepared videos are "
                           "kept in the cache")
 
@@ -277,6 +279,12 @@ def _add_threads_argument(parser: argparse.ArgumentParser, config_key: str = "",
                         help=text)
 
 
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="where the network runs: auto (a GPU if PyTorch sees one, else "
+                        "the CPU; default), cpu, cuda or cuda:N")
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -359,7 +367,8 @@ def _train(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     report = validate_checkpoint(args.checkpoint, args.root, args.out, args.cache_dir,
-                                 args.dataset, choose=args.choose, overrides=args.overrides)
+                                 args.dataset, choose=args.choose, overrides=args.overrides,
+                                 device=args.device)
     print(format_validation(report))
 
 
@@ -380,7 +389,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         flow = FlowConfig(method=args.flow, preset=args.flow_preset,
                           flo_dir=str(args.flo_dir or ""))
     metrics = evaluate(args.checkpoint, args.root, args.out, args.cache_dir, args.labels, flow,
-                       args.dataset)
+                       args.dataset, args.device)
     print(format_metrics(metrics))
     print(f"results in {args.out}: metrics.json, scores.csv and plots")
 

@@ -26,6 +26,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
+from comemory.config import DEVICE_PATTERN
 from comemory.errors import ConfigError
 
 
@@ -63,17 +64,20 @@ def start(device: str = "auto") -> Process:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``train.device`` as a torch device; a GPU asked for where PyTorch sees none is a
-    ConfigError, not a silent run on the CPU."""
+    """A device name (auto, cpu, cuda, cuda:N; ``train.device``, ``--device``) as a torch
+    device; a GPU asked for where PyTorch sees none is a ConfigError, not a silent run on
+    the CPU."""
+    if DEVICE_PATTERN.fullmatch(name) is None:
+        raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name}: PyTorch sees no CUDA GPU here (torch "
-                              f"{torch.__version__}); use train.device=cpu or auto")
+            raise ConfigError(f"device {name}: PyTorch sees no CUDA GPU here (torch "
+                              f"{torch.__version__}); use cpu or auto")
         index = int(name.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device={name}: only {torch.cuda.device_count()} "
+            raise ConfigError(f"device {name}: only {torch.cuda.device_count()} "
                               "GPU(s) visible")
     return torch.device(name)
 

@@ -29,6 +29,7 @@ from comemory.config import Config, FlowConfig
 from comemory.data.flow import flow_identity
 from comemory.data.frames import from_model_grid, to_model_grid
 from comemory.data.prepared import PreparedVideo, load_split
+from comemory.distributed import resolve_device
 from comemory.errors import CheckpointError, DataError
 from comemory.metrics import NORMALISATIONS, PixelAUROC, all_metrics, normalise
 from comemory.progress import progress
@@ -46,15 +47,17 @@ from comemory.scoring import (
 
 def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
              cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
-             flow: FlowConfig | None = None, dataset: str = "frames") -> dict[str, Any]:
+             flow: FlowConfig | None = None, dataset: str = "frames",
+             device: str = "auto") -> dict[str, Any]:
     """Score the test split of ``data_root`` (``dataset`` layout), write the results and
-    return the metrics dict.
+    return the metrics dict. The network runs on ``device`` (auto: a GPU if there is one).
 
     ``flow`` may point a ``flo`` model at another folder of flows; a different extractor
     than the one the model was trained with is refused.
     """
     state = load_checkpoint(checkpoint)
-    model, config, calibration = model_from_checkpoint(state, checkpoint)
+    model, config, calibration = model_from_checkpoint(state, checkpoint,
+                                                       resolve_device(device))
     if flow is not None:
         if flow_identity(flow) != state["flow"]:
             raise CheckpointError(f"{checkpoint}: trained on {state['flow']} flows, refusing to "

@@ -42,6 +42,7 @@ from comemory.data.prepared import (
     split_holdout,
 )
 from comemory.data.pseudo_anomalies import KINDS, make_clips
+from comemory.distributed import resolve_device
 from comemory.errors import ConfigError, DataError
 from comemory.progress import progress
 from comemory.scoring import (
@@ -381,15 +382,16 @@ def write_report(path: Path, report: dict) -> None:
 def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
                         out_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                         dataset: str = "frames", choose: bool = False,
-                        overrides: list[str] | None = None) -> dict:
+                        overrides: list[str] | None = None, device: str = "auto") -> dict:
     """Validation AUC of a trained checkpoint on its training data's held-out frames and
     pseudo-anomalies; written to ``out_dir``/validation.json (default: beside the
     checkpoint) and into the checkpoint. With ``choose``, the score settings and threshold
     are chosen again on it and stored in the checkpoint too, after ``overrides``
-    ("score.key=value", e.g. a motion prior) change the score settings. Returns the
-    report."""
+    ("score.key=value", e.g. a motion prior) change the score settings. The network runs
+    on ``device`` (auto: a GPU if there is one). Returns the report."""
     state = load_checkpoint(checkpoint)
-    model, config, calibration = model_from_checkpoint(state, checkpoint)
+    model, config, calibration = model_from_checkpoint(state, checkpoint,
+                                                       resolve_device(device))
     if overrides:
         config = _score_overrides(config, overrides, choose)
     sources = read_split(data_root, "training", dataset=dataset)

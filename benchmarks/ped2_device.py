@@ -1,0 +1,173 @@
+"""Ped2 at the paper's size (256 x 256, C = 512) on a GPU machine lent for minutes.
+
+    python benchmarks/ped2_device.py stage --data .ped2 --out "$OUT"
+    python benchmarks/ped2_device.py run --data .ped2 --out "$OUT" --seconds 500
+
+Two steps, because such a machine receives at most 64 MiB per call and Ped2's two splits
+are 105 MB together: ``stage`` runs where only the test split has arrived, ``run`` once the
+training split has (the machine keeps the first's files while it stays warm).
+
+- stage: checks that training, validation and evaluation run on the GPU (the tiny preset,
+  one epoch on a synthetic scene), measures the seconds per training step of the
+  comemory_paper_videos row (random tensors: no frame of any split is read for it), and
+  prepares the test split's frames and flows into the cache. Writes stage.json.
+- run: trains as many epochs as fit the time left (from that step time and the training
+  split's size alone), then runs ped2.py's rows comemory_paper_videos and, if time is
+  left, comemory_paper_motion_videos (the same checkpoint with the motion prior): choices
+  on validation, then the test split scored once. After each row, ped2.json and the row's
+  folder (evaluation, validation, losses; not the checkpoint) are copied into --out.
+  Without the test split (a machine that went back between the steps), the rows are
+  trained and validated only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from comemory import storage
+from comemory.config import preset
+from comemory.data.prepared import FrameWindows, prepare_split, read_split, split_holdout
+from comemory.data.synth import SynthSpec, synthesize
+from comemory.evaluation import evaluate
+from comemory.model.network import CoMemoryNet, build_model
+from comemory.training import train, training_losses
+from comemory.validation import validate_checkpoint
+from ped2 import PROJECT, RESULTS, row_config  # beside this script
+
+ROW, MOTION_ROW = "comemory_paper_videos", "comemory_paper_motion_videos"
+RUNS = PROJECT / "runs" / "ped2-device"
+STAGE = RUNS / "stage.json"
+# Training's own costs over the bare steps timed by ``step_seconds`` (data loading, loss
+# logging, a checkpoint at each epoch's end): a margin, so the rows end inside the lease.
+OVERHEAD = 1.25
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["stage", "run"])
+    parser.add_argument("--data", type=Path, required=True, help="Ped2 (its frames layout)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for what comes back")
+    parser.add_argument("--seconds", type=float, default=500.0,
+                        help="run: wall-clock seconds the whole step may take")
+    parser.add_argument("--reserve", type=float, default=150.0, help="run: seconds kept "
+                        "after training for validation and the test split, per row")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("skipped: PyTorch sees no GPU here; this script is for a GPU machine")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.step == "stage":
+        stage(args.data, args.out)
+    else:
+        run(args.data, args.out, time.monotonic() + args.seconds, args.reserve)
+    return 0
+
+
+def stage(data: Path, out: Path) -> None:
+    record = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+              "smoke_seconds": smoke_test(), "step_seconds": step_seconds(),
+              "test_split": (data / "testing").is_dir()}
+    if record["test_split"]:
+        started = time.monotonic()
+        config = row_config(ROW, 0)
+        prepare_split(read_split(data, "testing"), "testing", config, RUNS / "cache")
+        record["test_prepare_seconds"] = time.monotonic() - started
+    storage.write_text(STAGE, json.dumps(record, indent=2))
+    shutil.copy(STAGE, out / STAGE.name)
+    print(json.dumps(record, indent=2))
+
+
+def smoke_test() -> float:
+    """Train one epoch of the tiny preset on a synthetic scene on the GPU, validate and
+    evaluate it there; raises if any step fails. Returns its seconds."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        synthesize(root / "data", SynthSpec())
+        config = preset("tiny")
+        config.train.epochs, config.train.device = 1, "cuda"
+        checkpoint = train(config, root / "data", root / "run", root / "cache")
+        validate_checkpoint(checkpoint, root / "data", cache_dir=root / "cache", choose=True,
+                            device="cuda")
+        metrics = evaluate(checkpoint, root / "data", root / "eval", root / "cache",
+                           device="cuda")
+    if not metrics["scores"]:
+        raise SystemExit("smoke test: evaluate returned no scores")
+    return time.monotonic() - started
+
+
+def step_seconds(steps: int = 20) -> float:
+    """Seconds per training step of the row's model and batch on the GPU (bf16 autocast,
+    NHWC, Adam), after warm-up steps, on random tensors."""
+    config = row_config(ROW, 0)
+    size, channels, batch = (config.model.image_size, config.model.channels,
+                             config.train.batch_size)
+    model = build_model(config.model).cuda().to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    past = torch.rand(batch, model.past_frames, channels, size, size, device="cuda") * 2 - 1
+    target = torch.rand(batch, channels, size, size, device="cuda") * 2 - 1
+    flow = torch.randn(batch, 2, size, size, device="cuda")
+    for step in range(5 + steps):
+        if step == 5:
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            losses = training_losses(model(past), flow, target, config.train)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - started) / steps
+
+
+def run(data: Path, out: Path, deadline: float, reserve: float) -> None:
+    record = json.loads(STAGE.read_text()) if STAGE.exists() else {
+        "step_seconds": step_seconds(), "test_split": False}
+    config = row_config(ROW, 0)
+    videos = prepare_split(read_split(data, "training"), "training", config, RUNS / "cache")
+    past = CoMemoryNet.past_frames
+    training, _ = split_holdout(videos, config.train.holdout_fraction, past,
+                                by=config.train.holdout)
+    steps = math.ceil(len(FrameWindows(training, past)) / config.train.batch_size)
+    epoch_seconds = steps * record["step_seconds"] * OVERHEAD
+    epochs = max(1, int((deadline - time.monotonic() - reserve) // epoch_seconds))
+    print(f"{steps} steps per epoch, about {epoch_seconds:.0f} s each: {epochs} epochs",
+          flush=True)
+    test_split = (data / "testing").is_dir()
+    for row in (ROW, MOTION_ROW):
+        left = deadline - time.monotonic()
+        if row == MOTION_ROW and left < reserve:
+            print(f"{row}: skipped, {left:.0f} s left")
+            break
+        command = [sys.executable, str(PROJECT / "benchmarks" / "ped2.py"), "--data", str(data),
+                   "--rows", row, "--runs", str(RUNS), "--epochs", str(epochs)]
+        try:
+            subprocess.run(command + ([] if test_split else ["--validate-only"]), check=True,
+                           timeout=max(1.0, left))
+        finally:  # what a row that failed or ran out of time left is worth a look too
+            save(row, out)
+
+
+def save(row: str, out: Path) -> None:
+    """ped2.json and ``row``'s folder, without checkpoints, into ``out``."""
+    if RESULTS.exists():
+        shutil.copy(RESULTS, out / RESULTS.name)
+    if (RUNS / row).is_dir():
+        with tarfile.open(out / f"{row}.tar.gz", "w:gz") as archive:
+            archive.add(RUNS / row, arcname=row,
+                        filter=lambda item: None if ".pt" in item.name else item)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -177,8 +177,7 @@ def main() -> int:
         return 0
     # either split alone will do for some work: training and validating needs only the
     # training split, scoring a trained row only the test split (benchmarks/ped2_device.py)
-    if not any((args.data / split).is_dir() for split in ("training", "testing")):
-        print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
+    if ped2_missing(args.data, "training", "testing"):
         return 0
     for name in args.rows:
         key = name if args.seed == 0 else f"{name}_seed{args.seed}"
@@ -190,6 +189,15 @@ def main() -> int:
         storage.write_text(RESULTS, json.dumps(results, indent=2))
         print(summary_line(key, row), flush=True)
     return 0
+
+
+def ped2_missing(data: Path, *splits: str) -> bool:
+    """True, after saying so, when ``data`` holds none of ``splits``: the benchmarks skip
+    cleanly where the dataset is absent."""
+    if any((data / split).is_dir() for split in splits):
+        return False
+    print(f"skipped: UCSD Ped2 not found at {data} (see the README, Datasets)")
+    return True
 
 
 def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:

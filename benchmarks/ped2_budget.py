@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ped2 import DEFAULT_DATA, PROJECT, ROWS, row_config
+from ped2 import DEFAULT_DATA, PROJECT, ROWS, ped2_missing, row_config
 
 from comemory import storage
 from comemory.checkpoint import load_checkpoint
@@ -45,8 +45,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a setting other than the row's (a curve of its own)")
     args = parser.parse_args()
-    if not (args.data / "training").is_dir():
-        print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
+    if ped2_missing(args.data, "training"):
         return 0
     use_threads(args.threads)
     name = " ".join([args.row, *args.set])

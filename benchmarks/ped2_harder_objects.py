@@ -26,7 +26,13 @@ from comemory import storage
 from comemory.cpu import use_threads
 from comemory.data import pseudo_anomalies
 from comemory.validation import validate_checkpoint, validate_floor
-from ped2 import DEFAULT_DATA, MOTION_PRIOR, PROJECT, row_config  # beside this script
+from ped2 import (  # beside this script
+    DEFAULT_DATA,
+    MOTION_PRIOR,
+    PROJECT,
+    ped2_missing,
+    row_config,
+)
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-harder-objects.json"
 
@@ -47,8 +53,7 @@ def main() -> int:
                         help="object speed per frame, share of the frame's longer side")
     args = parser.parse_args()
     use_threads(0)
-    if not (args.data / "training").is_dir():
-        print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
+    if ped2_missing(args.data, "training"):
         return 0
     # this process's pseudo-anomalies: the module reads these when it makes each clip
     pseudo_anomalies.OBJECT_SIDE, pseudo_anomalies.OBJECT_SPEED = args.side, args.speed

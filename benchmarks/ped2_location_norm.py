@@ -30,7 +30,7 @@ from comemory.data.prepared import prepare_split, read_split, split_holdout
 from comemory.scoring import flow_floor_errors, video_errors_per_patch
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
 from comemory.validation import ValidationSet, kind_aucs, validation_set
-from ped2 import DEFAULT_DATA, PROJECT  # beside this script
+from ped2 import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-location-norm.json"
 PATCHES = (8, 16)
@@ -45,8 +45,7 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped2")
     args = parser.parse_args()
     use_threads(0)
-    if not (args.data / "training").is_dir():
-        print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
+    if ped2_missing(args.data, "training"):
         return 0
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for row in args.rows:

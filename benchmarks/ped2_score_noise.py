@@ -23,7 +23,7 @@ from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.cpu import use_threads
 from comemory.data.prepared import prepare_split, read_split
 from comemory.scoring import video_errors
-from ped2 import DEFAULT_DATA, PROJECT  # beside this script
+from ped2 import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-score-noise.json"
 PARTS = ("flow_error", "frame_error", "motion")
@@ -38,8 +38,7 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped2")
     args = parser.parse_args()
     use_threads(0)
-    if not (args.data / "training").is_dir():
-        print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
+    if ped2_missing(args.data, "training"):
         return 0
     checkpoint = args.runs / args.row / "checkpoint.pt"
     model, config, _ = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)

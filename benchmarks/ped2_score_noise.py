@@ -23,11 +23,11 @@ from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.cpu import use_threads
 from comemory.data.prepared import prepare_split, read_split
 from comemory.scoring import video_errors
+from comemory.scoring.errors import LOG_FLOOR  # the scores' own: a part of 0 has no log
 from ped2 import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-score-noise.json"
 PARTS = ("flow_error", "frame_error", "motion")
-LOG_FLOOR = 1e-9  # a part of exactly 0 has no log
 
 
 def main() -> int:

@@ -104,6 +104,11 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                     "checkpoints), chosen on validation whose pasted objects "
                                     "fade in at their edges",
                                     [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR], FULL_EPOCHS),
+    "comemory_location_videos": ("co-memory (comemory_videos's checkpoints), score settings "
+                                 "chosen again on validation with the per-pixel location "
+                                 "formula among the candidates",
+                                 [*CHOSEN, *HELD_OUT_VIDEOS, "score.offer_location=true"],
+                                 FULL_EPOCHS),
     "comemory_paper_videos": ("co-memory at the paper's size (256 x 256, C = 512) on a GPU, "
                               "whole training videos held out",
                               [*CHOSEN, *HELD_OUT_VIDEOS, *PAPER_ON_GPU], PAPER_EPOCHS),
@@ -141,8 +146,15 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
 # copied, its score settings and threshold chosen again on validation, then the test scored
 SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_videos",
                  "comemory_soft_videos": "comemory_videos",
+                 "comemory_location_videos": "comemory_videos",
                  "comemory_motion_soft_videos": "comemory_videos",
                  "comemory_paper_motion_videos": "comemory_paper_videos"}
+# rows measured before the location formula existed: their choice stays among the
+# frame-wide formulas, so that running one again reproduces it
+FRAME_WIDE_ROWS = {"comemory", "comemory_videos", "no_motion_memory", "memory_15",
+                   "comemory_soft_videos", "comemory_paper_videos", "comemory_videos_mp4",
+                   "short_squash_flow", "short_native", "short_mnad_memory",
+                   "short_no_motion_skips", "short_letterbox", "short_holdout_videos"}
 # rows built on another preset than "cpu"
 PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
@@ -202,8 +214,10 @@ def ped2_missing(data: Path, *splits: str) -> bool:
 
 def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:
     _, settings, row_epochs = ROWS[name]
+    frame_wide = ["score.offer_location=false"] if name in FRAME_WIDE_ROWS else []
     config = apply_overrides(preset(PRESETS.get(name, "cpu")),
-                             [*settings, f"train.seed={seed}", f"train.threads={threads}"])
+                             [*settings, *frame_wide, f"train.seed={seed}",
+                              f"train.threads={threads}"])
     if row_epochs is not None:
         config.train.epochs = epochs or row_epochs
     return config.check()

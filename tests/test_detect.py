@@ -119,6 +119,33 @@ def test_streaming_scores_equal_the_offline_evaluation(trained_run, tmp_path):
                                rtol=1e-4, atol=1e-4)
 
 
+def test_detect_scores_the_location_formula_live_as_evaluate_does(trained_run, tmp_path):
+    """Per-pixel statistics set by `validate` reach `detect`: the live scores equal the
+    offline ones, and differ from the frame-wide formula's."""
+    checkpoint, data, cache = trained_run
+    copy = tmp_path / "checkpoint.pt"
+    copy.write_bytes(checkpoint.read_bytes())
+    assert main(["validate", "--checkpoint", str(copy), "--data", str(data), "--cache-dir",
+                 str(cache), "--choose", "--set", "score.formula=location"]) == 0
+    state = load_checkpoint(copy)
+    assert state["config"]["score"]["formula"] == "location"  # too few frames to choose
+    assert tuple(state["calibration"]["pixel_statistics"].shape) == (4, 64, 64)  # tiny: 64 x 64
+    evaluate(copy, data, tmp_path / "eval", cache)
+    with open(tmp_path / "eval" / "scores.csv") as handle:
+        offline = {int(r["frame"]): float(r[live_column(r)])
+                   for r in csv.DictReader(handle) if r["video"] == FAST_VIDEO}
+    results = list(Detector.from_checkpoint(copy).run(data / "testing" / "frames" / FAST_VIDEO,
+                                                      progress=False))
+    live = {r.index: r.score for r in results if r.score is not None}
+    frames = sorted(offline)
+    assert sorted(live) == frames
+    np.testing.assert_allclose([live[f] for f in frames], [offline[f] for f in frames],
+                               rtol=1e-3, atol=1e-3)
+    thesis = [r.score for r in Detector.from_checkpoint(checkpoint).run(
+        data / "testing" / "frames" / FAST_VIDEO, progress=False) if r.score is not None]
+    assert not np.allclose(thesis, [live[f] for f in frames], atol=0.1)
+
+
 def test_evaluate_says_whether_the_threshold_keeps_its_promise(trained_run, tmp_path):
     checkpoint, data, cache = trained_run
     metrics = evaluate(checkpoint, data, tmp_path / "eval", cache)

@@ -20,11 +20,13 @@ from comemory.scoring import (
     flow_floor_errors,
     frame_errors,
     mnad_scores_video_minmax,
+    score_statistics,
     scorer_for,
     thesis_score,
     video_errors,
     zscore_score,
 )
+from comemory.scoring.calibration import PIXEL_SPREAD_FLOOR, pixel_statistics
 from comemory.scoring.errors import centred_patch_means, patch_means, point_score
 from tests.conftest import small_config
 
@@ -251,6 +253,63 @@ def test_calibration_round_trips_with_its_extra_statistics():
     calibration = Calibration(flow_weight=2.0, frame_weight=0.5, extra={"score_mean": 1.5})
     again = Calibration.from_dict(calibration.to_dict())
     assert again == calibration and calibration.to_dict()["score_mean"] == 1.5
+
+
+def location_errors(flow_logs: list, frame_logs: list) -> VideoErrors:
+    """VideoErrors of 1 x 2 maps whose patch errors are exp(the given logs), a row a frame."""
+    flow = np.exp(np.array(flow_logs, dtype=np.float64)).reshape(-1, 1, 2)
+    frame = np.exp(np.array(frame_logs, dtype=np.float64)).reshape(-1, 1, 2)
+    return VideoErrors("v", np.arange(len(flow)), flow_error=flow.max((1, 2)),
+                       frame_error=frame.max((1, 2)), flow_maps=flow.astype(np.float16),
+                       frame_maps=frame.astype(np.float16))
+
+
+def test_pixel_statistics_are_each_pixels_log_mean_and_spread():
+    # pixel 0: logs 1 and 3 (mean 2, spread 1); pixel 1: logs -1 twice (spread 0 -> floor)
+    training = [location_errors([[1.0, -1.0]], [[0.0, 0.0]]),
+                location_errors([[3.0, -1.0]], [[0.0, 2.0]])]
+    statistics = pixel_statistics(training)
+    assert statistics.shape == (4, 1, 2)
+    np.testing.assert_allclose(statistics[0], [[2.0, -1.0]], atol=2e-3)  # float16 maps
+    np.testing.assert_allclose(statistics[1], [[1.0, PIXEL_SPREAD_FLOOR]], atol=2e-3)
+    np.testing.assert_allclose(statistics[2], [[0.0, 1.0]], atol=2e-3)
+    np.testing.assert_allclose(statistics[3], [[PIXEL_SPREAD_FLOOR, 1.0]], atol=2e-3)
+
+
+def test_location_formula_weighs_an_error_against_what_its_pixel_usually_shows():
+    statistics = np.array([[[2.0, -1.0]], [[1.0, 0.1]], [[0.0, 0.0]], [[1.0, 2.0]]],
+                          dtype=np.float32)
+    calibration = Calibration(flow_weight=1.0, frame_weight=1.0, pixel_statistics=statistics)
+    # pixel 0 errs most (log 3 against log 0) but that is its usual; pixel 1 never errs so
+    errors = location_errors([[3.0, 0.0]], [[0.0, 4.0]])
+    flow_only = scorer_for("comemory", ScoreConfig(formula="location", lambda_s=0.0))
+    np.testing.assert_allclose(flow_only.pixel_maps(errors, calibration), [[[1.0, 10.0]]],
+                               atol=0.02)
+    np.testing.assert_allclose(flow_only.frame_scores(errors, calibration), [10.0], atol=0.02)
+    # lambda_S adds the frame term's z: pixel 1's frame log error 4 is (4 - 0) / 2 = 2
+    both = scorer_for("comemory", ScoreConfig(formula="location", lambda_s=0.5))
+    np.testing.assert_allclose(both.frame_scores(errors, calibration), [11.0], atol=0.02)
+    # the frame-wide thesis score takes the patch of the largest raw flow error: pixel 0
+    thesis = scorer_for("comemory", ScoreConfig(formula="thesis", lambda_s=0.0))
+    np.testing.assert_allclose(thesis.frame_scores(errors, calibration), [3.0], atol=0.01)
+    with pytest.raises(ValueError, match="validate --choose"):
+        flow_only.frame_scores(errors, Calibration(flow_weight=1.0, frame_weight=1.0))
+    with pytest.raises(ValueError, match="cannot be aligned"):
+        flow_only.aligned_scores(errors, calibration)
+
+
+def test_per_pixel_statistics_survive_a_checkpoint(tmp_path):
+    training = [location_errors([[1.0, -1.0], [3.0, -1.0]], [[0.0, 0.0], [0.0, 2.0]])]
+    calibration = score_statistics(training, "comemory")
+    assert calibration.pixel_statistics is not None
+    torch.save({"calibration": calibration.to_dict()}, tmp_path / "state.pt")
+    loaded = torch.load(tmp_path / "state.pt", weights_only=True)  # as checkpoints are read
+    again = Calibration.from_dict(loaded["calibration"])
+    np.testing.assert_array_equal(again.pixel_statistics, calibration.pixel_statistics)
+    assert again.flow_weight == calibration.flow_weight
+    # without maps, no per-pixel statistics: the frame-wide formulas need none
+    plain = [VideoErrors("v", np.arange(2), flow_error=np.ones(2), frame_error=np.ones(2))]
+    assert score_statistics(plain, "comemory").pixel_statistics is None
 
 
 def test_aligned_scores_credit_the_flow_term_to_the_frame_it_describes():

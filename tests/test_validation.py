@@ -151,6 +151,24 @@ def test_one_standard_error_rule_takes_the_simplest_setting_near_the_best():
     assert (chosen.zscore_frame_weight, chosen.causal_window, near) == (0.3, 9, 2)
 
 
+def test_one_standard_error_rule_prefers_frame_wide_statistics_to_per_pixel_ones():
+    location = ScoreConfig(formula="location", lambda_s=0.0), {"pooled": 0.95}
+    thesis = ScoreConfig(formula="thesis", lambda_s=1.0), {"pooled": 0.93}
+    assert pick_setting([location, thesis], 0.03, "one_se")[0].formula == "thesis"
+    assert pick_setting([location, thesis], 0.01, "one_se")[0].formula == "location"
+
+
+def test_location_formula_is_offered_only_where_asked():
+    offered = {o.formula for o in validation._formulas(ScoreConfig(), "comemory")}
+    assert offered == {"thesis", "zscore", "location"}
+    plain = ScoreConfig(offer_location=False)
+    assert {o.formula for o in validation._formulas(plain, "comemory")} == {"thesis", "zscore"}
+    assert not validation._needs_maps(plain, "comemory", choose=True)
+    assert validation._needs_maps(ScoreConfig(), "comemory", choose=True)
+    assert not validation._needs_maps(ScoreConfig(), "comemory", choose=False)
+    assert validation._needs_maps(ScoreConfig(formula="location"), "mnad", choose=False)
+
+
 def test_bootstrap_error_is_zero_when_every_source_separates_perfectly():
     def clip(labels):
         return PreparedVideo("c", np.zeros((len(labels), 4, 4, 1), np.uint8),
@@ -195,9 +213,11 @@ def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypa
     assert report["frames"]["normal"] >= 4 * 4  # four videos, a tenth of 48 frames each
     chosen, score = report["chosen"], state["config"]["score"]
     assert chosen["causal_window"] == score["causal_window"] in CAUSAL_WINDOWS
-    weight = chosen["lambda_s"] if chosen["formula"] == "thesis" else chosen[
+    weight = chosen["lambda_s"] if chosen["formula"] != "zscore" else chosen[
         "zscore_frame_weight"]
     assert weight in LAMBDAS
+    assert {r["formula"] for r in report["grid"]} == {"thesis", "zscore", "location"}
+    assert len(state["calibration"]["pixel_statistics"]) == 4  # what location reads
     best = max(r["causal"]["pooled"] for r in report["grid"])
     spread = report["spread"]
     assert spread["rule"] == "one_se" and spread["best_pooled"] == pytest.approx(best)

@@ -84,8 +84,10 @@ class TrainConfig:
 class ScoreConfig:
     patch_size: int = 16  # |P| = patch_size^2 pixels (eq. 3.19)
     patch_stride: int = 1  # the thesis slides the patch one pixel at a time
-    formula: str = "thesis"  # thesis (eq. 3.18) | zscore (HF2-VAD's z-scored sum, no log)
-    lambda_s: float = 1.0  # weight of the appearance term (eq. 3.18)
+    # thesis (eq. 3.18) | zscore (HF2-VAD's z-scored sum, no log) | location (each pixel's
+    # log errors z-scored with that pixel's own training statistics; the largest)
+    formula: str = "thesis"
+    lambda_s: float = 1.0  # weight of the appearance term (eq. 3.18, and of location)
     zscore_frame_weight: float = 0.1  # weight of the frame term in "zscore" (HF2-VAD: 0.1)
     # weight of a motion prior in "zscore": the z-scored flow magnitude of the most moving
     # patch (the training-free floor's score) added to the network's terms; 0: none. Not
@@ -96,6 +98,9 @@ class ScoreConfig:
     # after training, pick formula, lambda, patch size and both smoothings by validation
     # AUC on held-out frames and pseudo-anomalies (comemory validate); never by test labels
     choose_on_validation: bool = True
+    # whether that choice may pick the location formula (it keeps every frame's error maps
+    # while choosing, and stores 4 maps of image_size^2 numbers in the checkpoint)
+    offer_location: bool = True
     # how: one_se = the simplest setting (least appearance weight, then shortest causal
     # window) within one bootstrap standard error of the best; best = the best AUC
     choose_rule: str = "one_se"
@@ -231,8 +236,8 @@ def _problems(config: Config) -> list[str]:
          f"got {score.patch_size}"),
         (score.patch_stride >= 1, f"score.patch_stride must be >= 1, got {score.patch_stride}"),
         (finite(score.lambda_s), f"score.lambda_s must be a finite number, got {score.lambda_s}"),
-        (score.formula in ("thesis", "zscore"),
-         f"score.formula must be thesis or zscore, got {score.formula!r}"),
+        (score.formula in ("thesis", "zscore", "location"),
+         f"score.formula must be thesis, zscore or location, got {score.formula!r}"),
         (finite(score.zscore_frame_weight), "score.zscore_frame_weight must be a finite number"),
         (finite(score.zscore_motion_weight) and score.zscore_motion_weight >= 0,
          f"score.zscore_motion_weight must be >= 0 (0: none), got {score.zscore_motion_weight}"),

@@ -65,8 +65,9 @@ CENTRED_SIGMAS = (0.0, 1.0, 3.0, 5.0)
 # synthetic demo holds out 16; Ped2 about 270): the configured settings are kept instead.
 MIN_NORMAL_FRAMES = 100
 
-# (videos, score settings, patch sizes, progress label) -> {patch size: errors per video}
-ErrorFunction = Callable[[list[PreparedVideo], ScoreConfig, list[int], str],
+# (videos, score settings, patch sizes, progress label, keep the error maps)
+#   -> {patch size: errors per video}
+ErrorFunction = Callable[[list[PreparedVideo], ScoreConfig, list[int], str, bool],
                          dict[int, list[VideoErrors]]]
 
 
@@ -136,15 +137,17 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def model_errors(model: torch.nn.Module) -> ErrorFunction:
     """The score parts of ``model`` on prepared videos, for ``fit_scores``."""
     def errors(videos: list[PreparedVideo], score: ScoreConfig, patch_sizes: list[int],
-               desc: str) -> dict[int, list[VideoErrors]]:
-        return video_errors_per_patch(model, videos, score, patch_sizes, desc=desc)
+               desc: str, keep_maps: bool) -> dict[int, list[VideoErrors]]:
+        return video_errors_per_patch(model, videos, score, patch_sizes, desc=desc,
+                                      keep_maps=keep_maps)
     return errors
 
 
 def floor_errors(videos: list[PreparedVideo], score: ScoreConfig, patch_sizes: list[int],
-                 desc: str) -> dict[int, list[VideoErrors]]:
+                 desc: str, keep_maps: bool) -> dict[int, list[VideoErrors]]:
     """The training-free floor's parts, for ``fit_scores``."""
-    return {patch: flow_floor_errors(videos, replace(score, patch_size=patch))
+    return {patch: flow_floor_errors(videos, replace(score, patch_size=patch),
+                                     keep_maps=keep_maps)
             for patch in patch_sizes}
 
 
@@ -159,7 +162,8 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     """
     choose, why_not = _may_choose(config, validation)
     patches = _patch_sizes(config) if choose else [config.score.patch_size]
-    train_errors = errors_of(training, config.score, patches, "calibrating")
+    maps = _needs_maps(config.score, architecture, choose)
+    train_errors = errors_of(training, config.score, patches, "calibrating", maps)
     statistics = {patch: score_statistics(train_errors[patch], architecture)
                   for patch in patches}
     if validation is None:
@@ -172,7 +176,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         return chosen, calibration, {
             "skipped": "no frames held out (train.holdout_fraction 0): nothing to validate "
                        "on; the configured score settings are kept"}
-    errors_by_patch = errors_of(validation.videos, config.score, patches, "validating")
+    errors_by_patch = errors_of(validation.videos, config.score, patches, "validating", maps)
     grid = _grid(architecture, errors_by_patch, statistics, validation, config.score, choose)
     best, best_aucs = max(grid, key=lambda item: item[1]["pooled"])
     error = _bootstrap_error_of(best, architecture, errors_by_patch, statistics, validation)
@@ -189,7 +193,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
                                       "causal": a} for o, a in grid], choose, why_not,
                                     tolerance)
     report["spread"] = spread
-    if architecture == "comemory":  # the term alignment ablation, raw scores
+    if architecture == "comemory" and chosen.formula != "location":  # term alignment, raw
         aligned = [scorer.aligned_scores(e, statistics[chosen.patch_size])
                    for e in clip_errors]
         report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
@@ -224,6 +228,7 @@ def pick_setting(grid: list[tuple[ScoreConfig, dict[str, float]]], error: float,
 
     ``best``: the highest pooled AUC (the first on ties). ``one_se``: the simplest setting
     whose AUC is within one standard error of the best (the one-standard-error rule): the
+    frame-wide statistics before per-pixel ones (the ``location`` formula), then the
     smallest appearance weight, then the shortest causal window, then the highest AUC.
     Differences inside that spread are noise of the validation set, and choosing among
     them by AUC fits that noise.
@@ -232,7 +237,8 @@ def pick_setting(grid: list[tuple[ScoreConfig, dict[str, float]]], error: float,
     near = [item for item in grid if item[1]["pooled"] >= best_aucs["pooled"] - error]
     if rule == "best":
         return best, len(near)
-    chosen, _ = min(near, key=lambda item: (_appearance_weight(item[0]),
+    chosen, _ = min(near, key=lambda item: (item[0].formula == "location",
+                                            _appearance_weight(item[0]),
                                             item[0].causal_window, -item[1]["pooled"]))
     return chosen, len(near)
 
@@ -332,7 +338,8 @@ def _held_out_scores(errors_of: ErrorFunction, architecture: str,
                      score: ScoreConfig, calibration: Calibration) -> np.ndarray:
     scorer = scorer_for(architecture, score)
     frames = held_out or training
-    errors = errors_of(frames, score, [score.patch_size], "held-out frames")[score.patch_size]
+    errors = errors_of(frames, score, [score.patch_size], "held-out frames",
+                       score.formula == "location")[score.patch_size]
     return np.concatenate([causal_mean(scorer.frame_scores(e, calibration), score.causal_window)
                            for e in errors])
 
@@ -361,13 +368,25 @@ def _patch_sizes(config: Config) -> list[int]:
 
 def _formulas(score: ScoreConfig, architecture: str) -> list[ScoreConfig]:
     """Every formula and appearance weight the architecture's scorer reads (the ``zscore``
-    formula alone where a motion prior is set: eq. 3.18 has no place for it)."""
+    formula alone where a motion prior is set: the others have no place for it; the
+    ``location`` formula where ``score.offer_location``)."""
     if architecture != "comemory":
         return [score]
     options = [replace(score, formula="zscore", zscore_frame_weight=w) for w in LAMBDAS]
     if score.zscore_motion_weight > 0:
         return options
-    return [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
+    options = [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
+    if score.offer_location:
+        options += [replace(score, formula="location", lambda_s=w) for w in LAMBDAS]
+    return options
+
+
+def _needs_maps(score: ScoreConfig, architecture: str, choose: bool) -> bool:
+    """Whether the frames' error maps must be kept: for the ``location`` formula, set or
+    among the candidates."""
+    offered = (choose and architecture == "comemory" and score.offer_location
+               and score.zscore_motion_weight == 0)
+    return offered or score.formula == "location"
 
 
 def _settings(score: ScoreConfig) -> dict:
@@ -406,7 +425,8 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
                                                        training, held_out, validation, config)
         state["config"], state["calibration"] = config.to_dict(), calibration.to_dict()
     else:
-        clip_errors = video_errors(model, validation.videos, config.score, desc="validating")
+        clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
+                                   keep_maps=config.score.formula == "location")
         scorer = scorer_for(architecture, config.score)
         raw = [scorer.frame_scores(e, calibration) for e in clip_errors]
         _, report = _finish_report(config.score, raw, clip_errors, validation, [], False,

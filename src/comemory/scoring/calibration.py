@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
-from comemory.scoring.errors import VideoErrors
+from comemory.scoring.errors import LOG_FLOOR, VideoErrors
+
+# Spread floor of a pixel's log error (the ``location`` formula): a pixel whose training
+# error hardly varied (a wall, the frame's border) would otherwise turn any change into an
+# alarm; a tenth of a natural-log unit is about a 10 % change of the error.
+PIXEL_SPREAD_FLOOR = 0.1
 
 
 @dataclass
@@ -20,6 +26,8 @@ class Calibration:
     flow_mean/std, frame_mean/std, motion_mean/std: of S_F(P~), S_I(P~) and the most
     moving patch's flow magnitude, for the ``zscore`` formula.
     psnr_mean/std, distance_mean/std: standardise MNAD's two score terms.
+    pixel_statistics: (4, S, S) float32, the ``location`` formula's per-pixel mean and
+    spread of the log flow-error map, then of the log frame-error map (None: not kept).
     threshold: the alert threshold, the score exceeded by ``false_alarm_rate`` of the
     held-out normal frames (``extra["normal_scores"]`` keeps their distribution).
     """
@@ -38,17 +46,25 @@ class Calibration:
     distance_std: float | None = None
     threshold: float | None = None
     false_alarm_rate: float | None = None
+    pixel_statistics: np.ndarray | None = None
     extra: dict = field(default_factory=dict)  # score distribution, frames, date
 
     def to_dict(self) -> dict:
+        """A record a checkpoint can hold (loaded with weights_only: arrays as tensors)."""
         record = asdict(self)
+        if self.pixel_statistics is not None:
+            record["pixel_statistics"] = torch.from_numpy(self.pixel_statistics)
         return {**record.pop("extra"), **record}
 
     @classmethod
     def from_dict(cls, record: dict) -> Calibration:
         names = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        return cls(**{k: v for k, v in record.items() if k in names},
-                   extra={k: v for k, v in record.items() if k not in names})
+        calibration = cls(**{k: v for k, v in record.items() if k in names},
+                          extra={k: v for k, v in record.items() if k not in names})
+        if calibration.pixel_statistics is not None:
+            calibration.pixel_statistics = np.asarray(calibration.pixel_statistics,
+                                                      dtype=np.float32)
+        return calibration
 
 
 def calibrate(flow_errors: np.ndarray, frame_errors: np.ndarray,
@@ -79,8 +95,37 @@ def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibratio
                            distance_std=_spread(distance))
     motion = (np.concatenate([e.motion for e in errors])
               if all(e.motion is not None for e in errors) else None)
-    return calibrate(np.concatenate([e.flow_error for e in errors]),
-                     np.concatenate([e.frame_error for e in errors]), motion)
+    calibration = calibrate(np.concatenate([e.flow_error for e in errors]),
+                            np.concatenate([e.frame_error for e in errors]), motion)
+    if all(e.flow_maps is not None and e.frame_maps is not None for e in errors):
+        calibration.pixel_statistics = pixel_statistics(errors)
+    return calibration
+
+
+def pixel_statistics(errors: list[VideoErrors]) -> np.ndarray:
+    """(4, S, S): each pixel's mean and spread of log(flow-error map), then of
+    log(frame-error map), over the frames of ``errors`` (which must keep their maps).
+
+    Far from the camera a cyclist moves few pixels, and where people walk the network
+    errs more than on the lawn: one mean and spread per pixel let the ``location``
+    formula weigh an error against what that place usually shows.
+    """
+    statistics = []
+    for field_name in ("flow_maps", "frame_maps"):
+        total = total_squares = None
+        count = 0
+        for video in errors:  # video by video: all frames at once would be a copy in float64
+            logs = np.log(getattr(video, field_name).astype(np.float64) + LOG_FLOOR)
+            sums, squares = logs.sum(0), np.square(logs).sum(0)
+            total = sums if total is None else total + sums
+            total_squares = squares if total_squares is None else total_squares + squares
+            count += len(logs)
+        if not count:
+            raise ValueError("no training frames to take per-pixel statistics from")
+        mean = total / count
+        spread = np.sqrt(np.maximum(total_squares / count - np.square(mean), 0.0))
+        statistics += [mean, np.maximum(spread, PIXEL_SPREAD_FLOOR)]
+    return np.stack(statistics).astype(np.float32)
 
 
 def _spread(values: np.ndarray) -> float:

@@ -10,7 +10,13 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
                   with w = ``score.zscore_frame_weight`` (0.1 in HF2-VAD's code) and,
                   where ``score.zscore_motion_weight`` m > 0, a motion prior: M is the
                   flow magnitude of the most moving patch (the floor's score) of the
-                  flow S_F is measured on. Frame scores only: maps show the errors.
+                  flow S_F is measured on. Frame scores only: maps show the errors;
+                  "location": each pixel's patch-mean errors (log) z-scored with that
+                  pixel's own training mean and spread,
+                      z(x) = z_F(x) + lambda_S z_I(x),   S = max over pixels x of z(x),
+                  so that an error counts against what that place usually shows (a
+                  cyclist far away moves fewer pixels than one near; the network errs
+                  more where people walk than on the lawn). Its maps are z(x).
   MNADScorer      MNAD's mix of low PSNR and feature distance, each standardised on the
                   training frames: 0.6 x PSNR term + 0.4 x distance term.
   FloorScorer     the training-free floor: the flow magnitude of the most moving patch.
@@ -26,7 +32,7 @@ from comemory.config import ScoreConfig
 from comemory.scoring.calibration import Calibration
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
 
-FORMULAS = ("thesis", "zscore")
+FORMULAS = ("thesis", "zscore", "location")
 MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
 
 
@@ -54,6 +60,26 @@ def zscore_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: C
     return score + motion_weight * (motion - calibration.motion_mean) / calibration.motion_std
 
 
+def location_maps(flow_maps: np.ndarray, frame_maps: np.ndarray, calibration: Calibration,
+                  frame_weight: float) -> np.ndarray:
+    """The ``location`` formula's z(x) from patch-mean error maps (n, S, S) -> (n, S, S)."""
+    statistics = calibration.pixel_statistics
+    if statistics is None:
+        raise ValueError("score.formula location needs per-pixel training statistics; this "
+                         "checkpoint was calibrated without them: run `comemory validate "
+                         "--choose --set score.formula=location` on it")
+    if statistics.shape[1:] != flow_maps.shape[1:]:
+        raise ValueError(f"per-pixel statistics are {statistics.shape[1]} x "
+                         f"{statistics.shape[2]}, the error maps {flow_maps.shape[1]} x "
+                         f"{flow_maps.shape[2]}: calibrate again at this image size")
+    flow_mean, flow_spread, frame_mean, frame_spread = statistics
+    flow_z = (np.log(flow_maps.astype(np.float32) + LOG_FLOOR) - flow_mean) / flow_spread
+    if frame_weight == 0:
+        return flow_z
+    frame_z = (np.log(frame_maps.astype(np.float32) + LOG_FLOOR) - frame_mean) / frame_spread
+    return flow_z + frame_weight * frame_z
+
+
 class CoMemoryScorer:
     """Scores of the co-memory network by ``config.formula`` (see the module)."""
 
@@ -63,6 +89,9 @@ class CoMemoryScorer:
         self.config = config
 
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        if self.config.formula == "location":
+            maps = self.pixel_maps(errors, calibration)
+            return maps.reshape(len(maps), -1).max(1).astype(np.float64)
         return self._combine(errors.flow_error, errors.frame_error, calibration, errors.motion,
                              self.config.zscore_motion_weight)
 
@@ -70,7 +99,10 @@ class CoMemoryScorer:
         """Each term credited to the frame it describes: the flow (and motion) terms of the
         sample that predicts frame t+1 measure the motion from I_{t-1} to I_t, so frame t
         gets them, beside the frame term of frame t's own prediction (the last frame keeps
-        its own flow term). Needs the next frame: offline only, an ablation."""
+        its own flow term). Needs the next frame: offline only, an ablation. Not for the
+        ``location`` formula, whose maximum over pixels does not split into the two terms."""
+        if self.config.formula == "location":
+            raise ValueError("the location formula's terms cannot be aligned apart")
         flow_term = self._combine(errors.flow_error, np.zeros_like(errors.frame_error),
                                   calibration, errors.motion, self.config.zscore_motion_weight)
         frame_term = self.frame_scores(errors, calibration) - flow_term
@@ -80,6 +112,12 @@ class CoMemoryScorer:
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         """The formula's error terms at every patch, (n, S, S): where the network was
         wrong (the motion prior, a frame-level term, is left out)."""
+        if errors.flow_maps is None or errors.frame_maps is None:
+            raise ValueError(f"{errors.name}: no error maps kept; score it with "
+                             "keep_maps=True")
+        if self.config.formula == "location":
+            return location_maps(errors.flow_maps, errors.frame_maps, calibration,
+                                 self.config.lambda_s)
         return self._combine(errors.flow_maps.astype(np.float32),
                              errors.frame_maps.astype(np.float32), calibration, None, 0.0)
 

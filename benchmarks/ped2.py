@@ -149,12 +149,6 @@ SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_vide
                  "comemory_location_videos": "comemory_videos",
                  "comemory_motion_soft_videos": "comemory_videos",
                  "comemory_paper_motion_videos": "comemory_paper_videos"}
-# rows measured before the location formula existed: their choice stays among the
-# frame-wide formulas, so that running one again reproduces it
-FRAME_WIDE_ROWS = {"comemory", "comemory_videos", "no_motion_memory", "memory_15",
-                   "comemory_soft_videos", "comemory_paper_videos", "comemory_videos_mp4",
-                   "short_squash_flow", "short_native", "short_mnad_memory",
-                   "short_no_motion_skips", "short_letterbox", "short_holdout_videos"}
 # rows built on another preset than "cpu"
 PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
@@ -214,10 +208,8 @@ def ped2_missing(data: Path, *splits: str) -> bool:
 
 def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:
     _, settings, row_epochs = ROWS[name]
-    frame_wide = ["score.offer_location=false"] if name in FRAME_WIDE_ROWS else []
     config = apply_overrides(preset(PRESETS.get(name, "cpu")),
-                             [*settings, *frame_wide, f"train.seed={seed}",
-                              f"train.threads={threads}"])
+                             [*settings, f"train.seed={seed}", f"train.threads={threads}"])
     if row_epochs is not None:
         config.train.epochs = epochs or row_epochs
     return config.check()

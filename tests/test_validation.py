@@ -159,14 +159,18 @@ def test_one_standard_error_rule_prefers_frame_wide_statistics_to_per_pixel_ones
 
 
 def test_location_formula_is_offered_only_where_asked():
-    offered = {o.formula for o in validation._formulas(ScoreConfig(), "comemory")}
-    assert offered == {"thesis", "zscore", "location"}
-    plain = ScoreConfig(offer_location=False)
+    plain = ScoreConfig()  # off by default
     assert {o.formula for o in validation._formulas(plain, "comemory")} == {"thesis", "zscore"}
     assert not validation._needs_maps(plain, "comemory", choose=True)
-    assert validation._needs_maps(ScoreConfig(), "comemory", choose=True)
-    assert not validation._needs_maps(ScoreConfig(), "comemory", choose=False)
-    assert validation._needs_maps(ScoreConfig(formula="location"), "mnad", choose=False)
+    offer = ScoreConfig(offer_location=True)
+    offered = {o.formula for o in validation._formulas(offer, "comemory")}
+    assert offered == {"thesis", "zscore", "location"}
+    assert validation._needs_maps(offer, "comemory", choose=True)
+    assert not validation._needs_maps(offer, "comemory", choose=False)
+    assert validation._needs_maps(ScoreConfig(formula="location"), "comemory", choose=False)
+    prior = ScoreConfig(offer_location=True, formula="zscore", zscore_motion_weight=1.0)
+    assert {o.formula for o in validation._formulas(prior, "comemory")} == {"zscore"}
+    assert not validation._needs_maps(prior, "comemory", choose=True)
 
 
 def test_bootstrap_error_is_zero_when_every_source_separates_perfectly():
@@ -203,7 +207,8 @@ def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypa
     chosen_copy.parent.mkdir()
     chosen_copy.write_bytes(checkpoint.read_bytes())
     assert main(["validate", "--checkpoint", str(chosen_copy), "--data", str(data),
-                 "--cache-dir", str(cache), "--choose"]) == 0
+                 "--cache-dir", str(cache), "--choose", "--set",
+                 "score.offer_location=true"]) == 0
     checkpoint = chosen_copy
     state = load_checkpoint(checkpoint)
     report = state["validation"]

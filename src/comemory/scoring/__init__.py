@@ -1,8 +1,10 @@
 """From model outputs to anomaly scores, in three steps, one module each:
 
 errors       patch errors and inference: S_F(P~), S_I(P~), PSNR, maps (eq. 3.19)
-calibration  training statistics (eq. 3.20, z-scores, MNAD's) and the alert threshold
-formulas     one scorer per architecture: eq. 3.18 ("thesis"), "zscore", MNAD, the floor
+calibration  training statistics (eq. 3.20, z-scores, per-pixel, MNAD's) and the alert
+             threshold
+formulas     one scorer per architecture: eq. 3.18 ("thesis"), "zscore", "location", MNAD,
+             the floor
 smoothing    causal (live) and centred (offline) temporal filters
 """
 from comemory.scoring.calibration import Calibration, calibrate, score_statistics

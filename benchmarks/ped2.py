@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from comemory import storage
@@ -32,11 +33,12 @@ from comemory.bench import machine
 from comemory.checkpoint import load_checkpoint
 from comemory.config import Config, apply_overrides, preset
 from comemory.cpu import use_threads
+from comemory.data.datasets import read_dataset
+from comemory.data.frames import write_video
 from comemory.evaluation import evaluate, evaluate_floor
 from comemory.metrics import all_metrics
 from comemory.training import train
 from comemory.validation import validate_checkpoint, validate_floor
-from ped2_alerts import write_mp4s  # beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
@@ -263,6 +265,24 @@ def mp4_dataset(data: Path, root: Path) -> Path:
         rows += [f"{name},{start},{end - 1}" for start, end in zip(edges[::2], edges[1::2])]
     storage.write_text(root / "labels.csv", "\n".join(rows) + "\n")
     return root
+
+
+def write_mp4s(data: Path, folder: Path, split: str = "testing"
+               ) -> dict[str, tuple[Path, np.ndarray | None]]:
+    """Each video of ``split`` as an MP4 (mp4v, 10 frames/s), written once: {name: (path,
+    labels; None for training videos)}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    for video in read_dataset("frames", data, split):
+        path = folder / f"{video.name}.mp4"
+        count = video.source.frame_count()
+        if not path.exists():  # written under another name first: a kill leaves no half file
+            partial = folder / f".{video.name}.part.mp4"
+            write_video([cv2.imread(str(p)) for p in video.source.paths], partial, fps=10.0)
+            partial.rename(path)
+        labels = video.labels.resolve(count, video.name) if video.labels else None
+        videos[video.name] = (path, labels)
+    return videos
 
 
 def rescored_copy(source: Path, folder: Path, config: Config, data: Path, cache: Path) -> Path:

@@ -16,17 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from comemory import storage
 from comemory.checkpoint import load_checkpoint
-from comemory.data.datasets import read_dataset
-from comemory.data.frames import write_video
 from comemory.detection import detect
+from ped2 import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
 
 
@@ -37,8 +33,7 @@ def main() -> int:
     parser.add_argument("--row", default="comemory", help="run folder under --runs")
     parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped2")
     args = parser.parse_args()
-    if not (args.data / "testing").is_dir():
-        print(f"skipped: UCSD Ped2 not found at {args.data} (see the README, Datasets)")
+    if ped2_missing(args.data, "testing"):
         return 0
     checkpoint = args.runs / args.row / "checkpoint.pt"
     videos = write_mp4s(args.data, args.runs / "ped2-mp4")
@@ -69,24 +64,6 @@ def main() -> int:
     storage.write_text(RESULTS, json.dumps(results, indent=2))
     print(json.dumps(result, indent=2))
     return 0
-
-
-def write_mp4s(data: Path, folder: Path, split: str = "testing"
-               ) -> dict[str, tuple[Path, np.ndarray | None]]:
-    """Each video of ``split`` as an MP4 (mp4v, 10 frames/s), written once: {name: (path,
-    labels; None for training videos)}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    videos = {}
-    for video in read_dataset("frames", data, split):
-        path = folder / f"{video.name}.mp4"
-        count = video.source.frame_count()
-        if not path.exists():  # written under another name first: a kill leaves no half file
-            partial = folder / f".{video.name}.part.mp4"
-            write_video([cv2.imread(str(p)) for p in video.source.paths], partial, fps=10.0)
-            partial.rename(path)
-        labels = video.labels.resolve(count, video.name) if video.labels else None
-        videos[video.name] = (path, labels)
-    return videos
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from comemory.data.prepared import FrameWindows, prepare_split, read_split, spli
 from comemory.data.synth import SynthSpec, synthesize
 from comemory.evaluation import evaluate
 from comemory.model.network import CoMemoryNet, build_model
-from comemory.training import train, training_losses
+from comemory.training import epoch_steps, train, training_losses
 from comemory.validation import validate_checkpoint
 from ped2 import PROJECT, RESULTS, row_config  # beside this script
 
@@ -84,7 +83,7 @@ def train_rows(data: Path, out: Path, deadline: float, reserve: float) -> None:
     past = CoMemoryNet.past_frames
     training, _ = split_holdout(videos, config.train.holdout_fraction, past,
                                 by=config.train.holdout)
-    steps = math.ceil(len(FrameWindows(training, past)) / config.train.batch_size)
+    steps = epoch_steps(len(FrameWindows(training, past)), config.train.batch_size)
     epoch_seconds = steps * record["step_seconds"] * OVERHEAD
     record["epochs"] = max(1, int((deadline - time.monotonic() - reserve) // epoch_seconds))
     storage.write_text(RECORD, json.dumps(record, indent=2))

@@ -123,8 +123,7 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                             seconds + time.perf_counter() - started)
 
     batch_size, every = config.train.batch_size, config.train.checkpoint_every
-    per_process = math.ceil(len(samples) / process.world_size)  # DistributedSampler pads
-    steps_per_epoch = math.ceil(per_process / batch_size)
+    steps_per_epoch = epoch_steps(len(samples), batch_size, process.world_size)
     total_steps = steps_per_epoch * config.train.epochs
     saved_step = step  # the step of the checkpoint on disk, for the NaN message
     for epoch in range(start_epoch, config.train.epochs):
@@ -174,6 +173,12 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                         step, seconds, calibration.to_dict(), report)
     distributed.stop(process)
     return checkpoint_path
+
+
+def epoch_steps(samples: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimiser steps in one epoch of ``samples`` windows, for each of ``world_size``
+    processes (DistributedSampler pads the share of each to the same length)."""
+    return math.ceil(math.ceil(samples / world_size) / batch_size)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:

@@ -168,6 +168,10 @@ def test_location_formula_is_offered_only_where_asked():
     assert validation._needs_maps(offer, "comemory", choose=True)
     assert not validation._needs_maps(offer, "comemory", choose=False)
     assert validation._needs_maps(ScoreConfig(formula="location"), "comemory", choose=False)
+    assert not validation._needs_maps(ScoreConfig(formula="location"), "mnad", choose=True)
+    # a user who sets the formula keeps it among the candidates
+    kept = {o.formula for o in validation._formulas(ScoreConfig(formula="location"), "comemory")}
+    assert "location" in kept
     prior = ScoreConfig(offer_location=True, formula="zscore", zscore_motion_weight=1.0)
     assert {o.formula for o in validation._formulas(prior, "comemory")} == {"zscore"}
     assert not validation._needs_maps(prior, "comemory", choose=True)

@@ -99,12 +99,13 @@ class ScoreConfig:
     # AUC on held-out frames and pseudo-anomalies (comemory validate); never by test labels
     choose_on_validation: bool = True
     # whether that choice may pick the location formula (it keeps every frame's error maps
-    # while choosing, and stores 4 maps of image_size^2 numbers in the checkpoint). Off by
-    # default: on Ped2 validation preferred it by its dropped objects while the test AUC
-    # fell (docs/benchmarks.md)
+    # while choosing, and stores 4 maps of image_size^2 numbers in the checkpoint); also
+    # when score.formula is location. Off by default: on Ped2 validation preferred it for
+    # its dropped objects while the test AUC fell (docs/benchmarks.md)
     offer_location: bool = False
-    # how: one_se = the simplest setting (least appearance weight, then shortest causal
-    # window) within one bootstrap standard error of the best; best = the best AUC
+    # how: one_se = the simplest setting (frame-wide formulas before location, then least
+    # appearance weight, then shortest causal window) within one bootstrap standard error
+    # of the best; best = the best AUC
     choose_rule: str = "one_se"
     false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
     # MNAD's test-time memory update (evaluate and validate only): after a frame whose

@@ -369,24 +369,30 @@ def _patch_sizes(config: Config) -> list[int]:
 def _formulas(score: ScoreConfig, architecture: str) -> list[ScoreConfig]:
     """Every formula and appearance weight the architecture's scorer reads (the ``zscore``
     formula alone where a motion prior is set: the others have no place for it; the
-    ``location`` formula where ``score.offer_location``)."""
+    ``location`` formula where ``score.offer_location`` or where it is the one set)."""
     if architecture != "comemory":
         return [score]
     options = [replace(score, formula="zscore", zscore_frame_weight=w) for w in LAMBDAS]
     if score.zscore_motion_weight > 0:
         return options
     options = [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
-    if score.offer_location:
+    if _location_offered(score):
         options += [replace(score, formula="location", lambda_s=w) for w in LAMBDAS]
     return options
 
 
+def _location_offered(score: ScoreConfig) -> bool:
+    """Whether choosing may pick ``location``: asked for, or the formula already set (a
+    user who sets it should not see it dropped for not being offered)."""
+    return score.offer_location or score.formula == "location"
+
+
 def _needs_maps(score: ScoreConfig, architecture: str, choose: bool) -> bool:
-    """Whether the frames' error maps must be kept: for the ``location`` formula, set or
-    among the candidates."""
-    offered = (choose and architecture == "comemory" and score.offer_location
-               and score.zscore_motion_weight == 0)
-    return offered or score.formula == "location"
+    """Whether the frames' error maps must be kept: for the co-memory network's
+    ``location`` formula, set or among the candidates (never with a motion prior)."""
+    if architecture != "comemory" or score.zscore_motion_weight > 0:
+        return False
+    return score.formula == "location" or (choose and _location_offered(score))
 
 
 def _settings(score: ScoreConfig) -> dict:

@@ -65,10 +65,10 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
                                   "only meaningful with the extractor it learned")
         config.flow = flow
     videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
-    keep_maps = _has_masks(videos) or config.score.formula == "location"  # it scores maps
-    errors = video_errors(model, videos, config.score, keep_maps=keep_maps)
     architecture = config.model.architecture
     scorer = scorer_for(architecture, config.score)
+    errors = video_errors(model, videos, config.score,
+                          keep_maps=_has_masks(videos) or scorer.reads_maps)
     kinds = _smoothed_kinds(architecture, [scorer.frame_scores(e, calibration) for e in errors],
                             config)
     overrides = ({"mnad": {"video_minmax": [mnad_scores_video_minmax(e) for e in errors]}}

@@ -339,7 +339,7 @@ def _held_out_scores(errors_of: ErrorFunction, architecture: str,
     scorer = scorer_for(architecture, score)
     frames = held_out or training
     errors = errors_of(frames, score, [score.patch_size], "held-out frames",
-                       score.formula == "location")[score.patch_size]
+                       scorer.reads_maps)[score.patch_size]
     return np.concatenate([causal_mean(scorer.frame_scores(e, calibration), score.causal_window)
                            for e in errors])
 
@@ -388,11 +388,12 @@ def _location_offered(score: ScoreConfig) -> bool:
 
 
 def _needs_maps(score: ScoreConfig, architecture: str, choose: bool) -> bool:
-    """Whether the frames' error maps must be kept: for the co-memory network's
-    ``location`` formula, set or among the candidates (never with a motion prior)."""
-    if architecture != "comemory" or score.zscore_motion_weight > 0:
-        return False
-    return score.formula == "location" or (choose and _location_offered(score))
+    """Whether the frames' error maps must be kept: where the configured score reads them,
+    or where choosing offers one that does (``_formulas``)."""
+    if choose:
+        return any(scorer_for(architecture, o).reads_maps
+                   for o in _formulas(score, architecture))
+    return scorer_for(architecture, score).reads_maps
 
 
 def _settings(score: ScoreConfig) -> dict:
@@ -431,9 +432,9 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
                                                        training, held_out, validation, config)
         state["config"], state["calibration"] = config.to_dict(), calibration.to_dict()
     else:
-        clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
-                                   keep_maps=config.score.formula == "location")
         scorer = scorer_for(architecture, config.score)
+        clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
+                                   keep_maps=scorer.reads_maps)
         raw = [scorer.frame_scores(e, calibration) for e in clip_errors]
         _, report = _finish_report(config.score, raw, clip_errors, validation, [], False,
                                    "settings as stored in the checkpoint")

@@ -21,7 +21,8 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
                   training frames: 0.6 x PSNR term + 0.4 x distance term.
   FloorScorer     the training-free floor: the flow magnitude of the most moving patch.
 
-All are training-calibrated; ``comemory.metrics.normalise`` adds the per-video
+Each says in ``reads_maps`` whether its frame scores read the error maps, which are then
+kept (``keep_maps``) wherever frames are scored. All are training-calibrated; ``comemory.metrics.normalise`` adds the per-video
 normalisations of the papers and ``comemory.scoring.smoothing`` the temporal filters.
 """
 from __future__ import annotations
@@ -88,6 +89,10 @@ class CoMemoryScorer:
             raise ValueError(f"score.formula must be one of {FORMULAS}, got {config.formula!r}")
         self.config = config
 
+    @property
+    def reads_maps(self) -> bool:
+        return self.config.formula == "location"
+
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         if self.config.formula == "location":
             maps = self.pixel_maps(errors, calibration)
@@ -132,6 +137,8 @@ class CoMemoryScorer:
 class MNADScorer:
     """MNAD's score on training-standardised terms; its maps are the frame error."""
 
+    reads_maps = False
+
     def __init__(self, config: ScoreConfig):
         self.config = config
 
@@ -146,6 +153,8 @@ class MNADScorer:
 
 class FloorScorer:
     """The training-free floor: flow magnitude; needs no statistics."""
+
+    reads_maps = False
 
     def __init__(self, config: ScoreConfig):
         self.config = config

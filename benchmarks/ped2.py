@@ -173,10 +173,6 @@ PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "pa
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
 # user's footage is compressed in training as in detection
 MP4_ROWS = {"comemory_videos_mp4"}
-SCORES = {"floor_squash": "flow_floor", "floor_native": "flow_floor",
-          "floor_native_videos": "flow_floor", "floor_native_soft_videos": "flow_floor",
-          "floor_native_letterbox": "flow_floor", "floor_squash_videos": "flow_floor",
-          "mnad": "mnad", "mnad_update": "mnad", "mnad_videos": "mnad"}
 
 
 def main() -> int:
@@ -239,7 +235,9 @@ def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
     config = row_config(name, seed, threads, epochs)
     started = time.perf_counter()
     row = {"description": ROWS[name][0], "seed": seed, "git_commit": git_commit(),
-           "data": str(data), "machine": machine(), "score": SCORES.get(name, "comemory")}
+           "data": str(data), "machine": machine(),
+           # the scorer: the floor's where nothing is trained, else the architecture's
+           "score": "flow_floor" if ROWS[name][2] is None else config.model.architecture}
     runs = folder.parent
     dataset = "frames"
     if name in MP4_ROWS:

@@ -166,6 +166,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+SCORE_FORMULAS = ("thesis", "zscore", "location")  # comemory.scoring.formulas
 MEMORY_READS = ("attached", "detached")
 COMPACTNESS_LOSSES = ("l2", "mse")
 MEMORY_INITS = ("normal", "uniform")
@@ -239,7 +240,7 @@ def _problems(config: Config) -> list[str]:
          f"got {score.patch_size}"),
         (score.patch_stride >= 1, f"score.patch_stride must be >= 1, got {score.patch_stride}"),
         (finite(score.lambda_s), f"score.lambda_s must be a finite number, got {score.lambda_s}"),
-        (score.formula in ("thesis", "zscore", "location"),
+        (score.formula in SCORE_FORMULAS,
          f"score.formula must be thesis, zscore or location, got {score.formula!r}"),
         (finite(score.zscore_frame_weight), "score.zscore_frame_weight must be a finite number"),
         (finite(score.zscore_motion_weight) and score.zscore_motion_weight >= 0,

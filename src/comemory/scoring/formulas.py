@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from comemory.config import ScoreConfig
+from comemory.config import SCORE_FORMULAS, ScoreConfig
 from comemory.scoring.calibration import Calibration
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
 
-FORMULAS = ("thesis", "zscore", "location")
+FORMULAS = SCORE_FORMULAS  # the names config checks
 MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
 
 

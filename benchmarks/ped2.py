@@ -18,51 +18,40 @@ AUROC. Skips with a message where the dataset is absent.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from comemory import storage
-from comemory.bench import machine
-from comemory.checkpoint import load_checkpoint
 from comemory.config import Config, apply_overrides, preset
 from comemory.cpu import use_threads
 from comemory.data.datasets import read_dataset
 from comemory.data.frames import write_video
-from comemory.evaluation import evaluate, evaluate_floor
-from comemory.metrics import all_metrics
-from comemory.training import train
-from comemory.validation import validate_checkpoint, validate_floor
+from rows import (  # beside this script
+    CHOSEN,
+    FULL_EPOCHS,
+    HELD_OUT_VIDEOS,
+    MNAD_AS_ITS_CODE,
+    PROJECT,
+    SHARED_DATA,
+    dataset_missing,
+    markdown_tables,
+    run_row,
+    save_row,
+    summary_line,
+)
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data" / "ped2"
+DEFAULT_DATA = SHARED_DATA / "ped2"
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2.json"
 
-# The settings chosen on validation from the short runs below, before any of them was
-# scored on the test split: pooled causal validation AUC 0.951 (native flow), 0.953
-# (+ MNAD's memory details and cosine schedule), 0.945 (no motion skips): within 0.008 of
-# each other with one seed each, so the simplest (the thesis's model, native flow) is
-# kept. Every full row starts from it.
-CHOSEN = ["flow.at=native"]
+# CHOSEN (native flow), FULL_EPOCHS (3) and HELD_OUT_VIDEOS: rows.py says why.
 # The flow on the model's 128 x 128 frames, as the cpu preset had it before the choice
 # above (the preset has since taken native flow, so the rows that measure the old way say so)
 SQUASHED_FLOW = "flow.at=model"
-# Chosen on the budget curve (benchmarks/ped2_budget.py, ped2-budget.json): validation AUC
-# 0.951 after 3 epochs (14 min) and 0.951 after 6 (28 min): the second 14 minutes bought
-# nothing, so 3 epochs; the run to 12 was stopped there.
-FULL_EPOCHS = 3
 SHORT_EPOCHS = 3
-# Whole training videos held out (3 of Ped2's 16) instead of each video's tail: the
-# validation set and the alert threshold then come from people and moments the model never
-# saw, as the test videos do. Chosen on that principle, not on a validation AUC (the two
-# hold-outs make different validation sets, whose AUCs do not compare).
-HELD_OUT_VIDEOS = ["train.holdout=videos", "train.holdout_fraction=0.2"]
 # The network's terms plus the floor's own score, each z-scored on the training frames and
 # weighted alike (1.0, as HF2-VAD weights its flow term; not chosen on validation, whose
 # motion pseudo-anomalies every setting already separates).
@@ -74,8 +63,6 @@ MOTION_PRIOR = ["score.formula=zscore", "score.zscore_motion_weight=1.0"]
 # steps). Its epochs are the thesis's 60 unless --epochs says how many fit the GPU time.
 PAPER_ON_GPU = ["train.precision=auto", "train.channels_last=true", "train.checkpoint_every=0"]
 PAPER_EPOCHS = 60
-MNAD_AS_ITS_CODE = ["model.architecture=mnad", "model.read=detached", "model.compactness=mse",
-                    "model.memory_init=uniform", "train.lr_schedule=cosine"]
 
 # name -> (what it is, settings over the cpu preset, epochs; None: training-free)
 ROWS: dict[str, tuple[str, list[str], int | None]] = {
@@ -203,22 +190,16 @@ def main() -> int:
     for name in args.rows:
         key = name if args.seed == 0 else f"{name}_seed{args.seed}"
         print(f"== {key}: {ROWS[name][0]}", flush=True)
-        row = run_row(name, args.seed, args.data, args.runs / key, args.runs / "cache",
-                      args.threads, args.validate_only, args.epochs)
-        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
-        results["rows"][key] = row
-        storage.write_text(RESULTS, json.dumps(results, indent=2))
+        row = ped2_row(name, args.seed, args.data, args.runs / key, args.runs / "cache",
+                       args.threads, args.validate_only, args.epochs)
+        save_row(RESULTS, key, row)
         print(summary_line(key, row), flush=True)
     return 0
 
 
 def ped2_missing(data: Path, *splits: str) -> bool:
-    """True, after saying so, when ``data`` holds none of ``splits``: the benchmarks skip
-    cleanly where the dataset is absent."""
-    if any((data / split).is_dir() for split in splits):
-        return False
-    print(f"skipped: UCSD Ped2 not found at {data} (see the README, Datasets)")
-    return True
+    """True, after saying so, when ``data`` holds none of ``splits``."""
+    return dataset_missing(data, "UCSD Ped2", *splits)
 
 
 def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:
@@ -230,43 +211,22 @@ def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None
     return config.check()
 
 
-def run_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
-            threads: int = 0, validate_only: bool = False, epochs: int | None = None) -> dict:
+def ped2_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
+             threads: int = 0, validate_only: bool = False, epochs: int | None = None) -> dict:
+    """``rows.run_row`` for row ``name``: its config, its layout (MP4 files for
+    ``MP4_ROWS``), and the run it re-scores (``SAME_TRAINING``)."""
     config = row_config(name, seed, threads, epochs)
-    started = time.perf_counter()
-    row = {"description": ROWS[name][0], "seed": seed, "git_commit": git_commit(),
-           "data": str(data), "machine": machine(),
-           # the scorer: the floor's where nothing is trained, else the architecture's
-           "score": "flow_floor" if ROWS[name][2] is None else config.model.architecture}
     runs = folder.parent
-    dataset = "frames"
+    dataset, frames_data = "frames", data
     if name in MP4_ROWS:
         data, dataset = mp4_dataset(data, runs / "ped2-mp4-dataset"), "videos"
-        row["data"] = f"{row['data']} as MP4 ({data})"
-    if ROWS[name][2] is None:
-        config.score, report = validate_floor(config, data, cache)
-        metrics = evaluate_floor(config, data, folder / "eval", cache)
-        row.update(train_seconds=0.0, epochs=0, validation=report)
-    else:
-        source = SAME_TRAINING.get(name, "") + (f"_seed{seed}" if seed else "")
-        checkpoint = (rescored_copy(runs / source, folder, config, data, cache)
-                      if name in SAME_TRAINING
-                      else train(config, data, folder, cache, resume=True, dataset=dataset))
-        state = load_checkpoint(checkpoint)
-        config = Config.from_dict(state["config"])
-        if validate_only:
-            return {**row, "config": config.to_dict(), "epochs": state["epoch"],
-                    "train_seconds": state.get("train_seconds"),
-                    "validation": state.get("validation"), "metrics": None}
-        evaluation_started = time.perf_counter()
-        metrics = evaluate(checkpoint, data, folder / "eval", cache, dataset=dataset)
-        row.update(train_seconds=state.get("train_seconds"), epochs=state["epoch"],
-                   eval_seconds=time.perf_counter() - evaluation_started,
-                   validation=state.get("validation"))
-    row.update(config=config.to_dict(), wall_seconds=time.perf_counter() - started,
-               metrics=metrics, part_aucs=part_aucs(folder / "eval" / "scores.csv"))
+    rescore_from = (runs / (SAME_TRAINING[name] + (f"_seed{seed}" if seed else ""))
+                    if name in SAME_TRAINING else None)
+    row = run_row(ROWS[name][0], config, ROWS[name][2] is not None, data, folder, cache,
+                  dataset, rescore_from, validate_only)
+    if name in MP4_ROWS:
+        row["data"] = f"{frames_data} as MP4 ({data})"
     return row
-
 
 def mp4_dataset(data: Path, root: Path) -> Path:
     """Ped2 as a camera's user has footage: every video an MP4 (as ``ped2_alerts.py``
@@ -298,102 +258,6 @@ def write_mp4s(data: Path, folder: Path, split: str = "testing"
         labels = video.labels.resolve(count, video.name) if video.labels else None
         videos[video.name] = (path, labels)
     return videos
-
-
-def rescored_copy(source: Path, folder: Path, config: Config, data: Path, cache: Path) -> Path:
-    """``source``'s checkpoint copied into ``folder`` with ``config``'s score settings, the
-    score settings and threshold chosen again on validation under them."""
-    checkpoint = folder / "checkpoint.pt"
-    if not checkpoint.exists():
-        state = load_checkpoint(source / "checkpoint.pt")
-        trained = Config.from_dict(state["config"])
-        if {**trained.to_dict(), "score": None} != {**config.to_dict(), "score": None}:
-            raise SystemExit(f"{source}: trained with other settings than this row's")
-        state["config"] = config.to_dict()
-        folder.mkdir(parents=True, exist_ok=True)
-        storage.save_torch(checkpoint, state)
-        validate_checkpoint(checkpoint, data, cache_dir=cache, choose=True)
-    return checkpoint
-
-
-def part_aucs(scores_csv: Path) -> dict:
-    """Micro AUC of each score part alone (S_F, S_I, PSNR, feature distance, the motion
-    prior), training-calibrated and per-video max: which part carries the score, and which
-    drags it down."""
-    with scores_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    videos = sorted({r["video"] for r in rows})
-    labels = [np.array([int(r["label"]) for r in rows if r["video"] == v]) for v in videos]
-    result = {}
-    for part, sign in (("flow_error", 1), ("frame_error", 1), ("psnr", -1), ("distance", 1),
-                       ("motion", 1)):
-        if part not in rows[0]:
-            continue
-        values = [sign * np.array([float(r[part]) for r in rows if r["video"] == v])
-                  for v in videos]
-        metrics = all_metrics(values, labels)
-        result[part] = {mode: metrics[mode]["micro_auc"] for mode in ("video_max", "none")}
-    return result
-
-
-def figures(row: dict) -> dict[str, float | None]:
-    """The figures a table shows, all micro AUC unless named: validation (pooled, causal),
-    test raw / causal / centred (training-calibrated), the thesis protocol (raw, per-video
-    max), pixel AUROC, the share of normal test frames above the alert threshold (rows
-    scored since evaluate reports it). Test figures are None for a row not yet scored on
-    the test split."""
-    scores, name = (row["metrics"] or {}).get("scores", {}), row["score"]
-
-    def micro(kind: str, mode: str = "none") -> float | None:
-        return scores[kind][mode]["micro_auc"] if kind in scores else None
-
-    validation = row.get("validation") or {}
-    return {
-        "validation": validation.get("auc", {}).get("causal", {}).get("pooled"),
-        "raw": micro(name),
-        "causal": micro(f"{name}_causal") or micro(name),
-        "centred": micro(f"{name}_centred") or micro(name),
-        "thesis_protocol": micro(name, "video_max"),
-        "pixel": (row["metrics"] or {}).get("pixel_auroc"),
-        "normal_flagged": ((row["metrics"] or {}).get("alerts") or {}).get(
-            "normal_frames_flagged"),
-    }
-
-
-def summary_line(name: str, row: dict) -> str:
-    values = figures(row)
-    return (f"{name}: " + ", ".join(f"{k} {_format(v)}" for k, v in values.items())
-            + f"; trained {row['train_seconds'] / 60:.1f} min")
-
-
-def markdown_tables(results: dict) -> str:
-    """One row per run: validation AUC beside the test figures and the training time."""
-    header = ("| row | validation AUC (pooled, causal) | test: calibrated raw | calibrated "
-              "causal | centred | thesis protocol (video max) | pixel AUROC | normal test frames "
-              "above the alert threshold | training |")
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for key, row in results["rows"].items():
-        values = figures(row)
-        training = (f"{row['train_seconds'] / 60:.0f} min, {row['epochs']} ep"
-                    if row["epochs"] else "none")
-        lines.append(f"| `{key}` | " + " | ".join(_format(v) for v in values.values())
-                     + f" | {training} |")
-    return "\n".join(lines)
-
-
-def _format(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=PROJECT, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+uncommitted changes" if dirty else "")
 
 
 if __name__ == "__main__":

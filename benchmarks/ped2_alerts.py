@@ -13,15 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
 from comemory import storage
-from comemory.checkpoint import load_checkpoint
-from comemory.detection import detect
 from ped2 import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
+from rows import alerts_through_detect
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
 
@@ -37,28 +33,7 @@ def main() -> int:
         return 0
     checkpoint = args.runs / args.row / "checkpoint.pt"
     videos = write_mp4s(args.data, args.runs / "ped2-mp4")
-    started = time.perf_counter()
-    out = args.runs / args.row / "detect"
-    flagged, labels, events = [], [], 0
-    for name, (path, truth) in videos.items():
-        (summary,) = detect(path, checkpoint, out, video=False, progress=False)
-        rows = [json.loads(line) for line in
-                (out / name / "scores.jsonl").read_text().splitlines()]
-        flagged.append(np.array([r["anomalous"] for r in rows]))
-        labels.append(truth[:len(rows)])
-        events += len(json.loads((out / name / "events.json").read_text())["events"])
-    flagged_all, labels_all = np.concatenate(flagged), np.concatenate(labels).astype(bool)
-    calibration = load_checkpoint(checkpoint)["calibration"]
-    result = {
-        "checkpoint": str(checkpoint),
-        "false_alarm_rate": calibration["false_alarm_rate"],
-        "threshold": calibration["threshold"],
-        "normal_frames_flagged": float(flagged_all[~labels_all].mean()),
-        "anomalous_frames_flagged": float(flagged_all[labels_all].mean()),
-        "events": events,
-        "frames": int(labels_all.size),
-        "seconds": time.perf_counter() - started,
-    }
+    result = alerts_through_detect(checkpoint, videos, args.runs / args.row / "detect")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[args.row] = result
     storage.write_text(RESULTS, json.dumps(results, indent=2))

@@ -211,6 +211,55 @@ def test_own_labels_csv_errors_name_the_file_and_line(tmp_path):
         read_dataset("videos", tmp_path / "testing", "training")
 
 
+def write_masks(folder, labels):
+    folder.mkdir(parents=True)
+    for i, mask in enumerate(masks_for(labels)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), mask * 255)
+
+
+def test_own_videos_with_pixel_masks_for_some_videos(tmp_path):
+    write_own(tmp_path)
+    door_labels = [0, 0, 1, 1, 0, 0, 1, 1]
+    write_masks(tmp_path / "testing_masks" / "door", door_labels)  # yard has none
+    door, yard = prepared(tmp_path, "videos")
+    assert door.masks.load().any(axis=(1, 2)).astype(int).tolist() == door_labels
+    assert yard.masks is None
+    assert all(v.masks is None for v in read_dataset("videos", tmp_path, "training"))
+
+
+def test_own_videos_mask_errors_name_the_folder(tmp_path):
+    write_own(tmp_path)
+    write_masks(tmp_path / "testing_masks" / "door", [0] * 7)  # door has 8 frames
+    with pytest.raises(DataError, match=r"testing_masks/door: 7 masks for video 'door', which "
+                                        r"has 8"):
+        prepared(tmp_path, "videos")
+    write_masks(tmp_path / "testing_masks" / "gate", [0] * 8)
+    with pytest.raises(DataError, match=r"testing_masks/gate: mask folder of no test video"):
+        read_dataset("videos", tmp_path, "testing")
+
+
+def test_ucsd_ped1_as_shipped_masks_for_a_subset_and_an_all_anomalous_clip(tmp_path):
+    """UCSDped1 ships masks (Test/TestNNN_gt/*.bmp) for 10 of its 36 test clips, and one
+    clip (Test014) is anomalous throughout."""
+    write_frames(tmp_path / "Train" / "Train001", 6)
+    for clip in ("Test001", "Test002", "Test003"):
+        write_frames(tmp_path / "Test" / clip, 6)
+    gt = tmp_path / "Test" / "Test002_gt"
+    gt.mkdir()
+    for i, mask in enumerate(masks_for([1] * 6)):
+        cv2.imwrite(str(gt / f"{i + 1:03d}.bmp"), mask * 255)
+    (tmp_path / "Test" / "UCSDped1.m").write_text(
+        "TestVideoFile = {};\n"
+        "TestVideoFile{end+1}.gt_frame = [2:4];\n"
+        "TestVideoFile{end+1}.gt_frame = [1:6];\n"
+        "TestVideoFile{end+1}.gt_frame = [5:6];\n")
+    videos = prepared(tmp_path, "ped1")
+    assert [v.masks is not None for v in videos] == [False, True, False]
+    assert videos[1].labels.tolist() == [1] * 6
+    assert videos[1].masks.load().all(axis=0)[8:14, 2:8].any()  # the object is masked
+    assert [v.labels.tolist() for v in videos[::2]] == [[0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]
+
+
 def test_prepare_command_prints_a_summary(tmp_path, capsys):
     write_ucsd(tmp_path / "UCSDped1")
     assert main(["prepare", "--dataset", "ped1", "--root", str(tmp_path / "UCSDped1"),

@@ -2,11 +2,13 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -261,5 +263,33 @@ def test_flow_floor_needs_no_training(scene, tmp_path):
     fast_video_auc = roc_auc_score([int(r["label"]) for r in rows],
                                    [float(r["flow_floor_score"]) for r in rows])
     assert fast_video_auc > 0.8  # chance is 0.5
-    assert metrics["pixel_auroc"] > 0.6
+    assert metrics["pixel_auroc"] > 0.6 and metrics["pixel_auroc_videos"] == 3
     assert (tmp_path / "heatmaps.png").stat().st_size > 0
+
+
+def test_pixel_auroc_counts_only_the_videos_that_have_masks(scene, tmp_path):
+    """The scene in the own-videos layout, with masks for one test video of three."""
+    root = tmp_path / "videos"
+    for split in ("training", "testing"):
+        for folder in sorted((scene / split / "frames").iterdir()):
+            (root / split).mkdir(parents=True, exist_ok=True)
+            write_avi_lossless(sorted(folder.glob("*.png")), root / split / f"{folder.name}.avi")
+    labels = np.load(scene / "frame_labels_synth.npy").reshape(3, -1)
+    spans = [f"{video:02d},{frame},{frame}" for video, row in enumerate(labels, start=1)
+             for frame in np.flatnonzero(row)]
+    (root / "labels.csv").write_text("video,start_frame,end_frame\n" + "\n".join(spans) + "\n")
+    shutil.copytree(scene / "testing" / "masks" / "01", root / "testing_masks" / "01")
+    metrics = evaluate_floor(small_config(), root, tmp_path / "eval", tmp_path / "cache",
+                             dataset="videos")
+    assert metrics["pixel_auroc_videos"] == 1 and metrics["pixel_auroc"] > 0.6
+    assert metrics["scores"]["flow_floor"]["none"]["macro_videos"] == 3
+
+
+def write_avi_lossless(frames: list, path) -> None:
+    first = cv2.imread(str(frames[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 10,
+                             (first.shape[1], first.shape[0]))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(cv2.imread(str(frame)))
+    writer.release()

@@ -497,8 +497,18 @@ def format_metrics(metrics: dict) -> str:
             macro = f"{m['macro_auc']:.3f}" if m["macro_auc"] is not None else "n/a"
             lines.append(f"{kind:<17} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
                          f"{m['eer']:>6.3f} {m['ap']:>6.3f}")
+    macro_videos = next(iter(next(iter(metrics["scores"].values())).values()))["macro_videos"]
+    lines.append(f"macro AUC: the mean over the {macro_videos} test videos that hold both "
+                 "normal and anomalous frames")
     if metrics.get("pixel_auroc") is not None:
-        lines.append(f"pixel AUROC (training-calibrated): {metrics['pixel_auroc']:.3f}")
+        lines.append(f"pixel AUROC (training-calibrated): {metrics['pixel_auroc']:.3f}, over "
+                     f"the {metrics.get('pixel_auroc_videos', 'n/a')} test videos with masks")
+    alerts = metrics.get("alerts")
+    if alerts:
+        lines.append(f"alert threshold ({alerts['score']}, promised for "
+                     f"{alerts['false_alarm_rate']:.1%} of normal frames): "
+                     f"{alerts['normal_frames_flagged']:.1%} of normal and "
+                     f"{alerts['anomalous_frames_flagged']:.1%} of anomalous test frames above it")
     return "\n".join(lines)
 
 

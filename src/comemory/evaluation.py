@@ -156,6 +156,7 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
         "scores": {kind: all_metrics(scores, labels, overrides.get(kind))
                    for kind, scores in kinds.items()},
         "pixel_auroc": _pixel_auroc(videos, errors, scorer, calibration, config),
+        "pixel_auroc_videos": sum(v.masks is not None for v in videos),
     }
     if calibration.threshold is not None:
         metrics["alerts"] = _alert_shares(kinds, labels, calibration)
@@ -188,7 +189,8 @@ def _alert_shares(kinds: dict[str, list[np.ndarray]], labels: list[np.ndarray],
 
 def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors], scorer: Scorer,
                  calibration: Calibration, config: Config) -> float | None:
-    """Pixel AUROC of the score maps, each resized to its mask, over frames with masks;
+    """Pixel AUROC of the score maps, each resized to its mask, over the frames of the
+    videos that have masks (metrics.json says how many: ``pixel_auroc_videos``);
     training-calibrated (no per-video normalisation). None without masks."""
     pairs = [(v, e) for v, e in zip(videos, errors, strict=True) if v.masks is not None]
     if not pairs:

@@ -16,7 +16,9 @@ them. Layouts (``--dataset``):
                 <root>/testing/test_frame_mask/<video>.npy, test_pixel_mask/<video>.npy
   videos        your own: <root>/training/*.mp4 (any format OpenCV decodes),
                 <root>/testing/*.mp4, optional <root>/labels.csv with rows
-                video,start_frame,end_frame (frames from 0, end inclusive)
+                video,start_frame,end_frame (frames from 0, end inclusive), optional
+                pixel masks <root>/testing_masks/<video>/*.png (one per frame; any
+                video may lack them)
 
 An explicit ``labels`` path replaces the layout's own test labels: a flat ``.npy`` for
 ``frames``, a ``.m`` for ``ucsd``, a CSV for ``videos``.
@@ -159,6 +161,8 @@ def read_video_files(root: Path, split: str, labels: Path | None) -> list[Video]
         for video in videos:
             mine = spans.get(video.name, []) + spans.get(video.source.location.name, [])
             video.labels = FrameLabels(labels_file, spans=mine)
+    if split == "testing":
+        _attach_mask_folders(videos, root / "testing_masks")
     return videos
 
 
@@ -225,6 +229,21 @@ def _ucsd_ranges_file(root: Path) -> Path | None:
         raise DataError(f"{root}: several .m label files ({', '.join(map(str, candidates))}); "
                         "pass the right one with --labels")
     return candidates[0] if candidates else None
+
+
+def _attach_mask_folders(videos: list[Video], folder: Path) -> None:
+    """Each test video's masks from ``folder/<video>/``, where that folder exists; a mask
+    folder that names no test video is an error (a typo would silently drop its masks)."""
+    if not folder.is_dir():
+        return
+    names = {v.name for v in videos}
+    strays = sorted(p.name for p in folder.iterdir()
+                    if p.is_dir() and not p.name.startswith(".") and p.name not in names)
+    if strays:
+        raise DataError(f"{folder / strays[0]}: mask folder of no test video (test videos "
+                        f"are named by their file names without extension)")
+    for video in videos:
+        video.masks = _mask_images(folder / video.name)
 
 
 def _mask_images(folder: Path) -> MaskImages | None:

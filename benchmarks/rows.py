@@ -1,0 +1,231 @@
+"""What the dataset benchmarks (ped2.py, ped1.py) share: the design they measure, one row
+run from training to test figures, the alert check through ``comemory detect``, and the
+one results writer.
+
+A row is one configuration: trained (or training-free, the floor), its score settings
+chosen on the validation set built from held-out training videos, and only then its
+test split scored, once, by ``evaluate``. A row record holds its description, seed, git
+commit, machine, training time, validation report, every test AUC and the part AUCs.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from comemory import storage
+from comemory.bench import machine
+from comemory.checkpoint import load_checkpoint
+from comemory.config import Config
+from comemory.detection import detect
+from comemory.evaluation import evaluate, evaluate_floor
+from comemory.metrics import all_metrics
+from comemory.training import train
+from comemory.validation import validate_checkpoint, validate_floor
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+
+# The design as benchmarked, chosen on Ped2 (development; each choice and the figure that
+# informed it is listed in docs/benchmarks.md, "Decisions informed by Ped2's test split").
+#
+# Flow at the frames' own resolution. On Ped2 the short runs' pooled causal validation AUC
+# was 0.951 (native flow), 0.953 (+ MNAD's memory details and cosine schedule), 0.945 (no
+# motion skips): within 0.008 of each other with one seed each, so the simplest (the
+# thesis's model, native flow) is kept. Every full row starts from it.
+CHOSEN = ["flow.at=native"]
+# Chosen on Ped2's budget curve (benchmarks/ped2_budget.py, ped2-budget.json): validation
+# AUC 0.951 after 3 epochs (14 min) and 0.951 after 6 (28 min), so 3 epochs.
+FULL_EPOCHS = 3
+# Whole training videos held out (a fifth of them) instead of each video's tail: the
+# validation set and the alert threshold then come from people and moments the model never
+# saw, as the test videos do. Chosen on that principle, not on a validation AUC.
+HELD_OUT_VIDEOS = ["train.holdout=videos", "train.holdout_fraction=0.2"]
+MNAD_AS_ITS_CODE = ["model.architecture=mnad", "model.read=detached", "model.compactness=mse",
+                    "model.memory_init=uniform", "train.lr_schedule=cosine"]
+
+
+def dataset_missing(data: Path, dataset: str, *splits: str) -> bool:
+    """True, after saying so, when ``data`` holds none of ``splits``: the benchmarks skip
+    cleanly where a dataset is absent."""
+    if any((data / split).is_dir() for split in splits):
+        return False
+    print(f"skipped: {dataset} not found at {data} (see the README, Datasets)")
+    return True
+
+
+def run_row(description: str, config: Config, trained: bool, data: Path, folder: Path,
+            cache: Path, dataset: str, rescore_from: Path | None = None,
+            validate_only: bool = False) -> dict:
+    """Train (or resume) ``config`` into ``folder`` (or, with ``rescore_from``, copy that
+    run's checkpoint and choose its score settings again under ``config``'s), validate,
+    then score the test split once. A training-free row (``trained`` False) is the floor,
+    its settings chosen on the same validation set."""
+    started = time.perf_counter()
+    row = {"description": description, "seed": config.train.seed, "git_commit": git_commit(),
+           "data": str(data), "dataset": dataset, "machine": machine(),
+           # the scorer: the floor's where nothing is trained, else the architecture's
+           "score": config.model.architecture if trained else "flow_floor"}
+    if not trained:
+        config.score, report = validate_floor(config, data, cache, dataset=dataset)
+        metrics = evaluate_floor(config, data, folder / "eval", cache, dataset=dataset)
+        row.update(train_seconds=0.0, epochs=0, validation=report)
+    else:
+        checkpoint = (rescored_copy(rescore_from, folder, config, data, cache, dataset)
+                      if rescore_from is not None
+                      else train(config, data, folder, cache, resume=True, dataset=dataset))
+        state = load_checkpoint(checkpoint)
+        config = Config.from_dict(state["config"])
+        if validate_only:
+            return {**row, "config": config.to_dict(), "epochs": state["epoch"],
+                    "train_seconds": state.get("train_seconds"),
+                    "validation": state.get("validation"), "metrics": None}
+        evaluation_started = time.perf_counter()
+        metrics = evaluate(checkpoint, data, folder / "eval", cache, dataset=dataset)
+        row.update(train_seconds=state.get("train_seconds"), epochs=state["epoch"],
+                   eval_seconds=time.perf_counter() - evaluation_started,
+                   validation=state.get("validation"))
+    row.update(config=config.to_dict(), wall_seconds=time.perf_counter() - started,
+               metrics=metrics, part_aucs=part_aucs(folder / "eval" / "scores.csv"))
+    return row
+
+
+def save_row(results: Path, key: str, row: dict) -> None:
+    """Write ``row`` under ``rows.<key>`` of the JSON file ``results`` (atomically)."""
+    saved = json.loads(results.read_text()) if results.exists() else {"rows": {}}
+    saved["rows"][key] = row
+    storage.write_text(results, json.dumps(saved, indent=2))
+
+
+def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
+                          out: Path) -> dict:
+    """Does the alert threshold keep its promise, tried as a user would: ``comemory detect``
+    on each test video file ({name: (path, frame labels)}). The share of normal frames
+    flagged (the promise: score.false_alarm_rate of held-out normal training frames), the
+    share of anomalous frames flagged, and the number of events."""
+    started = time.perf_counter()
+    flagged, labels, events = [], [], 0
+    for name, (path, truth) in videos.items():
+        detect(path, checkpoint, out, video=False, progress=False)
+        rows = [json.loads(line) for line in
+                (out / name / "scores.jsonl").read_text().splitlines()]
+        flagged.append(np.array([r["anomalous"] for r in rows]))
+        labels.append(truth[:len(rows)])
+        events += len(json.loads((out / name / "events.json").read_text())["events"])
+    flagged_all, labels_all = np.concatenate(flagged), np.concatenate(labels).astype(bool)
+    calibration = load_checkpoint(checkpoint)["calibration"]
+    return {
+        "checkpoint": str(checkpoint),
+        "false_alarm_rate": calibration["false_alarm_rate"],
+        "threshold": calibration["threshold"],
+        "normal_frames_flagged": float(flagged_all[~labels_all].mean()),
+        "anomalous_frames_flagged": float(flagged_all[labels_all].mean()),
+        "events": events,
+        "frames": int(labels_all.size),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def rescored_copy(source: Path, folder: Path, config: Config, data: Path, cache: Path,
+                  dataset: str) -> Path:
+    """``source``'s checkpoint copied into ``folder`` with ``config``'s score settings, the
+    score settings and threshold chosen again on validation under them."""
+    checkpoint = folder / "checkpoint.pt"
+    if not checkpoint.exists():
+        state = load_checkpoint(source / "checkpoint.pt")
+        trained = Config.from_dict(state["config"])
+        if {**trained.to_dict(), "score": None} != {**config.to_dict(), "score": None}:
+            raise SystemExit(f"{source}: trained with other settings than this row's")
+        state["config"] = config.to_dict()
+        folder.mkdir(parents=True, exist_ok=True)
+        storage.save_torch(checkpoint, state)
+        validate_checkpoint(checkpoint, data, cache_dir=cache, dataset=dataset,
+                            choose=True)
+    return checkpoint
+
+
+def part_aucs(scores_csv: Path) -> dict:
+    """Micro AUC of each score part alone (S_F, S_I, PSNR, feature distance, the motion
+    prior), training-calibrated and per-video max: which part carries the score, and which
+    drags it down."""
+    with scores_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    videos = sorted({r["video"] for r in rows})
+    labels = [np.array([int(r["label"]) for r in rows if r["video"] == v]) for v in videos]
+    result = {}
+    for part, sign in (("flow_error", 1), ("frame_error", 1), ("psnr", -1), ("distance", 1),
+                       ("motion", 1)):
+        if part not in rows[0]:
+            continue
+        values = [sign * np.array([float(r[part]) for r in rows if r["video"] == v])
+                  for v in videos]
+        metrics = all_metrics(values, labels)
+        result[part] = {mode: metrics[mode]["micro_auc"] for mode in ("video_max", "none")}
+    return result
+
+
+def figures(row: dict) -> dict[str, float | None]:
+    """The figures a table shows, all micro AUC unless named: validation (pooled, causal),
+    test raw / causal / centred (training-calibrated), the thesis protocol (raw, per-video
+    max), pixel AUROC, the share of normal test frames above the alert threshold (rows
+    scored since evaluate reports it). Test figures are None for a row not yet scored on
+    the test split."""
+    scores, name = (row["metrics"] or {}).get("scores", {}), row["score"]
+
+    def micro(kind: str, mode: str = "none") -> float | None:
+        return scores[kind][mode]["micro_auc"] if kind in scores else None
+
+    validation = row.get("validation") or {}
+    return {
+        "validation": validation.get("auc", {}).get("causal", {}).get("pooled"),
+        "raw": micro(name),
+        "causal": micro(f"{name}_causal") or micro(name),
+        "centred": micro(f"{name}_centred") or micro(name),
+        "thesis_protocol": micro(name, "video_max"),
+        "pixel": (row["metrics"] or {}).get("pixel_auroc"),
+        "normal_flagged": ((row["metrics"] or {}).get("alerts") or {}).get(
+            "normal_frames_flagged"),
+    }
+
+
+def summary_line(name: str, row: dict) -> str:
+    values = figures(row)
+    return (f"{name}: " + ", ".join(f"{k} {_format(v)}" for k, v in values.items())
+            + f"; trained {row['train_seconds'] / 60:.1f} min")
+
+
+def markdown_tables(results: dict) -> str:
+    """One row per run: validation AUC beside the test figures and the training time."""
+    header = ("| row | validation AUC (pooled, causal) | test: calibrated raw | calibrated "
+              "causal | centred | thesis protocol (video max) | pixel AUROC | normal test frames "
+              "above the alert threshold | training |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for key, row in results["rows"].items():
+        values = figures(row)
+        training = (f"{row['train_seconds'] / 60:.0f} min, {row['epochs']} ep"
+                    if row["epochs"] else "none")
+        lines.append(f"| `{key}` | " + " | ".join(_format(v) for v in values.values())
+                     + f" | {training} |")
+    return "\n".join(lines)
+
+
+def _format(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=PROJECT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+uncommitted changes" if dirty else "")
+

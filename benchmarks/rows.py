@@ -215,6 +215,58 @@ def markdown_tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+# The columns of the README's results tables, one per dataset, the same for every dataset
+README_COLUMNS = ("validation AUC", "calibrated, raw", "calibrated, causal (what `detect` "
+                  "outputs)", "centred (offline)", "per-video max (thesis)",
+                  "per-video min-max (MNAD)", "macro AUC (calibrated, causal)", "pixel AUROC",
+                  "normal / anomalous test frames flagged through `detect` on the MP4s",
+                  "training")
+
+
+def readme_table(results: dict, alerts: dict, groups: dict[str, list[str]]) -> str:
+    """The README's table: one line per group of rows ({label: [row keys]}, the seeds of
+    one configuration), the mean of its rows with the range in brackets where there are
+    several. Keys not yet in ``results`` are left out; a group with none is not shown."""
+    lines = ["| | " + " | ".join(README_COLUMNS) + " |",
+             "|" + "---|" * (len(README_COLUMNS) + 1)]
+    for label, keys in groups.items():
+        rows = [results["rows"][key] for key in keys if key in results["rows"]]
+        if not rows:
+            continue
+        values = [_readme_figures(results["rows"][key], alerts.get(key))
+                  for key in keys if key in results["rows"]]
+        cells = [_mean_and_range([v[column] for v in values]) for column in values[0]]
+        minutes = [row["train_seconds"] / 60 for row in rows if row.get("train_seconds")]
+        training = f"{np.mean(minutes):.0f} min" if minutes else "none"
+        seeds = f" ({len(rows)} seeds)" if len(rows) > 1 else ""
+        lines.append(f"| {label}{seeds} | " + " | ".join(cells[:-2])
+                     + f" | {cells[-2]} / {cells[-1]} | {training} |")
+    return "\n".join(lines)
+
+
+def _readme_figures(row: dict, alerts: dict | None) -> dict[str, float | None]:
+    base = figures(row)
+    scores, name = (row["metrics"] or {}).get("scores", {}), row["score"]
+    causal = f"{name}_causal" if f"{name}_causal" in scores else name
+    return {
+        "validation": base["validation"], "raw": base["raw"], "causal": base["causal"],
+        "centred": base["centred"], "video_max": base["thesis_protocol"],
+        "video_minmax": scores.get(name, {}).get("video_minmax", {}).get("micro_auc"),
+        "macro": scores.get(causal, {}).get("none", {}).get("macro_auc"),
+        "pixel": base["pixel"],
+        "normal_flagged": (alerts or {}).get("normal_frames_flagged"),
+        "anomalous_flagged": (alerts or {}).get("anomalous_frames_flagged"),
+    }
+
+
+def _mean_and_range(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    if len(known) == 1:
+        return _format(known[0])
+    return f"{_format(float(np.mean(known)))} ({max(known) - min(known):.3f})"
+
 def _format(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 

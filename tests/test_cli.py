@@ -18,6 +18,8 @@ def test_cli_synth_train_evaluate(tmp_path, capsys):
                  "--out", str(tmp_path / "eval"), "--cache-dir", str(tmp_path / "cache")]) == 0
     printed = capsys.readouterr().out
     assert "micro AUC" in printed and "video_max" in printed
+    assert "macro AUC: the mean over the 6 test videos that hold both" in printed
+    assert "of normal and" in printed and "of anomalous test frames above it" in printed
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["frames_scored"] > 0
 
 
@@ -35,3 +37,12 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path),
                  "--out", str(tmp_path / "eval")]) == 2
     assert "none.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_resume_into_a_folder_without_a_run_writes_nothing(tmp_path, capsys):
+    for out in (tmp_path / "typo", tmp_path / "empty"):
+        if out.name == "empty":
+            out.mkdir()
+        assert main(["train", "--data", str(tmp_path), "--out", str(out), "--resume"]) == 2
+        assert f"{out / 'checkpoint.pt'}: no run to resume here" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists() and not any((tmp_path / "empty").iterdir())

@@ -31,7 +31,7 @@ from comemory.data import datasets
 from comemory.data.datasets import dataset_names
 from comemory.data.prepared import PreparedVideo, prepare_split, read_split
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.errors import ComemoryError, Interrupted
+from comemory.errors import CheckpointError, ComemoryError, Interrupted
 from comemory.evaluation import evaluate, evaluate_floor
 from comemory.training import train
 from comemory.validation import validate_checkpoint
@@ -356,6 +356,10 @@ def _describe_split(split: str, videos: list[PreparedVideo]) -> str:
 
 
 def _train(args: argparse.Namespace) -> None:
+    if args.resume and not (args.out / "checkpoint.pt").is_file():
+        # a typo in --out would otherwise start afresh and leave the run meant to go on
+        raise CheckpointError(f"{args.out / 'checkpoint.pt'}: no run to resume here; check "
+                              "--out, or leave out --resume to start a new run")
     overrides = args.overrides + ([f"train.threads={args.threads}"]
                                   if args.threads is not None else [])
     config = build_config(args.preset, args.config, overrides)

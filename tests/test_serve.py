@@ -233,6 +233,44 @@ def test_a_database_url_never_shows_its_password(postgres_server, caplog):
     assert "hunter2-secret" not in caplog.text
 
 
+
+@pytest.mark.parametrize("location", [
+    "postgresql://bob:hunter2-secret@127.0.0.1:PORT/db",
+    "postgresql://bob@127.0.0.1:PORT/db?password=hunter2-secret&sslmode=disable",
+    "host=127.0.0.1 port=PORT user=bob password=hunter2-secret dbname=db",
+    "host=127.0.0.1 port=PORT user=bob password = 'hunter2-secret' dbname=db",
+])
+def test_no_form_of_a_database_address_shows_its_password(location, tmp_path, caplog,
+                                                          monkeypatch):
+    from comemory.serve.database import is_database_url, redacted
+
+    location = location.replace("PORT", str(free_port()))  # nothing listens there
+    monkeypatch.chdir(tmp_path)
+    assert is_database_url(location) and "hunter2-secret" not in redacted(location)
+    assert "***" in redacted(location)
+    with pytest.raises(DataError, match="cannot connect") as error:
+        EventStore(location)
+    assert "hunter2-secret" not in str(error.value) + caplog.text
+    assert list(tmp_path.iterdir()) == []  # no SQLite file named after the address
+    monkeypatch.setenv("PGPASSWORD", "env-secret-too")
+    assert redacted("failed for env-secret-too") == "failed for ***"
+
+
+def test_only_a_path_or_a_sqlite_url_is_a_sqlite_database(tmp_path):
+    from comemory.serve.database import is_database_url, sqlite_path
+
+    assert sqlite_path(f"sqlite://{tmp_path}/a.db") == tmp_path / "a.db"
+    assert sqlite_path("sqlite:events.db") == Path("events.db")
+    assert sqlite_path("runs/events.db") == Path("runs/events.db")
+    assert not is_database_url(str(tmp_path / "events.db"))
+    with pytest.raises(ConfigError, match=r"mysql://bob:\*\*\*@db/events: a mysql: URL is "
+                                          "not supported"):
+        EventStore("mysql://bob:pw@db/events")
+    store = EventStore(f"sqlite:///{tmp_path}/b.db")
+    store.close()
+    assert (tmp_path / "b.db").is_file()
+
+
 def test_false_alarms_without_their_clip_are_listed_not_used(tmp_path):
     store = EventStore(tmp_path / "events.db")
     kept, pruned, true = (store.open_event("door", t, 0, 3, 1, 4.0, 2.0) for t in (1, 2, 3))

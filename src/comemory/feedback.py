@@ -43,7 +43,13 @@ from comemory.detection import Detector, torch_engine
 from comemory.errors import DataError, TrainingError
 from comemory.progress import progress
 from comemory.scoring import Calibration, FrameScorer
-from comemory.serve.database import EventFilter, EventStore, is_database_url, redacted
+from comemory.serve.database import (
+    EventFilter,
+    EventStore,
+    is_database_url,
+    redacted,
+    sqlite_path,
+)
 from comemory.training import training_losses
 from comemory.validation import fit_scores, model_errors, validation_set, write_report
 
@@ -58,7 +64,7 @@ def false_alarm_clips(database: str | Path, clips: str | Path | None = None
             raise DataError(f"{redacted(str(database))}: a database server holds no clips; "
                             "pass the folder of the reviewed clips (--clips)")
     else:
-        database = Path(database)
+        database = sqlite_path(database)
         if not database.is_file():
             raise DataError(f"{database}: no such events database (the events.db in the "
                             "data folder of `comemory serve`)")

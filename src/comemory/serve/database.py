@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
 import sqlite3
 import threading
@@ -27,10 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from comemory.errors import ComemoryError, DataError
+from comemory.errors import ComemoryError, ConfigError, DataError
 
 VERDICTS = ("true_anomaly", "false_alarm")
 URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+KEYWORDS = re.compile(r"^\s*[a-z_]+\s*=", re.IGNORECASE)  # libpq's "host=db user=bob ..."
+OTHER_URL = re.compile(r"^([a-z][a-z0-9+.-]+):", re.IGNORECASE)  # a one-letter one: C:\
+# a password in any form libpq reads: user:PASSWORD@ in a URL, ?password=PASSWORD in its
+# query, password=PASSWORD (or password='pass word') in a keyword string
+PASSWORDS = (re.compile(r"^[^:]+://[^:/@]*:([^@]*)@"),
+             re.compile(r"[?&]password=([^&]*)", re.IGNORECASE),
+             re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']\S*)",
+                        re.IGNORECASE))
 
 # MIGRATIONS[v] takes a database at version v to v + 1. {id} and {real} stand for the
 # backend's auto-numbered key and double-precision float (PostgreSQL's REAL has 24 bits:
@@ -91,7 +100,7 @@ class EventStore:
 
     def __init__(self, location: str | Path, cameras: Sequence[str] | None = None):
         self._backend = (PostgreSQL(str(location)) if is_database_url(location)
-                         else SQLite(Path(location)))
+                         else SQLite(sqlite_path(location)))
         self.location = self._backend.name  # for messages: a URL without its password
         self.shared = isinstance(self._backend, PostgreSQL)
         self._own = list(cameras) if self.shared and cameras is not None else None
@@ -253,8 +262,26 @@ class EventStore:
 
 
 def is_database_url(location: str | Path) -> bool:
-    """Whether ``location`` names a PostgreSQL server (a URL) rather than a SQLite file."""
-    return isinstance(location, str) and bool(URL.match(location))
+    """Whether ``location`` names a PostgreSQL server (a ``postgresql://`` URL or libpq's
+    ``host=... dbname=...`` keyword string) rather than a SQLite file."""
+    return isinstance(location, str) and bool(URL.match(location) or KEYWORDS.match(location))
+
+
+def sqlite_path(location: str | Path) -> Path:
+    """The SQLite file ``location`` names: a path, or a ``sqlite:`` URL
+    (``sqlite:///abs/events.db``, ``sqlite:events.db``). Any other URL scheme is refused, so
+    that a mistyped server address never becomes a file of that name."""
+    if isinstance(location, Path):
+        return location
+    scheme = OTHER_URL.match(location)
+    if scheme is None:
+        return Path(location)
+    if scheme.group(1).lower() != "sqlite":
+        raise ConfigError(f"events database {redacted(location)}: a {scheme.group(1)}: URL is "
+                          "not supported; give a file path, a sqlite: URL or a postgresql:// "
+                          "URL")
+    rest = location[len(scheme.group(0)):]
+    return Path("/" + rest[2:].lstrip("/") if rest.startswith("//") else rest)
 
 
 def _cameras_clause(cameras: Sequence[str] | None) -> tuple[str, tuple]:
@@ -380,7 +407,7 @@ class PostgreSQL:
         try:
             self._raw = self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)
         except self._psycopg.Error as error:
-            message = str(error).replace(self._url, self.name).strip()
+            message = redacted(str(error).replace(self._url, self.name), self._url).strip()
             raise DataError(f"events database {self.name}: cannot connect ({message})") \
                 from None
         return Connection(self._raw, self)
@@ -407,9 +434,22 @@ class PostgreSQL:
             self._raw.close()
 
 
-def redacted(url: str) -> str:
-    """``url`` with its password (if any) replaced by ***, for messages and logs."""
-    return re.sub(r"^([^:]+://[^:/@]*:)[^@]*@", r"\1***@", url)
+def redacted(text: str, location: str | None = None) -> str:
+    """``text`` with every password of the database ``location`` (``text`` itself where
+    not given) replaced by ***, for messages and logs."""
+    for secret in sorted(passwords(text if location is None else location), key=len,
+                         reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def passwords(location: str) -> set[str]:
+    """The passwords written in a database URL or keyword string (and their unquoted
+    forms), never shown."""
+    found = {match.group(1) for pattern in PASSWORDS for match in pattern.finditer(location)}
+    found |= {secret[1:-1] for secret in found if secret[:1] == "'" and len(secret) > 1}
+    found.add(os.environ.get("PGPASSWORD", ""))  # libpq reads it; no message may echo it
+    return {secret for secret in found if secret}
 
 
 def _utc(seconds: float | None) -> str:

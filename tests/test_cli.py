@@ -1,5 +1,8 @@
 """The command line: synth, train, evaluate, and clear errors with exit status 2."""
 import json
+import subprocess
+import sys
+import textwrap
 
 from comemory.cli import main
 
@@ -46,3 +49,51 @@ def test_resume_into_a_folder_without_a_run_writes_nothing(tmp_path, capsys):
         assert main(["train", "--data", str(tmp_path), "--out", str(out), "--resume"]) == 2
         assert f"{out / 'checkpoint.pt'}: no run to resume here" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists() and not any((tmp_path / "empty").iterdir())
+
+
+HEAVY = ("torch", "cv2", "sklearn")
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_version_and_help_load_neither_pytorch_nor_opencv():
+    for argv in (["--version"], ["--help"], ["train", "--help"], ["prepare", "--help"],
+                 ["serve", "--help"]):
+        result = run_python(f"""
+            import sys
+            from comemory.cli import main
+            try:
+                main({argv!r})
+            except SystemExit:
+                pass
+            print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)
+        """)
+        assert result.stderr.strip().splitlines()[-1] == "[]", (argv, result.stderr)
+    assert "0.1.0" in run_python("from comemory.cli import main; main(['--version'])").stdout
+
+
+def test_ctrl_c_while_pytorch_loads_is_one_line_and_status_130(tmp_path):
+    result = run_python("""
+        import builtins, os, signal, sys
+        from comemory.cli import main
+        real_import = builtins.__import__
+        def interrupting_import(name, *args, **kwargs):  # Ctrl-C as PyTorch starts to load
+            if name == "torch" and "torch" not in sys.modules:
+                os.kill(os.getpid(), signal.SIGINT)
+            return real_import(name, *args, **kwargs)
+        builtins.__import__ = interrupting_import
+        sys.exit(main(["train", "--root", sys.argv[1], "--out", sys.argv[2]]))
+    """, str(tmp_path), str(tmp_path / "run"))
+    assert result.returncode == 130, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("comemory: interrupted;")
+
+
+def test_every_described_layout_has_a_reader():
+    from comemory.data.datasets import READERS
+    from comemory.data.layouts import LAYOUTS
+
+    assert set(READERS) == set(LAYOUTS)

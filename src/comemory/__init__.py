@@ -11,13 +11,15 @@ import os
 # comemory.cpu). A value already in the environment is left as it is.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# ruff: noqa: E402  (the imports below must come after the line above)
-from comemory.config import Config, preset
-from comemory.errors import CheckpointError, ComemoryError, ConfigError, DataError
-from comemory.evaluation import evaluate
-from comemory.model import CoMemoryNet
-from comemory.training import train
+from comemory.lazy import lazy_exports  # noqa: E402  (after the line above)
 
+# imported on first use: `comemory --version` must not wait for PyTorch
+__getattr__ = lazy_exports(__name__, {
+    "Config": "comemory.config", "preset": "comemory.config",
+    "CheckpointError": "comemory.errors", "ComemoryError": "comemory.errors",
+    "ConfigError": "comemory.errors", "DataError": "comemory.errors",
+    "evaluate": "comemory.evaluation", "CoMemoryNet": "comemory.model",
+    "train": "comemory.training"})
 __all__ = ["CheckpointError", "CoMemoryNet", "ComemoryError", "Config", "ConfigError",
            "DataError", "evaluate", "preset", "train"]
 __version__ = "0.1.0"

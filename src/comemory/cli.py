@@ -18,30 +18,22 @@ from pathlib import Path
 
 from comemory import __version__, storage
 from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES
-from comemory.config import (
-    PRESETS,
-    Config,
-    FlowConfig,
-    apply_overrides,
-    load_yaml,
-    preset,
-)
+from comemory.config import PRESETS, Config, apply_overrides, load_yaml, preset
 from comemory.cpu import DETECT_THREADS, use_threads
-from comemory.data import datasets
-from comemory.data.datasets import dataset_names
-from comemory.data.prepared import PreparedVideo, prepare_split, read_split
-from comemory.data.synth import SynthSpec, synthesize
+from comemory.data.layouts import dataset_names, layouts_help
 from comemory.errors import CheckpointError, ComemoryError, Interrupted
-from comemory.evaluation import evaluate, evaluate_floor
-from comemory.training import train
-from comemory.validation import validate_checkpoint
+
+# Each command imports what it runs (PyTorch, OpenCV, scikit-learn) when it starts, inside
+# main's handlers: `--version` and `--help` answer at once, and a Ctrl-C while those load
+# is one line and exit status 130 like any other.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(format="comemory: %(message)s", level=logging.WARNING)
+    on_interrupt = "nothing partial was kept"
     try:
+        args = _parser().parse_args(argv)
+        on_interrupt = args.on_interrupt
+        logging.basicConfig(format="comemory: %(message)s", level=logging.WARNING)
         if getattr(args, "threads", None) is not None:
             use_threads(args.threads)
         args.run(args)
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"comemory: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"comemory: interrupted; {args.on_interrupt}", file=sys.stderr)
+        print(f"comemory: interrupted; {on_interrupt}", file=sys.stderr)
         return 130
     return 0
 
@@ -305,8 +297,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels: bool = True) ->
 
 
 def _layouts_help() -> str:
-    doc = datasets.__doc__
-    return "\n\n" + doc[doc.index("  frames"):doc.index("An explicit")].rstrip()
+    return "\n\n" + layouts_help()
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -329,11 +320,15 @@ def build_config(preset_name: str, config_file: Path | None, overrides: list[str
 
 
 def _synth(args: argparse.Namespace) -> None:
+    from comemory.data.synth import SynthSpec, synthesize
+
     summary = synthesize(args.out, SynthSpec(seed=args.seed))
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
 def _prepare(args: argparse.Namespace) -> None:
+    from comemory.data.prepared import prepare_split, read_split
+
     config = build_config(args.preset, args.config, args.overrides)
     splits = {split: read_split(args.root, split, args.labels, args.dataset)  # checks all
               for split in ("training", "testing")}                          # inputs first
@@ -342,7 +337,7 @@ def _prepare(args: argparse.Namespace) -> None:
         print(_describe_split(split, prepared))
 
 
-def _describe_split(split: str, videos: list[PreparedVideo]) -> str:
+def _describe_split(split: str, videos: list) -> str:
     """One line: videos, frames, anomalous frames, masks and original resolutions."""
     frames = sum(len(v.frames) for v in videos)
     line = f"{split}: {len(videos)} videos, {frames} frames"
@@ -363,6 +358,8 @@ def _train(args: argparse.Namespace) -> None:
     overrides = args.overrides + ([f"train.threads={args.threads}"]
                                   if args.threads is not None else [])
     config = build_config(args.preset, args.config, overrides)
+    from comemory.training import train
+
     checkpoint = train(config, args.root, args.out, args.cache_dir, resume=args.resume,
                        dataset=args.dataset)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, the main process speaks
@@ -370,6 +367,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from comemory.validation import validate_checkpoint
+
     report = validate_checkpoint(args.checkpoint, args.root, args.out, args.cache_dir,
                                  args.dataset, choose=args.choose, overrides=args.overrides,
                                  device=args.device)
@@ -388,6 +387,9 @@ def format_validation(report: dict) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from comemory.config import FlowConfig
+    from comemory.evaluation import evaluate
+
     flow = None
     if args.flow:
         flow = FlowConfig(method=args.flow, preset=args.flow_preset,
@@ -399,6 +401,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _floor(args: argparse.Namespace) -> None:
+    from comemory.evaluation import evaluate_floor
+
     config = build_config(args.preset, args.config, args.overrides)
     metrics = evaluate_floor(config, args.root, args.out, args.cache_dir, args.labels,
                              args.dataset)
@@ -478,6 +482,10 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from comemory.data.synth import SynthSpec, synthesize
+    from comemory.evaluation import evaluate
+    from comemory.training import train
+
     started = time.perf_counter()
     data, run, cache = args.out / "data", args.out / "run", args.out / "cache"
     if not (data / "frame_labels_synth.npy").exists():

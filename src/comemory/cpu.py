@@ -27,9 +27,13 @@ auto`` (the ``cpu`` preset's) takes bf16 only where it is native.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import cv2
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# PyTorch and OpenCV are imported inside the functions: config.py reads PRECISIONS from
+# here, and `comemory --help` must not wait for them.
 
 WAIT_VARIABLE = "OMP_WAIT_POLICY"
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -43,6 +47,9 @@ def use_threads(count: int = 0) -> int:
     among the processes torchrun started on this machine); returns the count in use."""
     if count < 0:
         raise ValueError(f"threads must be >= 0 (0 = one per core), got {count}")
+    import cv2
+    import torch
+
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     count = count or max(1, (os.cpu_count() or 1) // local_processes)
     torch.set_num_threads(count)
@@ -52,6 +59,8 @@ def use_threads(count: int = 0) -> int:
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` computes bfloat16 natively (fast), not by emulation."""
+    import torch
+
     if torch.device(device).type == "cuda":
         return torch.cuda.is_bf16_supported()
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, guarded
@@ -71,6 +80,9 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 def thread_settings() -> dict[str, object]:
     """What a benchmark record should say about threads: the counts, OpenMP's policy and
     whether bf16 is native."""
+    import cv2
+    import torch
+
     return {"torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads(),
             "omp_wait_policy": os.environ.get(WAIT_VARIABLE, "unset"),
             "native_bf16": native_bf16()}

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import torch
 
 from comemory.errors import FolderInUse
 
@@ -64,6 +63,8 @@ def write_text(path: str | Path, text: str) -> None:
 
 def save_torch(path: str | Path, obj: Any) -> None:
     with atomic_open(path) as handle:
+        import torch  # here: the command line imports this module before any torch work
+
         torch.save(obj, handle)
 
 

@@ -2,26 +2,8 @@
 
 ``read_dataset(name, root, split)`` returns the split's videos in order, each with its
 frame source and, for the test split, its labels and pixel masks where the dataset has
-them. Layouts (``--dataset``):
-
-  frames        MNAD / future-frame-prediction: <root>/{training,testing}/frames/<video>/*.jpg,
-                <root>/frame_labels_<name>.npy (flat, or (1, N) as MNAD ships it, test
-                videos in order), optional <root>/testing/masks/<video>/*.png
-  ucsd          UCSD Ped1/Ped2: <root>/Train/TrainNNN/*.tif, <root>/Test/TestNNN/*.tif,
-                UCSDpedN.m (gt_frame ranges) in <root>/Test or <root>,
-                optional masks <root>/Test/TestNNN_gt/*.bmp
-  avenue        CUHK Avenue: <root>/training_videos/*.avi, <root>/testing_videos/*.avi,
-                <root>/testing_label_mask/N_label.mat (volLabel); or MNAD's frame layout
-  shanghaitech  <root>/training/videos/*.avi, <root>/testing/frames/<video>/*.jpg,
-                <root>/testing/test_frame_mask/<video>.npy, test_pixel_mask/<video>.npy
-  videos        your own: <root>/training/*.mp4 (any format OpenCV decodes),
-                <root>/testing/*.mp4, optional <root>/labels.csv with rows
-                video,start_frame,end_frame (frames from 0, end inclusive), optional
-                pixel masks <root>/testing_masks/<video>/*.png (one per frame; any
-                video may lack them)
-
-An explicit ``labels`` path replaces the layout's own test labels: a flat ``.npy`` for
-``frames``, a ``.m`` for ``ucsd``, a CSV for ``videos``.
+them. The layouts (``--dataset``), and what each expects under the root, are listed in
+``comemory.data.layouts``.
 """
 from __future__ import annotations
 
@@ -45,6 +27,7 @@ from comemory.data.labels import (
     read_labels_csv,
     read_ucsd_ranges,
 )
+from comemory.data.layouts import ALIASES, dataset_names
 from comemory.errors import DataError
 
 SPLITS = ("training", "testing")
@@ -65,17 +48,13 @@ def read_dataset(name: str, root: str | Path, split: str,
     """The videos of ``split`` in the ``name`` layout; raises DataError naming what is wrong."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
-    reader = READERS.get(DATASET_ALIASES.get(name, name))
+    reader = READERS.get(ALIASES.get(name, name))
     if reader is None:
         raise DataError(f"unknown dataset layout {name!r}; choose one of {dataset_names()}")
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
     return reader(root, split, Path(labels) if labels else None)
-
-
-def dataset_names() -> list[str]:
-    return sorted([*READERS, *DATASET_ALIASES])
 
 
 def read_frame_folders(root: Path, split: str, labels: Path | None) -> list[Video]:
@@ -173,7 +152,6 @@ READERS: dict[str, Callable[[Path, str, Path | None], list[Video]]] = {
     "shanghaitech": read_shanghaitech,
     "videos": read_video_files,
 }
-DATASET_ALIASES = {"ped1": "ucsd", "ped2": "ucsd", "mnad": "frames"}
 
 
 def _subfolders(folder: Path, expected: str) -> list[Path]:

@@ -325,6 +325,75 @@ def test_clips_play_in_browsers_and_are_pruned_oldest_first(tmp_path):
     assert store.event(first)["clip"] is None and store.event(later)["clip"] == "door-late.webm"
 
 
+
+def test_a_clip_ends_at_its_longest_and_the_next_event_starts_a_new_one(tmp_path):
+    """Events closer together than clip_after_s keep joining the clip being written; it
+    still ends at ``longest`` frames, and an event that goes on past that keeps its first
+    ``longest`` frames."""
+    folder, done = tmp_path / "clips", []
+    recorder = ClipRecorder("door", folder, 10.0, before=0, after=3, longest=5,
+                            on_done=lambda ids, name, size: done.append((ids, name)))
+    frame = np.full((90, 120, 3), 128, np.uint8)
+    for event in (1, 2, 3):  # each starts two frames after the last ended: joins
+        recorder.start(event)
+        recorder.push(frame)
+        recorder.stop()
+        recorder.push(frame)
+    assert done == [([1, 2, 3], "door-1.webm")]  # 6 frames asked for, 5 written
+    recorder.start(4)  # the next event: a new clip
+    for _ in range(12):  # and it goes on past the longest clip
+        recorder.push(frame)
+    recorder.stop()
+    assert done[1] == ([4], "door-4.webm") and len(done) == 2
+    assert not list(folder.glob(f"{INCOMPLETE}*"))
+    for _, name in done:
+        capture, count = cv2.VideoCapture(str(folder / name)), 0
+        while capture.read()[0]:
+            count += 1
+        assert count == 5
+
+
+def test_a_clip_being_written_counts_against_the_disk_budget(tmp_path):
+    store = EventStore(tmp_path / "events.db")
+    old = store.open_event("door", 1.0, 5, 5, 5, 3.0, 2.0)
+    (tmp_path / "door-old.webm").write_bytes(b"x" * 100)
+    store.set_clip([old], "door-old.webm", 100)
+    (tmp_path / f"{INCOMPLETE}door-9.webm").write_bytes(b"x" * 100)
+    assert prune_clips(store, tmp_path, budget_bytes=150) == 1
+    assert not (tmp_path / "door-old.webm").exists()
+
+
+def test_the_readmes_serve_command_writes_clips(tmp_path, trained_run):
+    """The README's command with its default clip settings, on a looped anomalous video
+    whose events come closer together than clip_after_s: the first clip is finished
+    within clip_max_s."""
+    checkpoint, scene, _ = trained_run
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "comemory.cli", "serve", "--checkpoint", str(checkpoint),
+         "--source", f"walkway={frames_folder(scene, 'training', '01')}",
+         "--source", f"street={frames_folder(scene, 'testing', FAST_VIDEO)}", "--port", "0"],
+        cwd=tmp_path, stdout=log, stderr=log)
+    database = tmp_path / "runs" / "serve" / "events.db"
+
+    def clips() -> list[str]:
+        if not database.exists():
+            return []
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            try:
+                return [row[0] for row in db.execute("SELECT clip FROM events") if row[0]]
+            except sqlite3.OperationalError:
+                return []
+
+    try:
+        found = wait_for(clips, 120, "an event with a clip")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+    clip = tmp_path / "runs" / "serve" / "media" / "clips" / found[0]
+    assert cv2.VideoCapture(str(clip)).read()[0]
+
 # --- several cameras in one process ---------------------------------------------------
 
 def test_serve_scores_as_detect_does_and_keeps_events(tmp_path, trained_run):

@@ -225,7 +225,8 @@ class Camera:
         fps = (self.feed.fps if self.feed else None) or DEFAULT_FPS
         return ClipRecorder(self.name, self.media / "clips", fps,
                             round(self.serve_config.clip_before_s * fps),
-                            round(self.serve_config.clip_after_s * fps), self._clip_done)
+                            round(self.serve_config.clip_after_s * fps), self._clip_done,
+                            longest=max(1, round(self.serve_config.clip_max_s * fps)))
 
     def _follow(self, event: Event, item: QueuedFrame, result: FrameResult) -> None:
         """Keep the open event's database row, peak picture and clip up to date."""

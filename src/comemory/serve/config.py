@@ -4,6 +4,7 @@
     # database: postgresql://comemory@db.example/events   # a team's shared one instead
     host: 127.0.0.1               # another address needs a token (token_file or env)
     port: 8765
+    clip_max_s: 20                # no clip is longer; a later event starts a new one
     clip_budget_mb: 2000          # the oldest clips are deleted beyond this
     clips: true                   # false: events get a thumbnail but no clip
     cameras:
@@ -60,6 +61,7 @@ class ServeConfig:
     token_file: str | None = None
     clip_before_s: float = 3.0
     clip_after_s: float = 3.0
+    clip_max_s: float = 20.0  # a clip ends here even if events go on (then a new one starts)
     clip_budget_mb: float = 2000.0
     clips: bool = True  # False: events keep a thumbnail only (VP8 costs ~10 ms a frame)
     min_event_frames: int = 3
@@ -89,6 +91,9 @@ class ServeConfig:
         for name in ("clip_before_s", "clip_after_s", "clip_budget_mb", "queue_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{source}: {name} must not be negative")
+        if self.clip_max_s <= 0:
+            raise ConfigError(f"{source}: clip_max_s must be above 0 (a clip's longest "
+                              f"length in seconds), got {self.clip_max_s}")
         if self.workers < 0:
             raise ConfigError(f"{source}: workers must be >= 0 (0: one per core)")
         if self.min_event_frames < 1 or self.event_gap < 0:

@@ -3,8 +3,9 @@ browsers play; OpenCV's usual mp4v does not play in them).
 
 A clip is written under a name starting ``.incomplete-`` and renamed to its final name
 only once complete and synced, so a kill -9 can leave an incomplete file but never one
-under a name the database knows; ``remove_incomplete`` clears them at the next start.
-Clips are pruned oldest first to keep under a disk budget.
+under a name the database knows; ``remove_incomplete`` clears them at the next start, so
+a kill -9 loses at most the clip being written (``clip_max_s`` of video). Clips are
+pruned oldest first to keep under a disk budget, counting the ones being written.
 """
 from __future__ import annotations
 
@@ -49,10 +50,11 @@ def remove_incomplete(folder: Path) -> int:
 
 def prune_clips(store: EventStore, folder: Path, budget_bytes: float) -> int:
     """Delete the oldest clips (of ``store``'s own cameras, the ones in ``folder``) until
-    the rest fit in ``budget_bytes``; returns how many went. The events stay, without a
-    clip."""
+    the rest, and the clips still being written there, fit in ``budget_bytes``; returns
+    how many went. The events stay, without a clip."""
     clips = store.clips_oldest_first()
-    total, removed = sum(size for _, size in clips), 0
+    writing = sum(path.stat().st_size for path in folder.glob(f"{INCOMPLETE}*"))
+    total, removed = writing + sum(size for _, size in clips), 0
     for name, size in clips:
         if total <= budget_bytes:
             break
@@ -68,13 +70,20 @@ class ClipRecorder:
     keep it small); ``start(event_id)`` opens a clip with them, every ``push`` adds the
     new frame, ``stop()`` records ``after`` more frames and then finishes the file and
     calls ``on_done(event_ids, file name, bytes)``. An event that starts before the clip
-    of the previous one has finished joins that clip.
+    of the previous one has finished joins that clip. A clip ends at ``longest`` frames
+    whatever happens: on a busy camera events follow each other closer than ``after``
+    and would otherwise grow one file without end; an event that goes on past it keeps
+    the clip of its first ``longest`` frames, and the next event starts a new one.
     """
 
     def __init__(self, camera: str, folder: Path, fps: float, before: int, after: int,
-                 on_done: Callable[[list[int], str, int], None]):
+                 on_done: Callable[[list[int], str, int], None], longest: int = 200):
+        if longest < 1:
+            raise ValueError(f"a clip must hold at least one frame, got longest={longest}")
         self.camera, self.folder, self.fps = camera, folder, fps
         self.before, self.after, self.on_done = before, after, on_done
+        self.longest = longest
+        self._written = 0  # frames in the clip being written
         self._recent: deque[bytes] = deque(maxlen=max(1, before))
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
@@ -84,16 +93,16 @@ class ClipRecorder:
 
     @property
     def recording(self) -> bool:
-        return self._writer is not None
+        return self._temp is not None
 
     def push(self, image: np.ndarray) -> None:
         small = _clip_frame(image)
-        if self._writer is not None:
+        if self.recording:  # a clip is open (its file opens at its first frame)
             self._write(small)
             if self._left is not None:
                 self._left -= 1
-                if self._left <= 0:
-                    self._finish()
+            if (self._left is not None and self._left <= 0) or self._written >= self.longest:
+                self._finish()
             return
         if self.before > 0:
             ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -103,7 +112,7 @@ class ClipRecorder:
     def start(self, event_id: int) -> None:
         self._events.append(event_id)
         self._left = None
-        if self._writer is not None:
+        if self.recording:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         self._temp = self.folder / f"{INCOMPLETE}{self.camera}-{event_id}.webm"
@@ -113,7 +122,7 @@ class ClipRecorder:
 
     def stop(self) -> None:
         """The current event is over: record ``after`` frames more, then finish."""
-        if self._writer is None and not self._events:
+        if not self.recording:
             return
         self._left = self.after
         if self.after <= 0:
@@ -135,10 +144,11 @@ class ClipRecorder:
         if size != self._size:  # a source that changed resolution midway
             frame = cv2.resize(frame, self._size)
         self._writer.write(frame)
+        self._written += 1
 
     def _finish(self) -> None:
         events, temp = self._events, self._temp
-        self._events, self._left, self._temp = [], None, None
+        self._events, self._left, self._temp, self._written = [], None, None, 0
         if self._writer is None or temp is None:
             return
         self._writer.release()

@@ -97,3 +97,11 @@ def test_every_described_layout_has_a_reader():
     from comemory.data.layouts import LAYOUTS
 
     assert set(READERS) == set(LAYOUTS)
+
+
+def test_counts_are_written_with_their_noun_in_the_right_number():
+    from comemory.progress import counted
+
+    assert counted(1, "camera") == "1 camera" and counted(2, "camera") == "2 cameras"
+    assert counted(1, "event was", "events were") == "1 event was"
+    assert counted(0, "event was", "events were") == "0 events were"

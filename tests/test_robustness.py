@@ -219,6 +219,10 @@ def test_a_run_folder_is_held_by_one_process_and_freed_by_kill_9(scene, tmp_path
         with pytest.raises(FolderInUse):
             with storage.folder_lock(run, "detect"):  # and a second taker is refused
                 pass
+        assert (run / storage.LOCK_NAME).exists()
+    assert not (run / storage.LOCK_NAME).exists()  # a clean end leaves no lock file
+    with storage.folder_lock(run, "train"):  # and the folder can be taken again
+        pass
 
 
 def test_bench_does_not_overwrite_the_tracked_results_by_default():

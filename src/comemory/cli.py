@@ -22,6 +22,7 @@ from comemory.config import PRESETS, Config, apply_overrides, load_yaml, preset
 from comemory.cpu import DETECT_THREADS, use_threads
 from comemory.data.layouts import dataset_names, layouts_help
 from comemory.errors import CheckpointError, ComemoryError, Interrupted
+from comemory.progress import counted
 
 # Each command imports what it runs (PyTorch, OpenCV, scikit-learn) when it starts, inside
 # main's handlers: `--version` and `--help` answer at once, and a Ctrl-C while those load
@@ -420,8 +421,9 @@ def _detect(args: argparse.Namespace) -> None:
                        precision=args.precision, channels_last=args.channels_last)
     for s in summaries:
         fps = f"{s['fps']:.1f} frames/s" if s["fps"] else "n/a"
-        print(f"{s['video']}: {s['frames']} frames, {s['scored']} scored, {s['anomalous']} "
-              f"above the threshold, {s['events']} events ({fps}) -> {s['folder']}")
+        print(f"{s['video']}: {counted(s['frames'], 'frame')}, {s['scored']} scored, "
+              f"{s['anomalous']} above the threshold, {counted(s['events'], 'event')} "
+              f"({fps}) -> {s['folder']}")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -435,7 +437,7 @@ def _serve(args: argparse.Namespace) -> None:
     logging.getLogger("comemory").setLevel(logging.INFO)
     service = Service(config)
     service.start()
-    print(f"comemory serve: {len(service.cameras)} cameras; events in "
+    print(f"comemory serve: {counted(len(service.cameras), 'camera')}; events in "
           f"{service.store.location}; page at {service.web.address} (Ctrl-C stops)",
           flush=True)
     stop = threading.Event()

@@ -20,6 +20,11 @@ from tqdm import tqdm
 LOG_SECONDS = 30.0
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` with its noun in the right number: "1 camera", "2 cameras"."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def progress(iterable: Iterable | None = None, *, desc: str, total: int | None = None,
              unit: str = "it", initial: int = 0, disable: bool = False, leave: bool = False,
              stream: IO[str] | None = None) -> tqdm | LineProgress:

@@ -73,23 +73,40 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[None]:
     """Hold ``folder`` for this process while the block runs: a second process that asks
     for it gets FolderInUse at once. The lock is an ``flock`` on a file in the folder, which
     the operating system releases when the process ends, however it ends (kill -9
-    included), so no stale lock is ever left to clear by hand."""
+    included), so no stale lock is ever left to clear by hand; the block's end removes the
+    file too, so a finished run leaves nothing behind."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    handle = path.open("a+")
+    handle = _locked_file(path, folder)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise FolderInUse(f"{folder}: {holder} is writing here; wait for it to end or "
-                              "choose another output folder") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"comemory {command} (pid {os.getpid()})")
         handle.flush()
         yield
     finally:
+        path.unlink(missing_ok=True)  # while still holding it: see _locked_file
         handle.close()  # closing the descriptor releases the lock
+
+
+def _locked_file(path: Path, folder: Path) -> IO[str]:
+    """``path`` opened and flock'ed. A holder removes the file before it lets go, so a
+    lock taken on a file that is no longer at ``path`` is dropped and taken again on the
+    new one; otherwise two processes could each hold a lock on a different file."""
+    while True:
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise FolderInUse(f"{folder}: {holder} is writing here; wait for it to end or "
+                              "choose another output folder") from None
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()

@@ -23,6 +23,7 @@ import torch
 
 from comemory.detection import Detector, choose_threshold
 from comemory.errors import ConfigError
+from comemory.progress import counted
 from comemory.serve.cameras import FRAMES_PER_STEP, Camera, CameraFeed
 from comemory.serve.config import ServeConfig, is_loopback, read_token
 from comemory.serve.database import EventStore
@@ -53,8 +54,8 @@ class Service:
                                 [camera.name for camera in config.cameras])
         left = self.store.close_unfinished(time.time())
         if left:
-            log.warning("%d events were still open when the service last stopped: closed "
-                        "now, marked cut", left)
+            log.warning("%s still open when the service last stopped: closed now, marked "
+                        "cut", counted(left, "event was", "events were"))
         remove_incomplete(self.media / "clips")
         self.detectors: dict[str, Detector] = {}
         self.cameras: list[Camera] = []

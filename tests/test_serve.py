@@ -124,7 +124,7 @@ def test_database_migrates_an_old_file_and_keeps_its_events(tmp_path):
     old.commit()
     old.close()
     store = EventStore(path)
-    assert store.version == SCHEMA_VERSION == 2
+    assert store.version == SCHEMA_VERSION == 3
     [event] = store.events()
     assert (event["camera"], event["peak_score"], event["verdict"]) == ("door", 3.5, None)
     assert store.review(event["id"], "false_alarm", "a shadow", now=200.0)
@@ -138,6 +138,14 @@ def test_database_migrates_an_old_file_and_keeps_its_events(tmp_path):
     lines = store.reviews_csv().splitlines()
     assert lines[0].startswith("event,camera,start_utc")
     assert "false_alarm,a shadow" in lines[1] and "1970-01-01T00:01:40" in lines[1]
+    # left open by a killed service: closed where it was last seen, not at the restart
+    open_old = store.open_event("door", 300.0, 50, 52, 51, 3.0, 2.0)
+    store.update_event(open_old, 60, 55, 4.0, seen_at=302.5)
+    assert store.close_unfinished() == 2  # and the old file's one, seen before last_seen
+    assert (store.event(open_old)["end_time"], store.event(open_old)["cut"]) == (302.5, 1)
+    assert store.event(event["id"])["end_time"] == 100.0  # its start: all that is known
+    store.update_event(open_old, 60, 55, 4.0, end_time=303.0)  # a closed one keeps its end
+    assert store.event(open_old)["last_seen"] == 303.0
     store.close()
     newer = sqlite3.connect(path)
     newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -166,7 +174,7 @@ def test_postgres_database_migrates_keeps_reviews_and_refuses_a_newer_schema(
                     "peak_frame, peak_score, threshold) "
                     "VALUES ('door', 1790000000.123456, 5, 9, 7, 3.5, 2.0)")
     store = EventStore(url)
-    assert store.shared and store.version == SCHEMA_VERSION == 2
+    assert store.shared and store.version == SCHEMA_VERSION == 3
     [event] = store.events()
     assert event["start_time"] == 1790000000.123456 and event["verdict"] is None
     new = store.open_event("yard", 1790000001.5, 0, 3, 1, 4.0, 2.0)
@@ -195,9 +203,9 @@ def test_services_sharing_a_postgres_database_touch_only_their_own_cameras(
     running = door.open_event("door", 10.0, 0, 3, 1, 4.0, 2.0)  # still going
     door.set_clip([running], "door-1.webm", 500)
     crashed = yard.open_event("yard", 11.0, 0, 3, 1, 4.0, 2.0)  # its service was killed
-    assert yard.close_unfinished(20.0) == 1
+    assert yard.close_unfinished() == 1
     assert door.event(running)["end_time"] is None
-    assert yard.event(crashed)["end_time"] == 20.0 and yard.event(crashed)["cut"] == 1
+    assert yard.event(crashed)["end_time"] == 11.0 and yard.event(crashed)["cut"] == 1
     assert {e["id"] for e in yard.events()} == {running, crashed}
     (tmp_path / "door-1.webm").write_bytes(b"x" * 500)
     assert yard.clips_oldest_first() == []

@@ -246,7 +246,7 @@ class Camera:
             self._peak_picture = self.painter.picture(result, True)
         if time.monotonic() - self._last_update > 1.0:
             self.store.update_event(self._event_id, event.end_frame, event.peak_frame,
-                                    event.peak_score)
+                                    event.peak_score, seen_at=self._read_at(event.end_frame))
             self._last_update = time.monotonic()
 
     def _close(self, event: Event, cut: bool) -> None:

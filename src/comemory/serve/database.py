@@ -68,11 +68,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE events ADD COLUMN note TEXT",
         "ALTER TABLE events ADD COLUMN reviewed_at {real}",
     ],
+    [  # 2 -> 3: when an open event's last frame was seen, its end if the service dies
+        "ALTER TABLE events ADD COLUMN last_seen {real}",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS = ("id", "camera", "start_time", "end_time", "start_frame", "end_frame",
            "peak_frame", "peak_score", "threshold", "cut", "thumbnail", "clip", "clip_bytes",
-           "verdict", "note", "reviewed_at")
+           "verdict", "note", "reviewed_at", "last_seen")
 MAX_NOTE = 2000
 
 
@@ -151,20 +154,24 @@ class EventStore:
         with self._transaction() as db:
             [row] = db.execute(
                 "INSERT INTO events (camera, start_time, start_frame, end_frame, peak_frame, "
-                "peak_score, threshold) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "peak_score, threshold, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (camera, start_time, start_frame, end_frame, peak_frame, peak_score,
-                 threshold))
+                 threshold, start_time))
             return int(row["id"])
 
     def update_event(self, event_id: int, end_frame: int, peak_frame: int, peak_score: float,
                      end_time: float | None = None, thumbnail: str | None = None,
-                     cut: bool = False) -> None:
+                     cut: bool = False, seen_at: float | None = None) -> None:
+        """The event as it grows (``seen_at``: when its last frame so far was read) or as
+        it closes (``end_time``)."""
         with self._transaction() as db:
             db.execute("UPDATE events SET end_frame = ?, peak_frame = ?, peak_score = ?, "
                        "end_time = COALESCE(?, end_time), "
+                       "last_seen = COALESCE(?, ?, last_seen), "
                        "thumbnail = COALESCE(?, thumbnail), cut = ? WHERE id = ?",
-                       (end_frame, peak_frame, peak_score, end_time, thumbnail, int(cut),
-                        event_id))
+                       (end_frame, peak_frame, peak_score, end_time, end_time, seen_at,
+                        thumbnail, int(cut), event_id))
 
     def set_clip(self, event_ids: list[int], clip: str, size: int) -> None:
         with self._transaction() as db:
@@ -172,14 +179,16 @@ class EventStore:
                 db.execute("UPDATE events SET clip = ?, clip_bytes = ? WHERE id = ?",
                            (clip, size, event_id))
 
-    def close_unfinished(self, now: float) -> int:
+    def close_unfinished(self) -> int:
         """Events left open by a service that stopped without closing them (kill -9, a
-        crash): their end is unknown, so they are closed now and marked cut (in a shared
-        database, this service's cameras' only)."""
+        crash): closed at the last frame seen of them (updated about once a second; the
+        start for a row from before that was kept) and marked cut (in a shared database,
+        this service's cameras' only)."""
         where, values = _cameras_clause(self._own)
         with self._transaction() as db:
-            return db.count_changed(f"UPDATE events SET end_time = ?, cut = 1 "
-                                    f"WHERE end_time IS NULL{where}", (now, *values))
+            return db.count_changed(f"UPDATE events SET end_time = COALESCE(last_seen, "
+                                    f"start_time), cut = 1 WHERE end_time IS NULL{where}",
+                                    values)
 
     def review(self, event_id: int, verdict: str, note: str, now: float) -> bool:
         """Record a person's verdict; False when there is no such event."""

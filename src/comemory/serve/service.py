@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -52,7 +51,7 @@ class Service:
         self.media = self.data / "media"
         self.store = EventStore(config.database or self.data / "events.db",
                                 [camera.name for camera in config.cameras])
-        left = self.store.close_unfinished(time.time())
+        left = self.store.close_unfinished()
         if left:
             log.warning("%s still open when the service last stopped: closed now, marked "
                         "cut", counted(left, "event was", "events were"))

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -136,8 +139,9 @@ class ClipRecorder:
     def _write(self, frame: np.ndarray) -> None:
         size = (frame.shape[1], frame.shape[0])
         if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*"VP80"),
-                                           self.fps, size)
+            with _without_tag_warning():
+                self._writer = cv2.VideoWriter(str(self._temp),
+                                               cv2.VideoWriter_fourcc(*"VP80"), self.fps, size)
             if not self._writer.isOpened():
                 raise DataError(f"{self._temp}: OpenCV cannot write WebM (VP8) here")
             self._size = size
@@ -159,6 +163,29 @@ class ClipRecorder:
         os.replace(temp, self.folder / name)
         storage.sync_folder(self.folder)
         self.on_done(events, name, (self.folder / name).stat().st_size)
+
+
+@contextmanager
+def _without_tag_warning() -> Iterator[None]:
+    """Drop the line OpenCV's FFmpeg writer prints to standard error at every WebM clip it
+    opens ("tag ... 'VP80' is not supported with codec id ... 'webm'": WebM stores no codec
+    tag; the clip is fine, and OpenCV will not change it). It writes with C's stderr, which
+    no Python setting silences, so the descriptor is pointed at a file for the call and
+    every other line (another thread's, say) is written on afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True)
+                    if b"is not supported with codec id" not in line]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def _clip_frame(image: np.ndarray) -> np.ndarray:

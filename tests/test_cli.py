@@ -105,3 +105,13 @@ def test_counts_are_written_with_their_noun_in_the_right_number():
     assert counted(1, "camera") == "1 camera" and counted(2, "camera") == "2 cameras"
     assert counted(1, "event was", "events were") == "1 event was"
     assert counted(0, "event was", "events were") == "0 events were"
+
+
+def test_pictures_name_scores_and_normalisations_as_the_readme_does():
+    from comemory.metrics import NORMALISATION_NAMES, NORMALISATIONS, score_name
+
+    assert score_name("comemory") == "co-memory"
+    assert score_name("comemory_causal") == "co-memory, causal"
+    assert score_name("flow_floor_centred") == "flow floor, centred"
+    assert set(NORMALISATION_NAMES) == set(NORMALISATIONS)
+    assert NORMALISATION_NAMES["video_max"] == "per-video max (thesis)"

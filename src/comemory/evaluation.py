@@ -31,7 +31,14 @@ from comemory.data.frames import from_model_grid, to_model_grid
 from comemory.data.prepared import PreparedVideo, load_split
 from comemory.distributed import resolve_device
 from comemory.errors import CheckpointError, DataError
-from comemory.metrics import NORMALISATIONS, PixelAUROC, all_metrics, normalise
+from comemory.metrics import (
+    NORMALISATION_NAMES,
+    NORMALISATIONS,
+    PixelAUROC,
+    all_metrics,
+    normalise,
+    score_name,
+)
 from comemory.progress import progress
 from comemory.scoring import (
     Calibration,
@@ -164,11 +171,10 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
     out_dir.mkdir(parents=True, exist_ok=True)
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     _write_scores_csv(out_dir / "scores.csv", errors, kinds, labels)
-    main_kind = next(iter(kinds))
-    _write_plots(out_dir, errors, kinds[main_kind], labels, pooled, main_kind)
+    _write_plots(out_dir, errors, kinds, labels, pooled, calibration.threshold)
     if _has_masks(videos):
-        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], scorer,
-                        calibration, config.model.resize)
+        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[next(iter(kinds))],
+                        scorer, calibration, config.model.resize)
     return metrics
 
 
@@ -177,8 +183,7 @@ def _alert_shares(kinds: dict[str, list[np.ndarray]], labels: list[np.ndarray],
     """Does the alert threshold keep its promise here: the share of normal test frames
     above it (promised: ``false_alarm_rate`` of held-out normal training frames) and of
     anomalous ones, under the score ``detect`` outputs (causal where it smooths)."""
-    main = next(iter(kinds))
-    name = f"{main}_causal" if f"{main}_causal" in kinds else main
+    name = _live_kind(kinds)
     flagged = np.concatenate(kinds[name]) > calibration.threshold
     truth = np.concatenate(labels).astype(bool)
     return {"score": name, "threshold": calibration.threshold,
@@ -225,15 +230,28 @@ def _write_scores_csv(path: Path, errors: list[VideoErrors], kinds: dict[str, li
                                  int(labels[index][row])])
 
 
-def _write_plots(out_dir: Path, errors: list[VideoErrors], scores: list[np.ndarray],
-                 labels: list[np.ndarray], pooled_labels: np.ndarray, kind: str) -> None:
-    curves = {mode: (pooled_labels, np.concatenate([normalise(s, mode) for s in scores]))
+def _live_kind(kinds: dict[str, list[np.ndarray]]) -> str:
+    """The score ``detect`` outputs: the main one, causal-smoothed where it is smoothed."""
+    main = next(iter(kinds))
+    return f"{main}_causal" if f"{main}_causal" in kinds else main
+
+
+def _write_plots(out_dir: Path, errors: list[VideoErrors], kinds: dict[str, list[np.ndarray]],
+                 labels: list[np.ndarray], pooled_labels: np.ndarray,
+                 threshold: float | None) -> None:
+    """roc.png: the main score under each normalisation; score_curves.png: the score
+    ``detect`` outputs (causal where smoothed) per video, with the alert threshold."""
+    main = next(iter(kinds))
+    curves = {NORMALISATION_NAMES[mode]: (pooled_labels,
+                                          np.concatenate([normalise(s, mode) for s in kinds[main]]))
               for mode in NORMALISATIONS}
-    plots.roc_plot(out_dir / "roc.png", curves, f"{kind} score, frame level (micro)")
+    plots.roc_plot(out_dir / "roc.png", curves,
+                   f"{score_name(main)} score, frame level, micro AUC")
+    live = _live_kind(kinds)
     panels = [(err.name, err.frames, s, label) for err, s, label in
-              zip(errors, scores, labels, strict=True)]
+              zip(errors, kinds[live], labels, strict=True)]
     plots.score_curves_plot(out_dir / "score_curves.png", panels,
-                            f"{kind} score (training-calibrated)")
+                            f"{score_name(live)} (calibrated)", threshold)
 
 
 def _write_heatmaps(path: Path, videos: list[PreparedVideo], errors: list[VideoErrors],

@@ -17,6 +17,21 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 NORMALISATIONS = ("video_max", "video_minmax", "none")
+# as the README and the pictures name them
+NORMALISATION_NAMES = {"video_max": "per-video max (thesis)",
+                       "video_minmax": "per-video min-max (MNAD)",
+                       "none": "training-calibrated (live)"}
+SCORE_NAMES = {"comemory": "co-memory", "mnad": "MNAD", "flow_floor": "flow floor",
+               "psnr": "PSNR"}
+
+
+def score_name(kind: str) -> str:
+    """A score kind as people read it: "comemory_causal" -> "co-memory, causal"."""
+    for suffix in ("_causal", "_centred"):
+        if kind.endswith(suffix):
+            base = kind.removesuffix(suffix)
+            return f"{SCORE_NAMES.get(base, base)}, {suffix[1:]}"
+    return SCORE_NAMES.get(kind, kind)
 
 
 def normalise(scores: np.ndarray, mode: str) -> np.ndarray:

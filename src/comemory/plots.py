@@ -10,15 +10,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 
 def roc_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
-    """curves: label -> (pooled 0/1 labels, pooled scores); one line each."""
+    """curves: label -> (pooled 0/1 labels, pooled scores); one line each, its AUC in the
+    legend."""
     figure, axis = plt.subplots(figsize=(5, 5))
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_curve(labels, scores)
-        axis.plot(fpr, tpr, label=name)
+        axis.plot(fpr, tpr, label=f"{name}: AUC {roc_auc_score(labels, scores):.3f}")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
              xlim=(0, 1), ylim=(0, 1.01))
@@ -29,9 +30,9 @@ def roc_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title
 
 
 def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-                      ylabel: str) -> None:
+                      ylabel: str, threshold: float | None = None) -> None:
     """videos: (name, frame indices, scores, 0/1 labels); one panel per video, anomalous
-    frames shaded red."""
+    frames shaded red, the alert ``threshold`` (where there is one) a dashed line."""
     columns = min(3, len(videos))
     rows = math.ceil(len(videos) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 2.4 * rows), squeeze=False)
@@ -39,12 +40,16 @@ def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray
         axis.plot(frames, scores, color="tab:blue", linewidth=1)
         for start, end in _spans(frames, labels):
             axis.axvspan(start - 0.5, end + 0.5, color="tab:red", alpha=0.2, linewidth=0)
+        if threshold is not None:
+            axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=0.8)
         axis.set_title(f"video {name}", fontsize=9)
         axis.set_xlabel("frame", fontsize=8)
         axis.set_ylabel(ylabel, fontsize=8)
         axis.tick_params(labelsize=7)
     for axis in list(axes.flat)[len(videos):]:
         axis.axis("off")
+    key = "red: anomalous frames" + ("; dashed: alert threshold" if threshold is not None else "")
+    figure.suptitle(key, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -53,13 +58,16 @@ def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray
 def heatmap_plot(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
                  ) -> None:
     """panels: (title, frame uint8 (S, S, C), score map (S, S), mask bool (S, S)); the
-    map over the frame, the ground-truth mask outlined in white."""
+    map over the frame with its colour key, the ground-truth mask outlined in white."""
     columns = min(4, len(panels))
     rows = math.ceil(len(panels) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
     for axis, (title, image, heat, mask) in zip(axes.flat, panels, strict=False):
         axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
-        axis.imshow(heat, cmap="inferno", alpha=0.45)
+        shown = axis.imshow(heat, cmap="inferno", alpha=0.45)
+        key = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.03)
+        key.set_label("score", fontsize=7)
+        key.ax.tick_params(labelsize=6)
         if mask.any():
             axis.contour(mask, levels=[0.5], colors="white", linewidths=0.8)
         axis.set_title(title, fontsize=8)

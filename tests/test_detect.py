@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from comemory.alerts import EventGrouper, group_events, threshold_for
+from comemory.alerts import EventGrouper, FirstMinuteCheck, group_events, threshold_for
 from comemory.checkpoint import load_checkpoint
 from comemory.cli import main
 from comemory.config import FlowConfig
@@ -45,6 +45,31 @@ def test_events_bridge_short_gaps_and_drop_blips():
     again = group_events(np.arange(15), scores, -0.5, min_frames=2, max_gap=1, fps=10.0)
     assert [e.to_dict() for e in again] == [e.to_dict() for e in events]
 
+
+
+def test_most_of_the_first_minute_flagged_says_once_the_model_may_not_fit():
+    check = FirstMinuteCheck("street", fps=1.0)  # a minute is 60 frames here
+    messages = [check.add(flagged=index % 4 != 0) for index in range(200)]
+    [message] = [m for m in messages if m]
+    assert messages.index(message) == 59 and check.finish() is None  # once, at a minute
+    assert message.startswith("45 of the first 60 scored frames of street are above")
+    assert "may not fit this camera" in message and "comemory train" in message
+    quiet = FirstMinuteCheck("yard", fps=10.0)
+    assert not any(quiet.add(flagged=index % 3 == 0) for index in range(1000))
+    short = FirstMinuteCheck("door", fps=25.0)  # shorter than a minute: said at its end
+    assert not any(short.add(flagged=True) for _ in range(40)) and "40 of the first 40" in \
+        short.finish()
+    assert FirstMinuteCheck("clip", fps=25.0).finish() is None  # too few frames to say
+
+
+def test_detect_says_when_the_model_may_not_fit_the_camera(trained_run, tmp_path, caplog):
+    checkpoint, scene, _ = trained_run
+    source = scene / "training" / "frames" / "01"  # normal footage of the scene
+    detect(source, checkpoint, tmp_path / "low", threshold=-1e9, video=False, progress=False)
+    assert "may not fit this camera" in caplog.text
+    caplog.clear()
+    detect(source, checkpoint, tmp_path / "as_set", video=False, progress=False)
+    assert "may not fit this camera" not in caplog.text
 
 def test_threshold_gives_the_false_alarm_rate_on_normal_scores():
     normal = np.random.default_rng(0).normal(size=100_000)

@@ -20,6 +20,43 @@ MIN_EVENT_FRAMES = 3  # shorter runs above the threshold are blips, not events
 EVENT_GAP = 5  # up to this many normal frames inside an event do not end it
 
 
+class FirstMinuteCheck:
+    """Says once when most of a source's first minute (or of a shorter source, at its end)
+    is above the alert threshold: a checkpoint trained on another scene flags nearly
+    every frame, and a user should hear that rather than read it off the counts.
+
+    ``add(flagged)`` per scored frame and ``finish()`` at the end each return the warning
+    the first time it is due, else None."""
+
+    SECONDS = 60.0
+    SHARE = 0.5
+    FEWEST = 20  # frames: below this a share says little
+
+    def __init__(self, name: str, fps: float | None):
+        self.name, self.window = name, max(self.FEWEST, round((fps or 25.0) * self.SECONDS))
+        self.seen = self.flagged = 0
+        self.done = False
+
+    def add(self, flagged: bool) -> str | None:
+        if self.done:
+            return None
+        self.seen += 1
+        self.flagged += int(flagged)
+        return self._verdict() if self.seen >= self.window else None
+
+    def finish(self) -> str | None:
+        return None if self.done or self.seen < self.FEWEST else self._verdict()
+
+    def _verdict(self) -> str | None:
+        self.done = True
+        if self.flagged <= self.SHARE * self.seen:
+            return None
+        return (f"{self.flagged} of the first {self.seen} scored frames of {self.name} are "
+                "above the alert threshold: the model may not fit this camera. Train one on "
+                "its own normal footage (`comemory train --root DIR --dataset videos --out "
+                "RUN`, README: Train and evaluate on your own footage), or raise --threshold")
+
+
 def threshold_for(normal_scores: np.ndarray, false_alarm_rate: float) -> float:
     """The score above which ``false_alarm_rate`` of ``normal_scores`` lie."""
     if not 0.0 < false_alarm_rate < 1.0:

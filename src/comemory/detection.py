@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from comemory.alerts import (
     MIN_EVENT_FRAMES,
     Event,
     EventGrouper,
+    FirstMinuteCheck,
     threshold_for,
 )
 from comemory.annotate import AnnotatedVideo
@@ -52,6 +54,8 @@ from comemory.scoring import (
     VideoErrors,
     scorer_for,
 )
+
+log = logging.getLogger("comemory.detect")
 
 # engine(past (1, P, C, S, S), target (1, C, S, S), flow (1, 2, S, S)) float32 arrays
 # -> FrameScorer.OUTPUTS as numpy arrays
@@ -352,6 +356,7 @@ class DetectionWriter:
         self.scores = plots.ScoreEnvelope()  # flat memory however long the run
         self.anomalous = 0
         self.frames_read = 0
+        self._fit = FirstMinuteCheck(folder.name, fps)
         self.last_frame: int | None = None
         # frames wait here until it is settled whether they belong to an event, so that the
         # video labels each frame as events.json does (at most about min + gap frames)
@@ -384,6 +389,7 @@ class DetectionWriter:
         if result.score is not None:
             self.scores.add(result.index, result.score)
             self.anomalous += int(result.score > self.detector.threshold)
+            _warn(self._fit.add(result.score > self.detector.threshold))
         closed = self.grouper.update(result.index, result.score, result.anomalous)
         if closed:
             self.events += closed
@@ -396,6 +402,7 @@ class DetectionWriter:
         """Finish the files. ``stopped_because``: why the source ended early (None when
         it was read to its end); events.json then says the results are incomplete."""
         self.events += self.grouper.finish(cut=stopped_because is not None)
+        _warn(self._fit.finish())
         self._csv_handle.close()
         self._jsonl.close()
         if self._video is not None:
@@ -444,6 +451,11 @@ class DetectionWriter:
         if stopped_because is not None:
             record["stopped_because"] = stopped_because
         storage.write_text(self.folder / "events.json", json.dumps(record, indent=2))
+
+
+def _warn(message: str | None) -> None:
+    if message:
+        log.warning(message)
 
 
 def choose_threshold(calibration: Calibration, threshold: float | None,

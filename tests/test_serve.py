@@ -647,7 +647,10 @@ def test_requests_need_the_token_and_reach_files_only_by_event_id(web_service, c
     with opener.open(f"{base}/api/status", timeout=10) as response:
         assert [c["name"] for c in json.loads(response.read())["cameras"]] == ["walkway",
                                                                                 "street"]
-    assert get(f"{base}/?token=wrong")[0] == 401
+    status, body = get(f"{base}/?token=wrong")
+    assert status == 401 and b"not this service" in body and b'name="token"' in body
+    status, body = get(f"{base}/")  # a browser without the cookie: a page that asks
+    assert status == 401 and b'<form method="get" action="/">' in body
     assert TOKEN not in caplog.text and "/api/events" in caplog.text
 
 

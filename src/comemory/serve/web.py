@@ -21,6 +21,7 @@ the token never reaches it.
 from __future__ import annotations
 
 import hmac
+import html
 import json
 import logging
 import math
@@ -45,6 +46,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("comemory.serve.web")
 
 COOKIE = "comemory_token"
+TOKEN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>comemory: token</title>
+<style>body{{font-family:sans-serif;margin:4em auto;max-width:28em}}
+input{{font-size:1em;padding:.3em;width:20em}}</style></head>
+<body><h1>comemory</h1><p>{message}</p>
+<form method="get" action="/"><label>Token <input name="token" type="password"
+autocomplete="current-password" autofocus required></label> <button>Open</button></form>
+<p>It is in the file given as <code>token_file</code>, or in
+<code>COMEMORY_TOKEN</code>, where the service was started.</p></body></html>
+"""
 MAX_BODY = 8192
 EVENT_FILE = re.compile(r"^/api/events/(\d{1,12})/(thumbnail\.jpg|clip\.webm)$")
 EVENT = re.compile(r"^/api/events/(\d{1,12})$")
@@ -105,6 +116,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/" and "token" in query and self.service.token is not None:
                 return self._login(query["token"][0])
             if not self._authorised():
+                if url.path == "/":  # a person at a browser: ask for it
+                    return self._token_page("This page needs the token the service was "
+                                            "started with.")
                 return self._send_json({"error": "a token is needed"}, HTTPStatus.UNAUTHORIZED)
             handler(url.path, query)
         except BadRequest as error:
@@ -191,12 +205,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _login(self, token: str) -> None:
         if not hmac.compare_digest(token.encode(), self.service.token.encode()):
-            return self._send_json({"error": "wrong token"}, HTTPStatus.UNAUTHORIZED)
+            return self._token_page("That token is not this service's. Try again.")
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", "/")
         self.send_header("Set-Cookie", f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _token_page(self, message: str) -> None:
+        """401 with a form that asks for the token (sent as /?token=..., which sets the
+        cookie and leaves the address)."""
+        self._send(TOKEN_PAGE.format(message=html.escape(message)).encode(),
+                   "text/html; charset=utf-8", status=HTTPStatus.UNAUTHORIZED)
 
     def _authorised(self) -> bool:
         token = self.service.token

@@ -224,7 +224,7 @@ def test_services_sharing_a_postgres_database_touch_only_their_own_cameras(
 
 
 def test_a_database_url_never_shows_its_password(postgres_server, caplog):
-    from comemory.serve.database import redacted
+    from comemory.serve.database_address import redacted
 
     url = postgres_server.url(password="hunter2-secret")
     assert redacted(url) == url.replace("hunter2-secret", "***")
@@ -250,7 +250,7 @@ def test_a_database_url_never_shows_its_password(postgres_server, caplog):
 ])
 def test_no_form_of_a_database_address_shows_its_password(location, tmp_path, caplog,
                                                           monkeypatch):
-    from comemory.serve.database import is_database_url, redacted
+    from comemory.serve.database_address import is_database_url, redacted
 
     location = location.replace("PORT", str(free_port()))  # nothing listens there
     monkeypatch.chdir(tmp_path)
@@ -265,7 +265,7 @@ def test_no_form_of_a_database_address_shows_its_password(location, tmp_path, ca
 
 
 def test_only_a_path_or_a_sqlite_url_is_a_sqlite_database(tmp_path):
-    from comemory.serve.database import is_database_url, sqlite_path
+    from comemory.serve.database_address import is_database_url, sqlite_path
 
     assert sqlite_path(f"sqlite://{tmp_path}/a.db") == tmp_path / "a.db"
     assert sqlite_path("sqlite:events.db") == Path("events.db")

@@ -43,13 +43,8 @@ from comemory.detection import Detector, torch_engine
 from comemory.errors import DataError, TrainingError
 from comemory.progress import progress
 from comemory.scoring import Calibration, FrameScorer
-from comemory.serve.database import (
-    EventFilter,
-    EventStore,
-    is_database_url,
-    redacted,
-    sqlite_path,
-)
+from comemory.serve.database import EventFilter, EventStore
+from comemory.serve.database_address import is_database_url, redacted, sqlite_path
 from comemory.training import training_losses
 from comemory.validation import fit_scores, model_errors, validation_set, write_report
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,18 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from comemory.errors import ComemoryError, ConfigError, DataError
+from comemory.errors import ComemoryError, DataError
+from comemory.serve.database_address import is_database_url, redacted, sqlite_path
 
 VERDICTS = ("true_anomaly", "false_alarm")
-URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
-KEYWORDS = re.compile(r"^\s*[a-z_]+\s*=", re.IGNORECASE)  # libpq's "host=db user=bob ..."
-OTHER_URL = re.compile(r"^([a-z][a-z0-9+.-]+):", re.IGNORECASE)  # a one-letter one: C:\
-# a password in any form libpq reads: user:PASSWORD@ in a URL, ?password=PASSWORD in its
-# query, password=PASSWORD (or password='pass word') in a keyword string
-PASSWORDS = (re.compile(r"^[^:]+://[^:/@]*:([^@]*)@"),
-             re.compile(r"[?&]password=([^&]*)", re.IGNORECASE),
-             re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']\S*)",
-                        re.IGNORECASE))
 
 # MIGRATIONS[v] takes a database at version v to v + 1. {id} and {real} stand for the
 # backend's auto-numbered key and double-precision float (PostgreSQL's REAL has 24 bits:
@@ -270,29 +260,6 @@ class EventStore:
             self._backend.close()
 
 
-def is_database_url(location: str | Path) -> bool:
-    """Whether ``location`` names a PostgreSQL server (a ``postgresql://`` URL or libpq's
-    ``host=... dbname=...`` keyword string) rather than a SQLite file."""
-    return isinstance(location, str) and bool(URL.match(location) or KEYWORDS.match(location))
-
-
-def sqlite_path(location: str | Path) -> Path:
-    """The SQLite file ``location`` names: a path, or a ``sqlite:`` URL
-    (``sqlite:///abs/events.db``, ``sqlite:events.db``). Any other URL scheme is refused, so
-    that a mistyped server address never becomes a file of that name."""
-    if isinstance(location, Path):
-        return location
-    scheme = OTHER_URL.match(location)
-    if scheme is None:
-        return Path(location)
-    if scheme.group(1).lower() != "sqlite":
-        raise ConfigError(f"events database {redacted(location)}: a {scheme.group(1)}: URL is "
-                          "not supported; give a file path, a sqlite: URL or a postgresql:// "
-                          "URL")
-    rest = location[len(scheme.group(0)):]
-    return Path("/" + rest[2:].lstrip("/") if rest.startswith("//") else rest)
-
-
 def _cameras_clause(cameras: Sequence[str] | None) -> tuple[str, tuple]:
     if cameras is None:
         return "", ()
@@ -441,24 +408,6 @@ class PostgreSQL:
     def close(self) -> None:
         if self._raw is not None:
             self._raw.close()
-
-
-def redacted(text: str, location: str | None = None) -> str:
-    """``text`` with every password of the database ``location`` (``text`` itself where
-    not given) replaced by ***, for messages and logs."""
-    for secret in sorted(passwords(text if location is None else location), key=len,
-                         reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def passwords(location: str) -> set[str]:
-    """The passwords written in a database URL or keyword string (and their unquoted
-    forms), never shown."""
-    found = {match.group(1) for pattern in PASSWORDS for match in pattern.finditer(location)}
-    found |= {secret[1:-1] for secret in found if secret[:1] == "'" and len(secret) > 1}
-    found.add(os.environ.get("PGPASSWORD", ""))  # libpq reads it; no message may echo it
-    return {secret for secret in found if secret}
 
 
 def _utc(seconds: float | None) -> str:

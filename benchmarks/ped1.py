@@ -21,7 +21,6 @@ ped1-alerts.json. Skips with a message where the dataset is absent.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,8 +38,8 @@ from rows import (  # beside this script
     SHARED_DATA,
     alerts_through_detect,
     dataset_missing,
-    markdown_tables,
-    readme_table,
+    print_table,
+    row_parser,
     run_row,
     save_row,
     summary_line,
@@ -82,7 +81,7 @@ SAME_TRAINING = {"comemory_location_videos": "comemory_videos"}
 # The README's table, each configuration with its seeds
 README_ROWS = {
     "floor: flow magnitude, flow at 238 x 158": ["floor_native_videos"],
-    "co-memory, `cpu` preset (the default)": [
+    "co-memory, `cpu` preset, the default": [
         "comemory_videos", "comemory_videos_seed1", "comemory_videos_seed2"],
     "co-memory, `location` offered to validation": [
         "comemory_location_videos", "comemory_location_videos_seed1",
@@ -94,29 +93,16 @@ README_ROWS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=[])
-    parser.add_argument("--seed", type=int, default=0, help="training seed (rows of seeds "
-                        "other than 0 are stored as <row>_seed<N>)")
-    parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped1",
-                        help="run folders (checkpoints, losses, evaluation outputs)")
+    parser = row_parser(__doc__, list(ROWS), DEFAULT_DATA, PROJECT / "runs" / "ped1", [])
     parser.add_argument("--results", type=Path, default=RESULTS, help="rows file (alerts go "
                         "to ped1-alerts.json beside it)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
     parser.add_argument("--alerts", metavar="ROW", help="run `comemory detect` with ROW's "
                         "checkpoint (e.g. comemory_videos_seed1) on each test MP4")
-    parser.add_argument("--table", action="store_true", help="print the rows as a table")
-    parser.add_argument("--readme-table", action="store_true", help="print the README's table")
     args = parser.parse_args()
     use_threads(args.threads)
     if args.table or args.readme_table:
-        results = json.loads(args.results.read_text())
-        alerts_file = args.results.parent / ALERTS.name
-        saved_alerts = json.loads(alerts_file.read_text()) if alerts_file.exists() else {}
-        print(readme_table(results, saved_alerts, README_ROWS)
-              if args.readme_table else markdown_tables(results))
+        print_table(args.results, args.results.parent / ALERTS.name, README_ROWS,
+                    args.readme_table)
         return 0
     if dataset_missing(args.data, "UCSD Ped1", "training", "testing"):
         return 0

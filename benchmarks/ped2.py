@@ -18,8 +18,6 @@ AUROC. Skips with a message where the dataset is absent.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -39,8 +37,8 @@ from rows import (  # beside this script
     PROJECT,
     SHARED_DATA,
     dataset_missing,
-    markdown_tables,
-    readme_table,
+    print_table,
+    row_parser,
     run_row,
     save_row,
     summary_line,
@@ -168,7 +166,7 @@ MP4_ROWS = {"comemory_videos_mp4"}
 # the one-standard-error rule), each configuration with its seeds
 README_ROWS = {
     "floor: flow magnitude, flow at 360 x 240": ["floor_native_soft_videos"],
-    "co-memory, `cpu` preset (the default)": [
+    "co-memory, `cpu` preset, the default": [
         "comemory_soft_videos", "comemory_soft_videos_seed1", "comemory_soft_videos_seed2"],
     "co-memory + motion prior (not chosen by validation)": [
         "comemory_motion_soft_videos", "comemory_motion_soft_videos_seed1",
@@ -183,28 +181,17 @@ README_ROWS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--seed", type=int, default=0, help="training seed (rows of seeds "
-                        "other than 0 are stored as <row>_seed<N>)")
-    parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "ped2",
-                        help="run folders (checkpoints, losses, evaluation outputs)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
+    parser = row_parser(__doc__, list(ROWS), DEFAULT_DATA, PROJECT / "runs" / "ped2",
+                        list(ROWS))
     parser.add_argument("--validate-only", action="store_true", help="train and validate, "
                         "but do not score the test split yet: for choices that must be made "
                         "before any test figure of the rows compared is seen")
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of the "
                         "row's (recorded in the row): what fits a GPU lease")
-    parser.add_argument("--table", action="store_true", help="print the results tables only")
-    parser.add_argument("--readme-table", action="store_true", help="print the README's table")
     args = parser.parse_args()
     use_threads(args.threads)
     if args.table or args.readme_table:
-        results = json.loads(RESULTS.read_text())
-        print(readme_table(results, json.loads(ALERTS.read_text()), README_ROWS)
-              if args.readme_table else markdown_tables(results))
+        print_table(RESULTS, ALERTS, README_ROWS, args.readme_table)
         return 0
     # either split alone will do for some work: training and validating needs only the
     # training split, scoring a trained row only the test split (benchmarks/ped2_device.py)

@@ -9,6 +9,7 @@ commit, machine, training time, validation report, every test AUC and the part A
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import subprocess
@@ -47,6 +48,32 @@ FULL_EPOCHS = 3
 HELD_OUT_VIDEOS = ["train.holdout=videos", "train.holdout_fraction=0.2"]
 MNAD_AS_ITS_CODE = ["model.architecture=mnad", "model.read=detached", "model.compactness=mse",
                     "model.memory_init=uniform", "train.lr_schedule=cosine"]
+
+
+def row_parser(doc: str, rows: list[str], data: Path, runs: Path,
+               default_rows: list[str]) -> argparse.ArgumentParser:
+    """The options every dataset benchmark takes: the data, the rows and their seed, the
+    run folders, the threads, and the two tables."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=data)
+    parser.add_argument("--rows", nargs="+", choices=rows, default=default_rows)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (rows of seeds "
+                        "other than 0 are stored as <row>_seed<N>)")
+    parser.add_argument("--runs", type=Path, default=runs,
+                        help="run folders (checkpoints, losses, evaluation outputs)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
+    parser.add_argument("--table", action="store_true", help="print every row as a table")
+    parser.add_argument("--readme-table", action="store_true", help="print the README's table")
+    return parser
+
+
+def print_table(results: Path, alerts: Path, readme_rows: dict[str, list[str]],
+                readme: bool) -> None:
+    """Every row of ``results`` as a table, or (``readme``) the README's table."""
+    saved = json.loads(results.read_text())
+    saved_alerts = json.loads(alerts.read_text()) if alerts.exists() else {}
+    print(readme_table(saved, saved_alerts, readme_rows) if readme else markdown_tables(saved))
 
 
 def dataset_missing(data: Path, dataset: str, *splits: str) -> bool:

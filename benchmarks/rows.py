@@ -24,7 +24,7 @@ from comemory.checkpoint import load_checkpoint
 from comemory.config import Config
 from comemory.detection import detect
 from comemory.evaluation import evaluate, evaluate_floor
-from comemory.metrics import all_metrics
+from comemory.metrics import alarm_figures, all_metrics
 from comemory.training import train
 from comemory.validation import validate_checkpoint, validate_floor
 
@@ -131,31 +131,48 @@ def save_row(results: Path, key: str, row: dict) -> None:
 def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
                           out: Path) -> dict:
     """Does the alert threshold keep its promise, tried as a user would: ``comemory detect``
-    on each test video file ({name: (path, frame labels)}). The share of normal frames
-    flagged (the promise: score.false_alarm_rate of held-out normal training frames), the
-    share of anomalous frames flagged, and the number of events."""
-    started = time.perf_counter()
-    flagged, labels, events = [], [], 0
-    for name, (path, truth) in videos.items():
-        detect(path, checkpoint, out, video=False, progress=False)
+    on each test video file ({name: (path, frame labels)}) into ``out``. The share of
+    normal frames flagged (the promise: score.false_alarm_rate of held-out normal training
+    frames), the share of anomalous frames flagged, and the events as an operator judges
+    them. Videos whose outputs are there and complete are not scored again (``seconds``
+    is then None: it would time only part of the work)."""
+    started, ran = time.perf_counter(), 0
+    for name, (path, _) in videos.items():
+        if not _finished(out / name / "events.json"):  # a killed run goes on where it was
+            detect(path, checkpoint, out, video=False, progress=False)
+            ran += 1
+    return {"checkpoint": str(checkpoint), **detect_figures(checkpoint, videos, out),
+            "git_commit": git_commit(), "machine": machine(),
+            "seconds": time.perf_counter() - started if ran == len(videos) else None}
+
+
+def _finished(events_json: Path) -> bool:
+    return events_json.exists() and json.loads(events_json.read_text()).get("complete", False)
+
+
+def detect_figures(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
+                   out: Path) -> dict:
+    """The alert figures of finished ``detect`` outputs in ``out``: the frame shares and
+    the operator's event figures (``metrics.alarm_figures``, at the videos' frame rate)."""
+    flagged, labels, events, rates = [], [], [], set()
+    for name, (_, truth) in videos.items():
         rows = [json.loads(line) for line in
                 (out / name / "scores.jsonl").read_text().splitlines()]
         flagged.append(np.array([r["anomalous"] for r in rows]))
         labels.append(truth[:len(rows)])
-        events += len(json.loads((out / name / "events.json").read_text())["events"])
+        record = json.loads((out / name / "events.json").read_text())
+        events.append([(e["start_frame"], e["end_frame"]) for e in record["events"]])
+        rates.add(record["fps"])
     flagged_all, labels_all = np.concatenate(flagged), np.concatenate(labels).astype(bool)
     calibration = load_checkpoint(checkpoint)["calibration"]
+    fps = rates.pop() if len(rates) == 1 else None  # per hour needs one rate
     return {
-        "checkpoint": str(checkpoint),
         "false_alarm_rate": calibration["false_alarm_rate"],
         "threshold": calibration["threshold"],
         "normal_frames_flagged": float(flagged_all[~labels_all].mean()),
         "anomalous_frames_flagged": float(flagged_all[labels_all].mean()),
-        "events": events,
-        "frames": int(labels_all.size),
-        "git_commit": git_commit(),
-        "machine": machine(),
-        "seconds": time.perf_counter() - started,
+        "frames": int(labels_all.size), "fps": fps,
+        **alarm_figures(labels, events, fps),
     }
 
 

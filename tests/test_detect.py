@@ -24,6 +24,7 @@ from comemory.detection import Detector, detect
 from comemory.errors import CheckpointError, ComemoryError, DataError
 from comemory.evaluation import evaluate
 from comemory.export import example_inputs, export_model, onnx_engine
+from comemory.metrics import alarm_figures
 from comemory.scoring import Calibration, FrameScorer
 
 FAST_VIDEO = "01"  # the synthetic scene's test videos hold, by turns: fast, large, against
@@ -173,7 +174,7 @@ def test_detect_scores_the_location_formula_live_as_evaluate_does(trained_run, t
 
 def test_evaluate_says_whether_the_threshold_keeps_its_promise(trained_run, tmp_path):
     checkpoint, data, cache = trained_run
-    metrics = evaluate(checkpoint, data, tmp_path / "eval", cache)
+    metrics = evaluate(checkpoint, data, tmp_path / "eval", cache, fps=10.0)
     threshold = load_checkpoint(checkpoint)["calibration"]["threshold"]
     with open(tmp_path / "eval" / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -185,6 +186,40 @@ def test_evaluate_says_whether_the_threshold_keeps_its_promise(trained_run, tmp_
     assert alerts["normal_frames_flagged"] == pytest.approx(flagged[~truth].mean())
     assert alerts["anomalous_frames_flagged"] == pytest.approx(flagged[truth].mean())
     assert alerts["anomalous_frames_flagged"] > alerts["normal_frames_flagged"]
+    # the events detect would raise, as an operator counts them
+    by_video = {}
+    for r in rows:
+        by_video.setdefault(r["video"], []).append((float(r[column]), int(r["label"])))
+    events = [[(e.start_frame, e.end_frame) for e in group_events(
+        np.arange(len(v)), np.array([score for score, _ in v]), threshold)]
+        for v in by_video.values()]
+    labels = [np.array([label for _, label in v]) for v in by_video.values()]
+    assert {k: alerts[k] for k in ("events", "false_events", "spans_alarmed")} == \
+        {k: alarm_figures(labels, events, 10.0)[k] for k in ("events", "false_events",
+                                                             "spans_alarmed")}
+    assert alerts["anomalous_spans"] == sum(len(labels_runs(v)) for v in labels)
+    assert alerts["false_events_per_hour"] is not None
+
+
+def labels_runs(labels: np.ndarray) -> list[int]:
+    return [i for i in range(len(labels)) if labels[i] and (i == 0 or not labels[i - 1])]
+
+
+def test_alarm_figures_on_a_hand_made_series():
+    """Two videos at 10 frames/s: 13 normal frames; spans (3-5), (0-1), (8-9); events
+    (4-5) late by one frame, (8-9) touching no anomaly, (0-0) on time."""
+    labels = [np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0]), np.array([1, 1, 0, 0, 0, 0, 0, 0, 1, 1])]
+    figures = alarm_figures(labels, [[(4, 5), (8, 9)], [(0, 0)]], fps=10.0)
+    assert figures["events"] == 3 and figures["false_events"] == 1
+    assert figures["false_events_per_hour"] == pytest.approx(1 / (13 / 10 / 3600))
+    assert figures["false_events_per_1000_normal_frames"] == pytest.approx(1000 / 13)
+    assert figures["anomalous_spans"] == 3 and figures["spans_alarmed"] == pytest.approx(2 / 3)
+    assert figures["median_delay_frames"] == 0.5 and figures["median_delay_seconds"] == 0.05
+    early = alarm_figures([np.array([0, 1, 1, 1])], [[(0, 2)]], fps=None)  # began before
+    assert early["median_delay_frames"] == 0 and early["median_delay_seconds"] is None
+    assert early["false_events_per_hour"] is None and early["false_events"] == 0
+    missed = alarm_figures([np.array([0, 1, 1, 0])], [[]], fps=10.0)
+    assert missed["spans_alarmed"] == 0 and missed["median_delay_frames"] is None
 
 
 @pytest.mark.parametrize("native_letterbox", [False, True])

@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--flow-preset", default="medium", help="with --flow dis: its preset")
     evaluate.add_argument("--flo-dir", type=Path,
                           help="with --flow flo: <dir>/testing/<video>/*.flo")
+    evaluate.add_argument("--fps", type=float, help="the test footage's frames per second: "
+                          "the alert report then counts false events per hour")
     evaluate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                           "(default $COMEMORY_CACHE or ~/.cache/comemory)")
     _add_threads_argument(evaluate)
@@ -396,7 +398,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         flow = FlowConfig(method=args.flow, preset=args.flow_preset,
                           flo_dir=str(args.flo_dir or ""))
     metrics = evaluate(args.checkpoint, args.root, args.out, args.cache_dir, args.labels, flow,
-                       args.dataset, args.device)
+                       args.dataset, args.device, args.fps)
     print(format_metrics(metrics))
     print(f"results in {args.out}: metrics.json, scores.csv and plots")
 
@@ -523,6 +525,18 @@ def format_metrics(metrics: dict) -> str:
                      f"{alerts['false_alarm_rate']:.1%} of normal frames): "
                      f"{alerts['normal_frames_flagged']:.1%} of normal and "
                      f"{alerts['anomalous_frames_flagged']:.1%} of anomalous test frames above it")
+        per_hour = alerts.get("false_events_per_hour")
+        rate = (f"{per_hour:.1f} an hour of normal footage" if per_hour is not None else
+                f"{alerts.get('false_events_per_1000_normal_frames', 0):.1f} per 1,000 "
+                "normal frames (--fps gives them per hour)")
+        if "spans_alarmed" in alerts and alerts["spans_alarmed"] is not None:
+            delay, frames = alerts["median_delay_seconds"], alerts["median_delay_frames"]
+            delay_text = (f"{delay:.1f} s" if delay is not None else
+                          f"{frames:.0f} frames" if frames is not None else "none")
+            lines.append(f"events: {alerts['events']}, {alerts['false_events']} false "
+                         f"({rate}); {alerts['spans_alarmed']:.0%} of "
+                         f"{alerts['anomalous_spans']} anomalous spans alarmed, median "
+                         f"delay {delay_text}")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from comemory import plots, storage
+from comemory.alerts import group_events
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config, FlowConfig
 from comemory.data.flow import flow_identity
@@ -35,6 +36,7 @@ from comemory.metrics import (
     NORMALISATION_NAMES,
     NORMALISATIONS,
     PixelAUROC,
+    alarm_figures,
     all_metrics,
     normalise,
     score_name,
@@ -55,9 +57,11 @@ from comemory.scoring import (
 def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
              cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
              flow: FlowConfig | None = None, dataset: str = "frames",
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", fps: float | None = None) -> dict[str, Any]:
     """Score the test split of ``data_root`` (``dataset`` layout), write the results and
-    return the metrics dict. The network runs on ``device`` (auto: a GPU if there is one).
+    return the metrics dict. The network runs on ``device`` (auto: a GPU if there is one);
+    ``fps``, the footage's frame rate, turns the alert report's false events into events
+    per hour.
 
     ``flow`` may point a ``flo`` model at another folder of flows; a different extractor
     than the one the model was trained with is refused.
@@ -83,7 +87,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     kinds["psnr"] = [-e.psnr for e in errors]  # low PSNR = anomalous
     record = {"checkpoint": str(checkpoint), "flow": state["flow"],
               "architecture": architecture, "score_settings": _score_settings(config),
-              "validation": state.get("validation")}
+              "validation": state.get("validation"), "fps": fps}
     return _report(videos, errors, kinds, overrides, scorer, calibration, config, data_root,
                    out_dir, record)
 
@@ -166,7 +170,7 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
         "pixel_auroc_videos": sum(v.masks is not None for v in videos),
     }
     if calibration.threshold is not None:
-        metrics["alerts"] = _alert_shares(kinds, labels, calibration)
+        metrics["alerts"] = _alert_shares(kinds, labels, calibration, record.get("fps"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
@@ -179,17 +183,23 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
 
 
 def _alert_shares(kinds: dict[str, list[np.ndarray]], labels: list[np.ndarray],
-                  calibration: Calibration) -> dict[str, Any]:
+                  calibration: Calibration, fps: float | None) -> dict[str, Any]:
     """Does the alert threshold keep its promise here: the share of normal test frames
     above it (promised: ``false_alarm_rate`` of held-out normal training frames) and of
-    anomalous ones, under the score ``detect`` outputs (causal where it smooths)."""
+    anomalous ones, under the score ``detect`` outputs (causal where it smooths), and the
+    events ``detect`` would raise, as an operator judges them (``metrics.alarm_figures``;
+    scored frames only, in order)."""
     name = _live_kind(kinds)
     flagged = np.concatenate(kinds[name]) > calibration.threshold
     truth = np.concatenate(labels).astype(bool)
+    events = [[(e.start_frame, e.end_frame) for e in
+               group_events(np.arange(len(scores)), scores, calibration.threshold)]
+              for scores in kinds[name]]
     return {"score": name, "threshold": calibration.threshold,
             "false_alarm_rate": calibration.false_alarm_rate,
             "normal_frames_flagged": float(flagged[~truth].mean()),
-            "anomalous_frames_flagged": float(flagged[truth].mean())}
+            "anomalous_frames_flagged": float(flagged[truth].mean()),
+            **alarm_figures(labels, events, fps)}
 
 
 def _pixel_auroc(videos: list[PreparedVideo], errors: list[VideoErrors], scorer: Scorer,

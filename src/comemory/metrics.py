@@ -91,6 +91,44 @@ def all_metrics(scores: list[np.ndarray], labels: list[np.ndarray],
             for mode in NORMALISATIONS}
 
 
+def alarm_figures(labels: list[np.ndarray], events: list[list[tuple[int, int]]],
+                  fps: float | None) -> dict[str, float | int | None]:
+    """What an operator judges alerts by, from each video's 0/1 frame labels (indexed by
+    frame) and its events ((first, last) frame): false events (touching no anomalous
+    frame) per hour of normal footage (None without ``fps``) and per 1,000 normal frames,
+    the share of labelled anomalous spans that at least one event touches, and the median
+    delay from a span's start to the first event touching it (0 where one was already
+    going on; seconds with ``fps``, else None; frames always)."""
+    normal_frames, false_events, all_events, delays, spans = 0, 0, 0, [], 0
+    for truth, video_events in zip(labels, events, strict=True):
+        truth = np.asarray(truth).astype(bool)
+        normal_frames += int((~truth).sum())
+        all_events += len(video_events)
+        false_events += sum(not truth[start:end + 1].any() for start, end in video_events)
+        for first, last in _runs(truth):
+            spans += 1
+            starts = [start for start, end in video_events if start <= last and end >= first]
+            if starts:
+                delays.append(max(0, min(starts) - first))
+    delay = float(np.median(delays)) if delays else None
+    return {
+        "events": all_events, "false_events": false_events,
+        "false_events_per_hour": (false_events / (normal_frames / fps / 3600)
+                                  if fps and normal_frames else None),
+        "false_events_per_1000_normal_frames": (1000 * false_events / normal_frames
+                                                if normal_frames else None),
+        "anomalous_spans": spans,
+        "spans_alarmed": len(delays) / spans if spans else None,
+        "median_delay_frames": delay,
+        "median_delay_seconds": delay / fps if delay is not None and fps else None,
+    }
+
+
+def _runs(truth: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], truth.astype(np.int8), [0]])))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
 class PixelAUROC:
     """Pixel-level AUROC accumulated frame by frame over score histograms.
 

@@ -267,14 +267,15 @@ def test_no_form_of_a_database_address_shows_its_password(location, tmp_path, ca
 def test_only_a_path_or_a_sqlite_url_is_a_sqlite_database(tmp_path):
     from comemory.serve.database_address import is_database_url, sqlite_path
 
-    assert sqlite_path(f"sqlite://{tmp_path}/a.db") == tmp_path / "a.db"
+    assert sqlite_path(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"  # absolute: 4 /
+    assert sqlite_path("sqlite:///runs/a.db") == Path("runs/a.db")  # relative: 3, as SQLAlchemy
     assert sqlite_path("sqlite:events.db") == Path("events.db")
     assert sqlite_path("runs/events.db") == Path("runs/events.db")
     assert not is_database_url(str(tmp_path / "events.db"))
     with pytest.raises(ConfigError, match=r"mysql://bob:\*\*\*@db/events: a mysql: URL is "
                                           "not supported"):
         EventStore("mysql://bob:pw@db/events")
-    store = EventStore(f"sqlite:///{tmp_path}/b.db")
+    store = EventStore(f"sqlite:///{tmp_path}/b.db")  # tmp_path starts with /: absolute
     store.close()
     assert (tmp_path / "b.db").is_file()
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from comemory import __version__, storage
 from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES
@@ -23,6 +24,9 @@ from comemory.cpu import DETECT_THREADS, use_threads
 from comemory.data.layouts import dataset_names, layouts_help
 from comemory.errors import CheckpointError, ComemoryError, Interrupted
 from comemory.progress import counted
+
+if TYPE_CHECKING:
+    from comemory.data.prepared import PreparedVideo
 
 # Each command imports what it runs (PyTorch, OpenCV, scikit-learn) when it starts, inside
 # main's handlers: `--version` and `--help` answer at once, and a Ctrl-C while those load
@@ -340,7 +344,7 @@ def _prepare(args: argparse.Namespace) -> None:
         print(_describe_split(split, prepared))
 
 
-def _describe_split(split: str, videos: list) -> str:
+def _describe_split(split: str, videos: list[PreparedVideo]) -> str:
     """One line: videos, frames, anomalous frames, masks and original resolutions."""
     frames = sum(len(v.frames) for v in videos)
     line = f"{split}: {len(videos)} videos, {frames} frames"

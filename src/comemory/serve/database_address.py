@@ -27,9 +27,10 @@ def is_database_url(location: str | Path) -> bool:
 
 
 def sqlite_path(location: str | Path) -> Path:
-    """The SQLite file ``location`` names: a path, or a ``sqlite:`` URL
-    (``sqlite:///abs/events.db``, ``sqlite:events.db``). Any other URL scheme is refused, so
-    that a mistyped server address never becomes a file of that name."""
+    """The SQLite file ``location`` names: a path, or a ``sqlite:`` URL as SQLAlchemy
+    writes them (``sqlite:///events.db`` relative, ``sqlite:////var/events.db`` absolute;
+    ``sqlite:events.db`` too). Any other URL scheme is refused, so that a mistyped server
+    address never becomes a file of that name."""
     if isinstance(location, Path):
         return location
     scheme = OTHER_URL.match(location)
@@ -40,7 +41,7 @@ def sqlite_path(location: str | Path) -> Path:
                           "not supported; give a file path, a sqlite: URL or a postgresql:// "
                           "URL")
     rest = location[len(scheme.group(0)):]
-    return Path("/" + rest[2:].lstrip("/") if rest.startswith("//") else rest)
+    return Path(rest[3:] if rest.startswith("///") else rest)
 
 
 def redacted(text: str, location: str | None = None) -> str:

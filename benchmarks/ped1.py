@@ -25,7 +25,6 @@ import json
 import sys
 from pathlib import Path
 
-from comemory import storage
 from comemory.config import Config, apply_overrides, preset
 from comemory.cpu import use_threads
 from comemory.data.datasets import read_dataset
@@ -41,6 +40,7 @@ from rows import (  # beside this script
     print_table,
     row_parser,
     run_row,
+    save_alerts,
     save_row,
     summary_line,
 )
@@ -136,9 +136,7 @@ def alerts(data: Path, runs: Path, row: str, results: Path) -> int:
                            video.labels.resolve(video.source.frame_count(), video.name))
               for video in read_dataset(DATASET, data, "testing")}
     result = alerts_through_detect(runs / row / "checkpoint.pt", videos, runs / row / "detect")
-    saved = json.loads(results.read_text()) if results.exists() else {}
-    saved[row] = result
-    storage.write_text(results, json.dumps(saved, indent=2))
+    save_alerts(results, row, result)
     print(json.dumps(result, indent=2))
     return 0
 

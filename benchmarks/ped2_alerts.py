@@ -15,9 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from comemory import storage
 from ped2 import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
-from rows import alerts_through_detect
+from rows import alerts_through_detect, save_alerts
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
 
@@ -34,9 +33,7 @@ def main() -> int:
     checkpoint = args.runs / args.row / "checkpoint.pt"
     videos = write_mp4s(args.data, args.runs / "ped2-mp4")
     result = alerts_through_detect(checkpoint, videos, args.runs / args.row / "detect")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[args.row] = result
-    storage.write_text(RESULTS, json.dumps(results, indent=2))
+    save_alerts(RESULTS, args.row, result)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -128,6 +128,18 @@ def save_row(results: Path, key: str, row: dict) -> None:
     storage.write_text(results, json.dumps(saved, indent=2))
 
 
+def save_alerts(results: Path, key: str, result: dict) -> None:
+    """Write ``result`` under ``key`` of the alerts file. Where it was computed from detect
+    outputs already there (``seconds`` None), the saved entry's record of the run that
+    made them (its commit, machine and seconds) is kept."""
+    saved = json.loads(results.read_text()) if results.exists() else {}
+    if result["seconds"] is None and key in saved:
+        result.update({k: saved[key][k] for k in ("git_commit", "machine", "seconds")
+                       if k in saved[key]})
+    saved[key] = result
+    storage.write_text(results, json.dumps(saved, indent=2))
+
+
 def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
                           out: Path) -> dict:
     """Does the alert threshold keep its promise, tried as a user would: ``comemory detect``

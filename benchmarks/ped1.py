@@ -101,8 +101,8 @@ def main() -> int:
     args = parser.parse_args()
     use_threads(args.threads)
     if args.table or args.readme_table:
-        print_table(args.results, args.results.parent / ALERTS.name, README_ROWS,
-                    args.readme_table)
+        print_table(args.results, args.results.parent / ALERTS.name,
+                    README_ROWS if args.readme_table else None)
         return 0
     if dataset_missing(args.data, "UCSD Ped1", "training", "testing"):
         return 0

@@ -18,6 +18,7 @@ AUROC. Skips with a message where the dataset is absent.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from rows import (  # beside this script
     PROJECT,
     SHARED_DATA,
     dataset_missing,
+    markdown_tables,
     print_table,
     row_parser,
     run_row,
@@ -191,7 +193,10 @@ def main() -> int:
     args = parser.parse_args()
     use_threads(args.threads)
     if args.table or args.readme_table:
-        print_table(RESULTS, ALERTS, README_ROWS, args.readme_table)
+        if args.readme_table:
+            print_table(RESULTS, ALERTS, README_ROWS)
+        else:  # the tables of docs/benchmarks.md
+            print(markdown_tables(json.loads(RESULTS.read_text())))
         return 0
     # either split alone will do for some work: training and validating needs only the
     # training split, scoring a trained row only the test split (benchmarks/ped2_device.py)

@@ -68,12 +68,13 @@ def row_parser(doc: str, rows: list[str], data: Path, runs: Path,
     return parser
 
 
-def print_table(results: Path, alerts: Path, readme_rows: dict[str, list[str]],
-                readme: bool) -> None:
-    """Every row of ``results`` as a table, or (``readme``) the README's table."""
+def print_table(results: Path, alerts: Path, groups: dict[str, list[str]] | None) -> None:
+    """The README's columns for ``groups`` of rows ({label: [row keys]}), or for every row
+    of ``results`` apart where None."""
     saved = json.loads(results.read_text())
     saved_alerts = json.loads(alerts.read_text()) if alerts.exists() else {}
-    print(readme_table(saved, saved_alerts, readme_rows) if readme else markdown_tables(saved))
+    print(readme_table(saved, saved_alerts, groups or {f"`{key}`": [key]
+                                                       for key in saved["rows"]}))
 
 
 def dataset_missing(data: Path, dataset: str, *splits: str) -> bool:

@@ -5,17 +5,27 @@ import itertools
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: no display on servers or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+# matplotlib and scikit-learn load when a picture is drawn (_pyplot), not with this module:
+# `detect` imports it for ScoreEnvelope at start-up, and they take about 1.5 s to load.
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers or CI
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def roc_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
     """curves: label -> (pooled 0/1 labels, pooled scores); one line each, its AUC in the
     legend."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5, 5))
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_curve(labels, scores)
@@ -33,6 +43,7 @@ def score_curves_plot(path: Path, videos: list[tuple[str, np.ndarray, np.ndarray
                       ylabel: str, threshold: float | None = None) -> None:
     """videos: (name, frame indices, scores, 0/1 labels); one panel per video, anomalous
     frames shaded red, the alert ``threshold`` (where there is one) a dashed line."""
+    plt = _pyplot()
     columns = min(3, len(videos))
     rows = math.ceil(len(videos) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 2.4 * rows), squeeze=False)
@@ -59,6 +70,7 @@ def heatmap_plot(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, np.
                  ) -> None:
     """panels: (title, frame uint8 (S, S, C), score map (S, S), mask bool (S, S)); the
     map over the frame with its colour key, the ground-truth mask outlined in white."""
+    plt = _pyplot()
     columns = min(4, len(panels))
     rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
@@ -122,6 +134,7 @@ def detection_plot(path: Path, scores: ScoreEnvelope, threshold: float,
                    events: list[tuple[int, int]], title: str) -> None:
     """One video's score over its frames, the threshold as a line, events shaded. Where a
     bin holds several frames, the band spans their lowest to highest score."""
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(9, 3))
     frames = np.array(scores.frames)
     if scores.per_bin == 1:

@@ -396,6 +396,7 @@ def format_validation(report: dict) -> str:
 def _evaluate(args: argparse.Namespace) -> None:
     from comemory.config import FlowConfig
     from comemory.evaluation import evaluate
+    from comemory.metrics import metrics_text
 
     flow = None
     if args.flow:
@@ -403,17 +404,18 @@ def _evaluate(args: argparse.Namespace) -> None:
                           flo_dir=str(args.flo_dir or ""))
     metrics = evaluate(args.checkpoint, args.root, args.out, args.cache_dir, args.labels, flow,
                        args.dataset, args.device, args.fps)
-    print(format_metrics(metrics))
+    print(metrics_text(metrics))
     print(f"results in {args.out}: metrics.json, scores.csv and plots")
 
 
 def _floor(args: argparse.Namespace) -> None:
     from comemory.evaluation import evaluate_floor
+    from comemory.metrics import metrics_text
 
     config = build_config(args.preset, args.config, args.overrides)
     metrics = evaluate_floor(config, args.root, args.out, args.cache_dir, args.labels,
                              args.dataset)
-    print(format_metrics(metrics))
+    print(metrics_text(metrics))
 
 
 def _detect(args: argparse.Namespace) -> None:
@@ -492,6 +494,7 @@ def _bench(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from comemory.data.synth import SynthSpec, synthesize
     from comemory.evaluation import evaluate
+    from comemory.metrics import metrics_text
     from comemory.training import train
 
     started = time.perf_counter()
@@ -503,45 +506,9 @@ def _demo(args: argparse.Namespace) -> None:
         config.train.threads = args.threads
     checkpoint = train(config, data, run, cache, resume=True)
     metrics = evaluate(checkpoint, data, args.out / "eval", cache)
-    print(format_metrics(metrics))
+    print(metrics_text(metrics))
     print(f"demo finished in {time.perf_counter() - started:.0f} s; plots and scores in "
           f"{args.out / 'eval'}")
-
-
-def format_metrics(metrics: dict) -> str:
-    """A small text table: one row per score and normalisation."""
-    lines = [f"{'score':<17} {'normalisation':<13} {'micro AUC':>9} {'macro AUC':>9} "
-             f"{'EER':>6} {'AP':>6}"]
-    for kind, by_mode in metrics["scores"].items():
-        for mode, m in by_mode.items():
-            macro = f"{m['macro_auc']:.3f}" if m["macro_auc"] is not None else "n/a"
-            lines.append(f"{kind:<17} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
-                         f"{m['eer']:>6.3f} {m['ap']:>6.3f}")
-    macro_videos = next(iter(next(iter(metrics["scores"].values())).values()))["macro_videos"]
-    lines.append(f"macro AUC: the mean over the {macro_videos} test videos that hold both "
-                 "normal and anomalous frames")
-    if metrics.get("pixel_auroc") is not None:
-        lines.append(f"pixel AUROC (training-calibrated): {metrics['pixel_auroc']:.3f}, over "
-                     f"the {metrics.get('pixel_auroc_videos', 'n/a')} test videos with masks")
-    alerts = metrics.get("alerts")
-    if alerts:
-        lines.append(f"alert threshold ({alerts['score']}, promised for "
-                     f"{alerts['false_alarm_rate']:.1%} of normal frames): "
-                     f"{alerts['normal_frames_flagged']:.1%} of normal and "
-                     f"{alerts['anomalous_frames_flagged']:.1%} of anomalous test frames above it")
-        per_hour = alerts.get("false_events_per_hour")
-        rate = (f"{per_hour:.1f} an hour of normal footage" if per_hour is not None else
-                f"{alerts.get('false_events_per_1000_normal_frames', 0):.1f} per 1,000 "
-                "normal frames (--fps gives them per hour)")
-        if "spans_alarmed" in alerts and alerts["spans_alarmed"] is not None:
-            delay, frames = alerts["median_delay_seconds"], alerts["median_delay_frames"]
-            delay_text = (f"{delay:.1f} s" if delay is not None else
-                          f"{frames:.0f} frames" if frames is not None else "none")
-            lines.append(f"events: {alerts['events']}, {alerts['false_events']} false "
-                         f"({rate}); {alerts['spans_alarmed']:.0%} of "
-                         f"{alerts['anomalous_spans']} anomalous spans alarmed, median "
-                         f"delay {delay_text}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,42 @@ def _runs(truth: np.ndarray) -> list[tuple[int, int]]:
     edges = np.flatnonzero(np.diff(np.concatenate([[0], truth.astype(np.int8), [0]])))
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
+def metrics_text(metrics: dict) -> str:
+    """``evaluate``'s metrics as the command prints them: a row per score and
+    normalisation, then the macro AUC's videos, pixel AUROC and the alert report."""
+    lines = [f"{'score':<17} {'normalisation':<13} {'micro AUC':>9} {'macro AUC':>9} "
+             f"{'EER':>6} {'AP':>6}"]
+    for kind, by_mode in metrics["scores"].items():
+        for mode, m in by_mode.items():
+            macro = f"{m['macro_auc']:.3f}" if m["macro_auc"] is not None else "n/a"
+            lines.append(f"{kind:<17} {mode:<13} {m['micro_auc']:>9.3f} {macro:>9} "
+                         f"{m['eer']:>6.3f} {m['ap']:>6.3f}")
+    macro_videos = next(iter(next(iter(metrics["scores"].values())).values()))["macro_videos"]
+    lines.append(f"macro AUC: the mean over the {macro_videos} test videos that hold both "
+                 "normal and anomalous frames")
+    if metrics.get("pixel_auroc") is not None:
+        lines.append(f"pixel AUROC (training-calibrated): {metrics['pixel_auroc']:.3f}, over "
+                     f"the {metrics.get('pixel_auroc_videos', 'n/a')} test videos with masks")
+    alerts = metrics.get("alerts")
+    if alerts:
+        lines.append(f"alert threshold ({alerts['score']}, promised for "
+                     f"{alerts['false_alarm_rate']:.1%} of normal frames): "
+                     f"{alerts['normal_frames_flagged']:.1%} of normal and "
+                     f"{alerts['anomalous_frames_flagged']:.1%} of anomalous test frames above it")
+        per_hour = alerts.get("false_events_per_hour")
+        rate = (f"{per_hour:.1f} an hour of normal footage" if per_hour is not None else
+                f"{alerts.get('false_events_per_1000_normal_frames', 0):.1f} per 1,000 "
+                "normal frames (--fps gives them per hour)")
+        if "spans_alarmed" in alerts and alerts["spans_alarmed"] is not None:
+            delay, frames = alerts["median_delay_seconds"], alerts["median_delay_frames"]
+            delay_text = (f"{delay:.1f} s" if delay is not None else
+                          f"{frames:.0f} frames" if frames is not None else "none")
+            lines.append(f"events: {alerts['events']}, {alerts['false_events']} false "
+                         f"({rate}); {alerts['spans_alarmed']:.0%} of "
+                         f"{alerts['anomalous_spans']} anomalous spans alarmed, median "
+                         f"delay {delay_text}")
+    return "\n".join(lines)
+
 class PixelAUROC:
     """Pixel-level AUROC accumulated frame by frame over score histograms.
 

@@ -176,9 +176,10 @@ def _report(videos: list[PreparedVideo], errors: list[VideoErrors],
     storage.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     _write_scores_csv(out_dir / "scores.csv", errors, kinds, labels)
     _write_plots(out_dir, errors, kinds, labels, pooled, calibration.threshold)
+    main_kind = next(iter(kinds))
     if _has_masks(videos):
-        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[next(iter(kinds))],
-                        scorer, calibration, config.model.resize)
+        _write_heatmaps(out_dir / "heatmaps.png", videos, errors, kinds[main_kind], scorer,
+                        calibration, config.model.resize)
     return metrics
 
 

@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from comemory.config import Config, apply_overrides, preset
+from comemory.config import Config
 from comemory.cpu import use_threads
 from comemory.data.datasets import read_dataset
 from rows import (  # beside this script
@@ -36,6 +36,7 @@ from rows import (  # beside this script
     PROJECT,
     SHARED_DATA,
     alerts_through_detect,
+    build_row_config,
     dataset_missing,
     print_table,
     row_parser,
@@ -113,7 +114,7 @@ def main() -> int:
         print(f"== {key}: {ROWS[name][0]}", flush=True)
         rescore_from = (args.runs / (SAME_TRAINING[name] + key.removeprefix(name))
                         if name in SAME_TRAINING else None)
-        row = run_row(ROWS[name][0], row_config(name, args.seed, args.threads),
+        row = run_row(ROWS[name][0], ped1_config(name, args.seed, args.threads),
                       ROWS[name][2] is not None, args.data, args.runs / key,
                       args.runs / "cache", DATASET, rescore_from)
         save_row(args.results, key, row)
@@ -121,13 +122,9 @@ def main() -> int:
     return 0
 
 
-def row_config(name: str, seed: int, threads: int = 0) -> Config:
+def ped1_config(name: str, seed: int, threads: int = 0) -> Config:
     _, settings, epochs = ROWS[name]
-    config = apply_overrides(preset("cpu"),
-                             [*settings, f"train.seed={seed}", f"train.threads={threads}"])
-    if epochs is not None:
-        config.train.epochs = epochs
-    return config.check()
+    return build_row_config(settings, epochs, seed, threads)
 
 
 def alerts(data: Path, runs: Path, row: str, results: Path) -> int:

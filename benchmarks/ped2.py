@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from comemory import storage
-from comemory.config import Config, apply_overrides, preset
+from comemory.config import Config
 from comemory.cpu import use_threads
 from comemory.data.datasets import read_dataset
 from comemory.data.frames import write_video
@@ -37,6 +37,7 @@ from rows import (  # beside this script
     MNAD_AS_ITS_CODE,
     PROJECT,
     SHARED_DATA,
+    build_row_config,
     dataset_missing,
     markdown_tables,
     print_table,
@@ -218,12 +219,10 @@ def ped2_missing(data: Path, *splits: str) -> bool:
 
 
 def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:
+    """Row ``name``'s configuration; ``epochs`` overrides a trained row's (a GPU lease)."""
     _, settings, row_epochs = ROWS[name]
-    config = apply_overrides(preset(PRESETS.get(name, "cpu")),
-                             [*settings, f"train.seed={seed}", f"train.threads={threads}"])
-    if row_epochs is not None:
-        config.train.epochs = epochs or row_epochs
-    return config.check()
+    return build_row_config(settings, None if row_epochs is None else epochs or row_epochs,
+                            seed, threads, PRESETS.get(name, "cpu"))
 
 
 def ped2_row(name: str, seed: int, data: Path, folder: Path, cache: Path,

@@ -21,7 +21,7 @@ import numpy as np
 from comemory import storage
 from comemory.bench import machine
 from comemory.checkpoint import load_checkpoint
-from comemory.config import Config
+from comemory.config import Config, apply_overrides, preset
 from comemory.detection import detect
 from comemory.evaluation import evaluate, evaluate_floor
 from comemory.metrics import alarm_figures, all_metrics
@@ -75,6 +75,17 @@ def print_table(results: Path, alerts: Path, groups: dict[str, list[str]] | None
     saved_alerts = json.loads(alerts.read_text()) if alerts.exists() else {}
     print(readme_table(saved, saved_alerts, groups or {f"`{key}`": [key]
                                                        for key in saved["rows"]}))
+
+
+def build_row_config(settings: list[str], epochs: int | None, seed: int, threads: int = 0,
+                     preset_name: str = "cpu") -> Config:
+    """A row's configuration: ``preset_name`` with the row's ``settings``, its seed and
+    threads, and its ``epochs`` (None: training-free, the preset's are left)."""
+    config = apply_overrides(preset(preset_name),
+                             [*settings, f"train.seed={seed}", f"train.threads={threads}"])
+    if epochs is not None:
+        config.train.epochs = epochs
+    return config.check()
 
 
 def dataset_missing(data: Path, dataset: str, *splits: str) -> bool:
@@ -287,11 +298,11 @@ def readme_table(results: dict, alerts: dict, groups: dict[str, list[str]]) -> s
     lines = ["| | " + " | ".join(README_COLUMNS) + " |",
              "|" + "---|" * (len(README_COLUMNS) + 1)]
     for label, keys in groups.items():
-        rows = [results["rows"][key] for key in keys if key in results["rows"]]
-        if not rows:
+        present = [key for key in keys if key in results["rows"]]
+        if not present:
             continue
-        values = [_readme_figures(results["rows"][key], alerts.get(key))
-                  for key in keys if key in results["rows"]]
+        rows = [results["rows"][key] for key in present]
+        values = [_readme_figures(row, alerts.get(key)) for key, row in zip(present, rows)]
         cells = [_mean_and_range([v[column] for v in values]) for column in values[0]]
         minutes = [row["train_seconds"] / 60 for row in rows if row.get("train_seconds")]
         training = f"{np.mean(minutes):.0f} min" if minutes else "none"

@@ -6,8 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from comemory.config import FlowConfig
-from comemory.data.flow import GridFlow, flow_identity, read_flo, resize_flow, write_flo
+from comemory.config import DIS_PRESET_NAMES, FlowConfig
+from comemory.data.flow import (
+    DIS_PRESETS,
+    FlowEstimator,
+    GridFlow,
+    flow_identity,
+    read_flo,
+    resize_flow,
+    write_flo,
+)
 from comemory.data.frames import content_box
 from comemory.data.prepared import load_split
 from comemory.errors import ConfigError, DataError
@@ -64,6 +72,14 @@ def test_native_flow_is_measured_at_the_frames_resolution_then_scaled():
     assert capped.input_frame(images[0], model_frame=None).shape == (120, 180, 1)
     assert flow_identity(FlowConfig(at="native"))["at"] == "native"
     assert "at" not in flow_identity(FlowConfig())  # old checkpoints keep their identity
+
+
+def test_every_preset_name_config_accepts_is_an_opencv_preset():
+    assert tuple(DIS_PRESETS) == DIS_PRESET_NAMES
+    for name in DIS_PRESET_NAMES:
+        FlowEstimator(FlowConfig(preset=name))
+    with pytest.raises(ConfigError, match="flow.preset 'slow' unknown"):
+        flow_identity(FlowConfig(preset="slow"))
 
 
 def test_native_flows_through_the_cache(scene, tmp_path):

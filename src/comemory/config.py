@@ -166,25 +166,51 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# The values a setting may take live here, where they are checked; the modules that act
+# on them import them from here (config imports nothing of comemory's but errors and cpu).
+ARCHITECTURES = ("comemory", "mnad")  # comemory.model.network.NETWORKS
+RESIZE_MODES = ("squash", "letterbox")  # comemory.data.frames.resize_frame
+FLOW_METHODS = ("dis", "farneback", "flo")  # comemory.data.flow
+DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # comemory.data.flow.DIS_PRESETS
+FLOW_PLACES = ("model", "native")
+HOLDOUT_MODES = ("tail", "videos")  # comemory.data.prepared.holdout_starts
 SCORE_FORMULAS = ("thesis", "zscore", "location")  # comemory.scoring.formulas
 MEMORY_READS = ("attached", "detached")
 COMPACTNESS_LOSSES = ("l2", "mse")
 MEMORY_INITS = ("normal", "uniform")
 LR_SCHEDULES = ("constant", "cosine")
+CHOOSE_RULES = ("one_se", "best")
 
 
 def _problems(config: Config) -> list[str]:
-    """Every setting of ``config`` that is out of range, as messages naming the key (the
-    flow extractor's settings are checked by ``flow_identity``, which raises its own)."""
-    # imported here: both modules import this one
-    from comemory.data.flow import flow_identity
-    from comemory.data.frames import RESIZE_MODES
-    from comemory.data.prepared import HOLDOUT_MODES
-    from comemory.model.network import ARCHITECTURES
+    """Every setting of ``config`` that is out of range, as messages naming the key: each
+    section's own, then those that need two sections."""
+    model, score = config.model, config.score
+    across = [
+        (1 <= score.patch_size <= model.image_size,
+         f"score.patch_size must be between 1 and model.image_size ({model.image_size}), "
+         f"got {score.patch_size}"),
+    ]
+    return (flow_problems(config.flow) + model_problems(model) + train_problems(config.train)
+            + [message for ok, message in across if not ok] + score_problems(score))
 
-    model, flow, train, score = config.model, config.flow, config.train, config.score
-    flow_identity(flow)
-    finite = math.isfinite
+
+def flow_problems(flow: FlowConfig) -> list[str]:
+    checks = [
+        (flow.at in FLOW_PLACES, f"flow.at must be one of {list(FLOW_PLACES)}, got {flow.at!r}"),
+        (flow.longest_side >= 0, f"flow.longest_side must be >= 0 (0: no limit), "
+         f"got {flow.longest_side}"),
+        (flow.method != "dis" or flow.preset in DIS_PRESET_NAMES,
+         f"flow.preset {flow.preset!r} unknown; choose one of {sorted(DIS_PRESET_NAMES)}"),
+        (flow.method in FLOW_METHODS,
+         f"flow.method {flow.method!r} unknown; choose dis, farneback or flo"),
+        (flow.method != "flo" or bool(flow.flo_dir),
+         "flow.method flo needs flow.flo_dir, the folder of precomputed .flo files"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def model_problems(model: ModelConfig) -> list[str]:
     checks = [
         (model.architecture in ARCHITECTURES,
          f"model.architecture must be one of {sorted(ARCHITECTURES)}, "
@@ -196,7 +222,8 @@ def _problems(config: Config) -> list[str]:
          f"got {model.channels}"),
         (model.resize in RESIZE_MODES, f"model.resize must be one of {list(RESIZE_MODES)}, "
          f"got {model.resize!r}"),
-        (finite(model.width) and model.width > 0, f"model.width must be > 0, got {model.width}"),
+        (math.isfinite(model.width) and model.width > 0,
+         f"model.width must be > 0, got {model.width}"),
         (model.appearance_memory >= 0 and model.motion_memory >= 0,
          "model.appearance_memory and model.motion_memory must be >= 0 (0 = no memory)"),
         (model.read in MEMORY_READS, f"model.read must be one of {list(MEMORY_READS)}, "
@@ -207,12 +234,17 @@ def _problems(config: Config) -> list[str]:
          f"{list(MEMORY_INITS)}, got {model.memory_init!r}"),
         (0 <= model.motion_skips <= 3, f"model.motion_skips must be 0-3, "
          f"got {model.motion_skips}"),
-        (train.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of "
-         f"{list(LR_SCHEDULES)}, got {train.lr_schedule!r}"),
         (model.architecture != "mnad" or model.appearance_memory > 0,
          "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
-        (flow.method != "flo" or bool(flow.flo_dir),
-         "flow.method flo needs flow.flo_dir, the folder of precomputed .flo files"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def train_problems(train: TrainConfig) -> list[str]:
+    finite = math.isfinite
+    checks = [
+        (train.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of "
+         f"{list(LR_SCHEDULES)}, got {train.lr_schedule!r}"),
         (train.epochs >= 1, f"train.epochs must be at least 1, got {train.epochs}"),
         (train.batch_size >= 1, f"train.batch_size must be at least 1, got {train.batch_size}"),
         (finite(train.lr) and train.lr > 0, f"train.lr must be a number > 0, got {train.lr}"),
@@ -235,9 +267,13 @@ def _problems(config: Config) -> list[str]:
          f"train.holdout must be tail or videos, got {train.holdout!r}"),
         (0.0 <= train.holdout_fraction < 1.0,
          f"train.holdout_fraction must be in [0, 1), got {train.holdout_fraction}"),
-        (1 <= score.patch_size <= model.image_size,
-         f"score.patch_size must be between 1 and model.image_size ({model.image_size}), "
-         f"got {score.patch_size}"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def score_problems(score: ScoreConfig) -> list[str]:
+    finite = math.isfinite
+    checks = [
         (score.patch_stride >= 1, f"score.patch_stride must be >= 1, got {score.patch_stride}"),
         (finite(score.lambda_s), f"score.lambda_s must be a finite number, got {score.lambda_s}"),
         (score.formula in SCORE_FORMULAS,
@@ -252,7 +288,7 @@ def _problems(config: Config) -> list[str]:
          f"got {score.causal_window}"),
         (finite(score.centred_sigma) and score.centred_sigma >= 0,
          f"score.centred_sigma must be >= 0 (0: none), got {score.centred_sigma}"),
-        (score.choose_rule in ("one_se", "best"),
+        (score.choose_rule in CHOOSE_RULES,
          f"score.choose_rule must be one_se or best, got {score.choose_rule!r}"),
         (finite(score.test_time_update) and score.test_time_update >= 0,
          f"score.test_time_update must be >= 0 (0: off), got {score.test_time_update}"),

@@ -38,6 +38,7 @@ from comemory.data.prepared import (
 )
 from comemory.errors import CheckpointError, TrainingError
 from comemory.model import ModelOutput, build_model
+from comemory.model.memory import share_updates
 from comemory.progress import progress
 from comemory.validation import fit_scores, model_errors, validation_set, write_report
 
@@ -88,6 +89,7 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
     model = build_model(config.model, margin=config.train.margin).to(process.device)
     if process.world_size > 1:  # before the optimizer: the new layers have new parameters
         model = distributed.synchronise_batchnorm(model, process.device)
+        share_updates(model, distributed.gather_rows)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start_epoch, step, seconds = 0, 0, 0.0

@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from comemory.config import FlowConfig
+from comemory.config import FlowConfig, flow_problems
 from comemory.data.frames import content_box, native_frame, to_grey, to_model_grid
 from comemory.errors import ConfigError, DataError
 
-DIS_PRESETS = {
+DIS_PRESETS = {  # keyed by config.DIS_PRESET_NAMES
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
@@ -23,29 +23,19 @@ DIS_PRESETS = {
 FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float32
 
 
-FLOW_PLACES = ("model", "native")
-
-
 def flow_identity(config: FlowConfig) -> dict[str, str | int]:
     """What makes two flows comparable: the method, its settings and the resolution it
     ran at, not file locations."""
-    if config.at not in FLOW_PLACES:
-        raise ConfigError(f"flow.at must be one of {list(FLOW_PLACES)}, got {config.at!r}")
-    if config.longest_side < 0:
-        raise ConfigError(f"flow.longest_side must be >= 0 (0: no limit), "
-                          f"got {config.longest_side}")
+    problems = flow_problems(config)
+    if problems:
+        raise ConfigError(problems[0])
     # flows on the model grid keep the identity they had before `at` existed: old
     # checkpoints and caches stay valid
     place = ({} if config.at == "model" or config.method == "flo"
              else {"at": "native", "longest_side": config.longest_side})
     if config.method == "dis":
-        if config.preset not in DIS_PRESETS:
-            raise ConfigError(f"flow.preset {config.preset!r} unknown; choose one of "
-                              f"{sorted(DIS_PRESETS)}")
         return {"method": "dis", "preset": config.preset, **place}
-    if config.method in ("farneback", "flo"):
-        return {"method": config.method, **place}
-    raise ConfigError(f"flow.method {config.method!r} unknown; choose dis, farneback or flo")
+    return {"method": config.method, **place}
 
 
 class FlowEstimator:

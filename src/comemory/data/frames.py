@@ -21,12 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from comemory.config import RESIZE_MODES
 from comemory.errors import DataError
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 MIN_FRAMES = 3  # the model needs two past frames and one to predict
-RESIZE_MODES = ("squash", "letterbox")
 
 log = logging.getLogger("comemory.data")
 

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from comemory import storage
-from comemory.config import Config
+from comemory.config import HOLDOUT_MODES, Config
 from comemory.data.datasets import Video, read_dataset
 from comemory.data.flow import GridFlow, flow_identity, load_flo_flows
 from comemory.data.frames import resize_frame
@@ -128,8 +128,6 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
                                       video.flows[start:], video.resolution))
     return training, held_out
 
-
-HOLDOUT_MODES = ("tail", "videos")
 
 
 def holdout_starts(counts: list[int], fraction: float, past_frames: int, *,

@@ -1,13 +1,12 @@
 """The memory of normal patterns (thesis section 3.3), one class for both branches."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from comemory.distributed import gather_rows
 
 
 @dataclass
@@ -54,6 +53,9 @@ class Memory(nn.Module):
         # the last read's queries (K, C), kept only while ``keep_queries`` is set: for
         # MNAD's test-time update, which decides after the prediction whether to absorb them
         self.keep_queries, self.last_queries = False, None
+        # the queries an update absorbs: this process's own, unless training under torchrun
+        # hands over a gather of every process's (``share_updates``)
+        self.gather: Callable[[torch.Tensor], torch.Tensor] = _own_queries
 
     def forward(self, query_map: torch.Tensor) -> MemoryRead:
         """query_map: (B, C, H, W), unit norm over C -> MemoryRead."""
@@ -65,7 +67,7 @@ class Memory(nn.Module):
             if self.keep_queries:
                 self.last_queries = queries.detach()
             if self.training:
-                self.update(gather_rows(queries.detach()))  # every process's queries
+                self.update(self.gather(queries.detach()))
         features = result.features.reshape(batch, height, width, dim).permute(0, 3, 1, 2)
         return MemoryRead(features.to(query_map.dtype), result.compactness, result.separateness,
                           result.distance.reshape(batch, height, width))
@@ -100,3 +102,16 @@ class Memory(nn.Module):
         own_max = owned.max(dim=0).values.clamp_min(torch.finfo(match.dtype).tiny)
         # Rebinding (not copy_) leaves the old items intact for this step's backward pass.
         self.items = F.normalize(self.items + (owned / own_max).T @ queries, dim=1)
+
+
+def share_updates(model: nn.Module, gather: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Have every memory of ``model`` update from ``gather(queries)``: under torchrun,
+    training hands it ``distributed.gather_rows``, so that each process applies the update
+    a single process would apply to the whole global batch."""
+    for module in model.modules():
+        if isinstance(module, Memory):
+            module.gather = gather
+
+
+def _own_queries(queries: torch.Tensor) -> torch.Tensor:
+    return queries

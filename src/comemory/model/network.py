@@ -124,15 +124,15 @@ class MNADNet(nn.Module):
         return ModelOutput(frame, None, _memory_losses(app=parts), parts.get("distance"))
 
 
-ARCHITECTURES = {"comemory": CoMemoryNet, "mnad": MNADNet}
+NETWORKS = {"comemory": CoMemoryNet, "mnad": MNADNet}  # config.ARCHITECTURES
 
 
 def build_model(config: ModelConfig, margin: float = 1.0) -> CoMemoryNet | MNADNet:
     """The network named by ``config.architecture``, freshly initialised."""
-    if config.architecture not in ARCHITECTURES:
-        raise ConfigError(f"model.architecture must be one of {sorted(ARCHITECTURES)}, "
+    if config.architecture not in NETWORKS:
+        raise ConfigError(f"model.architecture must be one of {sorted(NETWORKS)}, "
                           f"got {config.architecture!r}")
-    return ARCHITECTURES[config.architecture](config, margin=margin)
+    return NETWORKS[config.architecture](config, margin=margin)
 
 
 def _memory_losses(**branches: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -5,8 +5,9 @@ by today's code to the same figures.
 ``evaluate`` must give the same metrics.json to 1e-6, and ``detect`` on one synthetic test
 video the same scores.csv and events.json (frames, flags and events exactly; numbers as
 written with 6 significant digits, to one unit in the last: another CPU's vector units may
-round a convolution's last bit differently, and that may flip a printed digit). A change that is meant to move the figures rewrites the reference with that
-script and says so in its commit.
+round a convolution's last bit differently, and that may flip a printed digit). A change
+that is meant to move the figures rewrites the reference with that script and says so in
+its commit.
 """
 from __future__ import annotations
 

@@ -8,16 +8,15 @@ reported apart). Writes benchmarks/results/compile_speed.json. Looks at no accur
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from comemory import storage
 from comemory.config import preset
 from comemory.model import build_model
-from comemory.training import training_losses
+from comemory.train.loop import training_losses
+from rows import write_results  # beside this script
 
 STEPS, WARM_UP = 20, 3
 
@@ -50,9 +49,8 @@ def main() -> None:
     for row in rows:
         print(row, flush=True)
     out = Path(__file__).resolve().parent / "results" / "compile_speed.json"
-    storage.write_text(out, json.dumps({"torch": torch.__version__,
-                                        "threads": torch.get_num_threads(), "rows": rows},
-                                       indent=2))
+    write_results(out, {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                        "rows": rows})
     print(f"wrote {out}")
 
 

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from comemory import storage
 from comemory.bench import machine
+from rows import write_results  # beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT / "benchmarks" / "results" / "detect-startup.json"
@@ -46,7 +46,7 @@ def main() -> int:
               "version_seconds": version, "first_scored_frame_seconds": first_frame,
               "version_median": statistics.median(version),
               "first_scored_frame_median": statistics.median(first_frame)}
-    storage.write_text(args.out, json.dumps(result, indent=2))
+    write_results(args.out, result)
     print(f"--version {result['version_median']:.2f} s, detect to its first scored frame "
           f"{result['first_scored_frame_median']:.2f} s (medians of {args.repeats}); "
           f"written to {args.out}")

@@ -9,7 +9,7 @@ ablations, MNAD as its code trains it, and the short runs that made the choices.
 Every row trains on ../shared/data/ped2/training (as MP4 files for ``MP4_ROWS``) with part
 of it held out: three whole videos (the ``*_videos`` rows) or the last tenth of each video,
 resuming a killed run. Training ends by choosing the score settings on the validation set
-made from those held-out frames (``comemory.validation``); the floors choose theirs on the
+made from those held-out frames (``comemory.train.choice``); the floors choose theirs on the
 same set. Only then is the test split scored, once, by ``evaluate``. Each row is
 written into benchmarks/results/ped2.json as it finishes: config, seed, git commit,
 machine, training time, the validation report, and every test AUC (micro and macro; raw,
@@ -20,168 +20,18 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-import cv2
-import numpy as np
-
-from comemory import storage
-from comemory.config import Config
 from comemory.cpu import use_threads
-from comemory.data.datasets import read_dataset
-from comemory.data.frames import write_video
-from rows import (  # beside this script
-    CHOSEN,
-    FULL_EPOCHS,
-    HELD_OUT_VIDEOS,
-    MNAD_AS_ITS_CODE,
-    PROJECT,
-    SHARED_DATA,
-    build_row_config,
-    dataset_missing,
-    markdown_tables,
-    print_table,
-    row_parser,
-    run_row,
-    save_row,
-    summary_line,
+from ped2_rows import (  # beside this script
+    ALERTS,
+    DEFAULT_DATA,
+    README_ROWS,
+    RESULTS,
+    ROWS,
+    ped2_missing,
+    ped2_row,
 )
-
-DEFAULT_DATA = SHARED_DATA / "ped2"
-RESULTS = PROJECT / "benchmarks" / "results" / "ped2.json"
-ALERTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
-
-# CHOSEN (native flow), FULL_EPOCHS (3) and HELD_OUT_VIDEOS: rows.py says why.
-# The flow on the model's 128 x 128 frames, as the cpu preset had it before the choice
-# above (the preset has since taken native flow, so the rows that measure the old way say so)
-SQUASHED_FLOW = "flow.at=model"
-SHORT_EPOCHS = 3
-# The network's terms plus the floor's own score, each z-scored on the training frames and
-# weighted alike (1.0, as HF2-VAD weights its flow term; not chosen on validation, whose
-# motion pseudo-anomalies every setting already separates).
-MOTION_PRIOR = ["score.formula=zscore", "score.zscore_motion_weight=1.0"]
-# The paper's size (preset "paper": 256 x 256, C = 512, colour input, batch 4, Adam 1e-4) on
-# a GPU (benchmarks/ped2_device.py), with the CPU rows' choices: native flow, whole videos
-# held out, and bf16 autocast with NHWC convolutions (as the cpu preset, for speed);
-# checkpoints at epoch ends only (a 430 MB write every 100 steps would cost more than the
-# steps). Its epochs are the thesis's 60 unless --epochs says how many fit the GPU time.
-PAPER_ON_GPU = ["train.precision=auto", "train.channels_last=true", "train.checkpoint_every=0"]
-PAPER_EPOCHS = 60
-
-# name -> (what it is, settings over the cpu preset, epochs; None: training-free)
-ROWS: dict[str, tuple[str, list[str], int | None]] = {
-    "floor_squash": ("floor: flow magnitude, flow on the squashed 128 x 128 frames",
-                     [SQUASHED_FLOW], None),
-    "floor_native": ("floor: flow magnitude, flow at 360 x 240 resized to the grid",
-                     ["flow.at=native"], None),
-    "floor_native_letterbox": ("floor: flow at 360 x 240, frames letterboxed (aspect kept)",
-                               ["flow.at=native", "model.resize=letterbox"], None),
-    "floor_native_videos": ("floor: flow at 360 x 240, settings chosen on whole held-out "
-                            "training videos", ["flow.at=native", *HELD_OUT_VIDEOS], None),
-    "floor_native_soft_videos": ("floor: flow at 360 x 240, whole held-out training videos, "
-                                 "settings chosen on validation whose pasted objects fade "
-                                 "in at their edges", ["flow.at=native", *HELD_OUT_VIDEOS],
-                                 None),
-    "comemory": ("co-memory, the chosen settings", CHOSEN, FULL_EPOCHS),
-    "comemory_videos": ("co-memory, whole training videos held out for validation and the "
-                        "threshold", [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
-    "no_motion_memory": ("without motion memory", [*CHOSEN, "model.motion_memory=0"],
-                         FULL_EPOCHS),
-    "memory_15": ("memory size 15 (both memories)",
-                  [*CHOSEN, "model.appearance_memory=15", "model.motion_memory=15"],
-                  FULL_EPOCHS),
-    "comemory_motion_videos": ("co-memory + the flow magnitude as a motion prior "
-                               "(zscore formula, motion weight 1; comemory_videos's "
-                               "checkpoints)",
-                               [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR], FULL_EPOCHS),
-    "comemory_soft_videos": ("co-memory (comemory_videos's checkpoints), score settings "
-                             "chosen again on validation whose pasted objects fade in at "
-                             "their edges", [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
-    "comemory_motion_soft_videos": ("co-memory + the motion prior (comemory_videos's "
-                                    "checkpoints), chosen on validation whose pasted objects "
-                                    "fade in at their edges",
-                                    [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR], FULL_EPOCHS),
-    "comemory_location_videos": ("co-memory (comemory_videos's checkpoints), score settings "
-                                 "chosen again on validation with the per-pixel location "
-                                 "formula among the candidates",
-                                 [*CHOSEN, *HELD_OUT_VIDEOS, "score.offer_location=true"],
-                                 FULL_EPOCHS),
-    "comemory_paper_videos": ("co-memory at the paper's size (256 x 256, C = 512) on a GPU, "
-                              "whole training videos held out",
-                              [*CHOSEN, *HELD_OUT_VIDEOS, *PAPER_ON_GPU], PAPER_EPOCHS),
-    "comemory_paper_motion_videos": ("co-memory at the paper's size + the motion prior "
-                                     "(comemory_paper_videos's checkpoint)",
-                                     [*CHOSEN, *HELD_OUT_VIDEOS, *PAPER_ON_GPU,
-                                      *MOTION_PRIOR], PAPER_EPOCHS),
-    # the thesis's ablations and MNAD under the current protocol (whole videos held out,
-    # faded pseudo-anomalies, one-standard-error rule), one seed each, beside comemory_videos
-    "floor_squash_videos": ("floor: flow magnitude, flow on the squashed 128 x 128 frames, "
-                            "whole training videos held out",
-                            [SQUASHED_FLOW, *HELD_OUT_VIDEOS], None),
-    "no_motion_memory_videos": ("without motion memory, whole training videos held out",
-                                [*CHOSEN, *HELD_OUT_VIDEOS, "model.motion_memory=0"],
-                                FULL_EPOCHS),
-    "memory_15_videos": ("memory size 15 (both memories), whole training videos held out",
-                         [*CHOSEN, *HELD_OUT_VIDEOS, "model.appearance_memory=15",
-                          "model.motion_memory=15"], FULL_EPOCHS),
-    "mnad_videos": ("MNAD as its code trains it, whole training videos held out",
-                    [*MNAD_AS_ITS_CODE, *HELD_OUT_VIDEOS], FULL_EPOCHS),
-    "mnad": ("MNAD as its code trains it: 4 frames, one memory, detached reads, MSE "
-             "compactness, uniform memory init, cosine schedule", MNAD_AS_ITS_CODE,
-             FULL_EPOCHS),
-    "mnad_update": ("MNAD as its code trains it, with its test-time memory update (the "
-                    "mnad row's checkpoint)", [*MNAD_AS_ITS_CODE, "score.test_time_update=0.01"],
-                    FULL_EPOCHS),
-    "comemory_videos_mp4": ("co-memory, whole training videos held out, trained and scored "
-                            "on Ped2 re-encoded as MP4 files (mp4v, as a camera's footage)",
-                            [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
-    # short runs, one difference each, compared on validation
-    "short_squash_flow": ("short: flow on the squashed frames (the old default)",
-                          [SQUASHED_FLOW], SHORT_EPOCHS),
-    "short_native": ("short: flow at the frames' own resolution", ["flow.at=native"],
-                     SHORT_EPOCHS),
-    "short_mnad_memory": ("short: native flow + MNAD's memory details and cosine schedule",
-                          ["flow.at=native", "model.read=detached", "model.compactness=mse",
-                           "model.memory_init=uniform", "train.lr_schedule=cosine"],
-                          SHORT_EPOCHS),
-    "short_no_motion_skips": ("short: native flow, motion decoder without skips",
-                              ["flow.at=native", "model.motion_skips=0"], SHORT_EPOCHS),
-    "short_letterbox": ("short: native flow, letterboxed frames",
-                        ["flow.at=native", "model.resize=letterbox"], SHORT_EPOCHS),
-    "short_holdout_videos": ("short: native flow, whole training videos held out (a fifth "
-                             "of them) instead of each video's tail",
-                             [*CHOSEN, *HELD_OUT_VIDEOS], SHORT_EPOCHS),
-}
-# rows that differ from another only in how frames are scored: that row's checkpoint is
-# copied, its score settings and threshold chosen again on validation, then the test scored
-SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_videos",
-                 "comemory_soft_videos": "comemory_videos",
-                 "comemory_location_videos": "comemory_videos",
-                 "comemory_motion_soft_videos": "comemory_videos",
-                 "comemory_paper_motion_videos": "comemory_paper_videos"}
-# rows built on another preset than "cpu"
-PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper"}
-# rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
-# user's footage is compressed in training as in detection
-MP4_ROWS = {"comemory_videos_mp4"}
-
-# The README's table: the current protocol (whole videos held out, faded pseudo-anomalies,
-# the one-standard-error rule), each configuration with its seeds
-README_ROWS = {
-    "floor: flow magnitude, flow at 360 x 240": ["floor_native_soft_videos"],
-    "co-memory, `cpu` preset, the default": [
-        "comemory_soft_videos", "comemory_soft_videos_seed1", "comemory_soft_videos_seed2"],
-    "co-memory + motion prior (not chosen by validation)": [
-        "comemory_motion_soft_videos", "comemory_motion_soft_videos_seed1",
-        "comemory_motion_soft_videos_seed2"],
-    "co-memory, `location` offered to validation": [
-        "comemory_location_videos", "comemory_location_videos_seed1",
-        "comemory_location_videos_seed2"],
-    "without motion memory": ["no_motion_memory_videos"],
-    "memories of 15 items": ["memory_15_videos"],
-    "MNAD as its code trains it": ["mnad_videos"],
-}
-
+from rows import PROJECT, markdown_tables, print_table, row_parser, save_row, summary_line
 
 def main() -> int:
     parser = row_parser(__doc__, list(ROWS), DEFAULT_DATA, PROJECT / "runs" / "ped2",
@@ -211,67 +61,6 @@ def main() -> int:
         save_row(RESULTS, key, row)
         print(summary_line(key, row), flush=True)
     return 0
-
-
-def ped2_missing(data: Path, *splits: str) -> bool:
-    """True, after saying so, when ``data`` holds none of ``splits``."""
-    return dataset_missing(data, "UCSD Ped2", *splits)
-
-
-def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:
-    """Row ``name``'s configuration; ``epochs`` overrides a trained row's (a GPU lease)."""
-    _, settings, row_epochs = ROWS[name]
-    return build_row_config(settings, None if row_epochs is None else epochs or row_epochs,
-                            seed, threads, PRESETS.get(name, "cpu"))
-
-
-def ped2_row(name: str, seed: int, data: Path, folder: Path, cache: Path,
-             threads: int = 0, validate_only: bool = False, epochs: int | None = None) -> dict:
-    """``rows.run_row`` for row ``name``: its config, its layout (MP4 files for
-    ``MP4_ROWS``), and the run it re-scores (``SAME_TRAINING``)."""
-    config = row_config(name, seed, threads, epochs)
-    runs = folder.parent
-    dataset, frames_data = "frames", data
-    if name in MP4_ROWS:
-        data, dataset = mp4_dataset(data, runs / "ped2-mp4-dataset"), "videos"
-    rescore_from = (runs / (SAME_TRAINING[name] + (f"_seed{seed}" if seed else ""))
-                    if name in SAME_TRAINING else None)
-    row = run_row(ROWS[name][0], config, ROWS[name][2] is not None, data, folder, cache,
-                  dataset, rescore_from, validate_only)
-    if name in MP4_ROWS:
-        row["data"] = f"{frames_data} as MP4 ({data})"
-    return row
-
-def mp4_dataset(data: Path, root: Path) -> Path:
-    """Ped2 as a camera's user has footage: every video an MP4 (as ``ped2_alerts.py``
-    writes its test videos), in the ``videos`` layout with a labels.csv. Written once;
-    returns ``root``."""
-    for split in ("training", "testing"):
-        videos = write_mp4s(data, root / split, split)
-    rows = ["video,start_frame,end_frame"]
-    for name, (_, labels) in videos.items():  # the test videos' anomalous spans
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], labels, [0]])))
-        rows += [f"{name},{start},{end - 1}" for start, end in zip(edges[::2], edges[1::2])]
-    storage.write_text(root / "labels.csv", "\n".join(rows) + "\n")
-    return root
-
-
-def write_mp4s(data: Path, folder: Path, split: str = "testing"
-               ) -> dict[str, tuple[Path, np.ndarray | None]]:
-    """Each video of ``split`` as an MP4 (mp4v, 10 frames/s), written once: {name: (path,
-    labels; None for training videos)}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    videos = {}
-    for video in read_dataset("frames", data, split):
-        path = folder / f"{video.name}.mp4"
-        count = video.source.frame_count()
-        if not path.exists():  # written under another name first: a kill leaves no half file
-            partial = folder / f".{video.name}.part.mp4"
-            write_video([cv2.imread(str(p)) for p in video.source.paths], partial, fps=10.0)
-            partial.rename(path)
-        labels = video.labels.resolve(count, video.name) if video.labels else None
-        videos[video.name] = (path, labels)
-    return videos
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from ped2 import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
+from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
 from rows import alerts_through_detect, save_alerts
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"

@@ -23,13 +23,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from ped2 import DEFAULT_DATA, PROJECT, ROWS, ped2_missing, row_config
+from ped2_rows import DEFAULT_DATA, PROJECT, ROWS, ped2_missing, row_config
 
-from comemory import storage
 from comemory.checkpoint import load_checkpoint
 from comemory.config import apply_overrides
 from comemory.cpu import use_threads
-from comemory.training import train
+from comemory.train.loop import train
+from rows import write_results  # beside this script
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-budget.json"
 
@@ -67,7 +67,7 @@ def main() -> int:
                               "validation_causal": validation["auc"]["causal"],
                               "validation_raw": validation["auc"]["raw"],
                               "chosen": validation["chosen"]}
-        storage.write_text(RESULTS, json.dumps(results, indent=2))
+        write_results(RESULTS, results)
         print(f"{name}: {epochs} epochs, {curve[str(epochs)]['train_minutes']:.0f} min, "
               f"validation AUC {validation['auc']['causal']['pooled']:.3f}", flush=True)
     budget_plot(RESULTS.with_suffix(".png"), results)

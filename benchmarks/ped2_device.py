@@ -34,15 +34,17 @@ from pathlib import Path
 
 import torch
 
-from comemory import storage
 from comemory.config import preset
-from comemory.data.prepared import FrameWindows, prepare_split, read_split, split_holdout
+from comemory.data.cache import prepare_split, read_split
+from comemory.data.holdout import split_holdout
+from comemory.data.windows import FrameWindows
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.evaluation import evaluate
+from comemory.evaluate.evaluation import evaluate
 from comemory.model.network import CoMemoryNet, build_model
-from comemory.training import epoch_steps, train, training_losses
-from comemory.validation import validate_checkpoint
-from ped2 import PROJECT, RESULTS, row_config  # beside this script
+from comemory.train.loop import epoch_steps, train, training_losses
+from comemory.train.validate import validate_checkpoint
+from ped2_rows import PROJECT, RESULTS, row_config  # beside this script
+from rows import write_results  # beside this script
 
 ROW, MOTION_ROW = "comemory_paper_videos", "comemory_paper_motion_videos"
 RUNS = PROJECT / "runs" / "ped2-device"
@@ -86,7 +88,7 @@ def train_rows(data: Path, out: Path, deadline: float, reserve: float) -> None:
     steps = epoch_steps(len(FrameWindows(training, past)), config.train.batch_size)
     epoch_seconds = steps * record["step_seconds"] * OVERHEAD
     record["epochs"] = max(1, int((deadline - time.monotonic() - reserve) // epoch_seconds))
-    storage.write_text(RECORD, json.dumps(record, indent=2))
+    write_results(RECORD, record)
     shutil.copy(RECORD, out / RECORD.name)
     print(f"{json.dumps(record)}\n{steps} steps per epoch, about {epoch_seconds:.0f} s each",
           flush=True)

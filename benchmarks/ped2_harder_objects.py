@@ -22,17 +22,17 @@ import json
 import shutil
 from pathlib import Path
 
-from comemory import storage
 from comemory.cpu import use_threads
 from comemory.data import pseudo_anomalies
-from comemory.validation import validate_checkpoint, validate_floor
-from ped2 import (  # beside this script
+from comemory.train.validate import validate_checkpoint, validate_floor
+from ped2_rows import (  # beside this script
     DEFAULT_DATA,
     MOTION_PRIOR,
     PROJECT,
     ped2_missing,
     row_config,
 )
+from rows import write_results
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-harder-objects.json"
 
@@ -62,7 +62,7 @@ def main() -> int:
     _, floor_report = validate_floor(row_config("floor_native_videos", 0), args.data,
                                      args.runs / "cache")
     results[f"floor_native_videos {harder}"] = summary(floor_report)
-    storage.write_text(RESULTS, json.dumps(results, indent=2))
+    write_results(RESULTS, results)
     for row in args.rows:
         for prior, overrides in (("without_prior", []), ("with_prior", MOTION_PRIOR)):
             folder = args.out / f"side{args.side:g}-speed{args.speed:g}" / row / prior
@@ -71,7 +71,7 @@ def main() -> int:
             key = f"{row} {prior} {harder}"
             results[key] = summary(report)
             print(key, json.dumps(results[key]), flush=True)
-            storage.write_text(RESULTS, json.dumps(results, indent=2))
+            write_results(RESULTS, results)
     return 0
 
 

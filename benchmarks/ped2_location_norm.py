@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from comemory import storage
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.cpu import use_threads
-from comemory.data.prepared import prepare_split, read_split, split_holdout
+from comemory.data.cache import prepare_split, read_split
+from comemory.data.holdout import split_holdout
 from comemory.scoring import flow_floor_errors, video_errors_per_patch
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
-from comemory.validation import ValidationSet, kind_aucs, validation_set
-from ped2 import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
+from comemory.train.validation_set import ValidationSet, kind_aucs, validation_set
+from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
+from rows import write_results  # beside this script
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-location-norm.json"
 PATCHES = (8, 16)
@@ -52,7 +53,7 @@ def main() -> int:
         results[row] = measure(args.runs / row / "checkpoint.pt", args.data,
                                args.runs / "cache")
         print(row, json.dumps(results[row], indent=1), flush=True)
-        storage.write_text(RESULTS, json.dumps(results, indent=2))
+        write_results(RESULTS, results)
     return 0
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from comemory import storage
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.cpu import use_threads
-from comemory.data.prepared import prepare_split, read_split
+from comemory.data.cache import prepare_split, read_split
 from comemory.scoring import video_errors
 from comemory.scoring.errors import LOG_FLOOR  # the scores' own: a part of 0 has no log
-from ped2 import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
+from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
+from rows import write_results  # beside this script
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-score-noise.json"
 PARTS = ("flow_error", "frame_error", "motion")
@@ -55,7 +55,7 @@ def main() -> int:
         }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[args.row] = result
-    storage.write_text(RESULTS, json.dumps(results, indent=2))
+    write_results(RESULTS, results)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -22,11 +22,11 @@ from comemory import storage
 from comemory.bench import machine
 from comemory.checkpoint import load_checkpoint
 from comemory.config import Config, apply_overrides, preset
-from comemory.detection import detect
-from comemory.evaluation import evaluate, evaluate_floor
-from comemory.metrics import alarm_figures, all_metrics
-from comemory.training import train
-from comemory.validation import validate_checkpoint, validate_floor
+from comemory.detect import detect
+from comemory.evaluate.evaluation import evaluate, evaluate_floor
+from comemory.evaluate.metrics import alarm_figures, all_metrics
+from comemory.train.loop import train
+from comemory.train.validate import validate_checkpoint, validate_floor
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
@@ -133,23 +133,34 @@ def run_row(description: str, config: Config, trained: bool, data: Path, folder:
     return row
 
 
+def write_results(path: Path, results: dict) -> None:
+    """Every benchmark's results file is written here: JSON, indented, atomically (a
+    killed benchmark leaves the previous file whole)."""
+    storage.write_text(path, json.dumps(results, indent=2))
+
+
+def read_results(path: Path, empty: dict | None = None) -> dict:
+    """A results file as written by ``write_results``; ``empty`` (default {}) if absent."""
+    return json.loads(path.read_text()) if path.exists() else ({} if empty is None else empty)
+
+
 def save_row(results: Path, key: str, row: dict) -> None:
-    """Write ``row`` under ``rows.<key>`` of the JSON file ``results`` (atomically)."""
-    saved = json.loads(results.read_text()) if results.exists() else {"rows": {}}
+    """Write ``row`` under ``rows.<key>`` of the JSON file ``results``."""
+    saved = read_results(results, {"rows": {}})
     saved["rows"][key] = row
-    storage.write_text(results, json.dumps(saved, indent=2))
+    write_results(results, saved)
 
 
 def save_alerts(results: Path, key: str, result: dict) -> None:
     """Write ``result`` under ``key`` of the alerts file. Where it was computed from detect
     outputs already there (``seconds`` None), the saved entry's record of the run that
     made them (its commit, machine and seconds) is kept."""
-    saved = json.loads(results.read_text()) if results.exists() else {}
+    saved = read_results(results)
     if result["seconds"] is None and key in saved:
         result.update({k: saved[key][k] for k in ("git_commit", "machine", "seconds")
                        if k in saved[key]})
     saved[key] = result
-    storage.write_text(results, json.dumps(saved, indent=2))
+    write_results(results, saved)
 
 
 def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],

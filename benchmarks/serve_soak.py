@@ -24,14 +24,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from comemory import storage
 from comemory.bench import machine
 from comemory.config import preset
 from comemory.cpu import use_threads
 from comemory.data.synth import SynthSpec, synthesize
 from comemory.serve import Service
 from comemory.serve.config import serve_config_from_dict
-from comemory.training import train
+from comemory.train.loop import train
+from rows import write_results  # beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT / "benchmarks" / "results"
@@ -64,7 +64,7 @@ def main() -> int:
         service = Service(config, environ={})
         service.start()
         readings, started = [], time.perf_counter()
-        while (scored := sum(c.scored for c in service.cameras)) < args.frames:
+        while (scored := sum(c.view.scored for c in service.cameras)) < args.frames:
             if scored >= len(readings) * args.every:
                 readings.append((scored, resident_mb()))
                 print(f"{scored:>7} frames: {readings[-1][1]:.1f} MB", flush=True)
@@ -80,7 +80,7 @@ def main() -> int:
                                 "growth": max(after) / after[0] - 1},
               "flat_within_10_percent": max(after) <= 1.10 * after[0],
               "measured": time.strftime("%Y-%m-%d %H:%M")}
-    storage.write_text(RESULTS / "serve-soak.json", json.dumps(result, indent=2))
+    write_results(RESULTS / "serve-soak.json", result)
     plot(readings, RESULTS / "serve-soak.png")
     print(json.dumps({k: v for k, v in result.items() if k != "readings"}, indent=2))
     return 0

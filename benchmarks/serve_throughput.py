@@ -36,12 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from comemory import storage
 from comemory.bench import machine
 from comemory.cpu import use_threads
-from comemory.data.frames import VideoFile, write_video
+from comemory.data.frames import VideoFile
 from comemory.serve import Service
 from comemory.serve.config import serve_config_from_dict
+from comemory.detect.video_writer import write_video
+from rows import write_results  # beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT / "benchmarks" / "results" / "serve-throughput.json"
@@ -86,7 +87,7 @@ def main() -> int:
               "measured": time.strftime("%Y-%m-%d %H:%M")}
     results = (RESULTS if len(args.videos) == 2
                else RESULTS.with_name(f"serve-throughput-{len(args.videos)}-cameras.json"))
-    storage.write_text(results, json.dumps(result, indent=2))
+    write_results(results, result)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -156,12 +157,12 @@ def one_serve(checkpoint: Path, videos: list[Path], clips: bool) -> dict:
         while len(done) < len(service.cameras):
             now = time.perf_counter()
             peak_mb = max(peak_mb, resident_mb(os.getpid()))
-            if first is None and any(c.scored for c in service.cameras):
+            if first is None and any(c.view.scored for c in service.cameras):
                 first = now
             for camera in service.cameras:
                 if (camera.name not in done and camera.feed.status == "ended"
-                        and camera.scored == camera.feed.read):
-                    done[camera.name] = (camera.scored, now)
+                        and camera.view.scored == camera.feed.read):
+                    done[camera.name] = (camera.view.scored, now)
             time.sleep(0.01)
         finished = max(t for _, t in done.values())
         service.stop()

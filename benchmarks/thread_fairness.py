@@ -38,11 +38,11 @@ import comemory  # noqa: F401  sets the wait policy for this process, before tor
 import cv2
 import numpy as np
 import torch
-from comemory import storage
 from comemory.bench import machine, synthetic_video
 from comemory.checkpoint import load_checkpoint
-from comemory.data.frames import write_video
 from comemory.data.synth import SynthSpec, synthesize
+from comemory.detect.video_writer import write_video
+from rows import write_results  # beside this script
 
 PROJECT = Path(__file__).resolve().parents[1]
 CLIP_FRAMES = 180
@@ -76,7 +76,7 @@ def main() -> int:
     record.update(machine=machine(), clip_frames=CLIP_FRAMES, train_epochs=TRAIN_EPOCHS)
     if args.steps:
         record["steps"] = step_times()
-        storage.write_text(args.out, json.dumps(record, indent=2))
+        write_results(args.out, record)
         print(json.dumps(record["steps"], indent=1))
         return 0
     with tempfile.TemporaryDirectory() as folder:
@@ -86,7 +86,7 @@ def main() -> int:
             print(f"== {name}", flush=True)
             row = measure(name, inputs, work / re.sub(r"\W+", "_", name))
             record["settings"][name] = {**row, "measured": time.strftime("%Y-%m-%d %H:%M")}
-            storage.write_text(args.out, json.dumps(record, indent=2))
+            write_results(args.out, record)
             print(json.dumps(row, indent=1), flush=True)
     print(markdown_table(record))
     print(f"written to {args.out}")

@@ -9,17 +9,16 @@ benchmarks/results/train_speed.json (frames per second). Looks at no accuracy.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
 
-from comemory import storage
 from comemory.config import merge, preset
 from comemory.model import build_model
-from comemory.training import training_losses
+from comemory.train.loop import training_losses
+from rows import write_results  # beside this script
 
 SETTINGS = [(128, 0.5), (96, 0.5), (64, 0.5), (128, 0.25), (96, 0.25)]
 BATCH = 8
@@ -59,7 +58,7 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "results" / "train_speed.json"
     record = {"threads": torch.get_num_threads(), "torch": torch.__version__,
               "cpu": platform.processor(), "batch": BATCH, "rows": rows}
-    storage.write_text(out, json.dumps(record, indent=2))
+    write_results(out, record)
     print(f"wrote {out}")
 
 

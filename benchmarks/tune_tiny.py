@@ -16,8 +16,8 @@ from pathlib import Path
 
 from comemory.config import apply_overrides, preset
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.evaluation import evaluate
-from comemory.training import train
+from comemory.evaluate.evaluation import evaluate
+from comemory.train.loop import train
 
 VARIANTS = {
     "epochs 8": ["train.epochs=8"],

@@ -11,7 +11,7 @@ import torch
 
 from comemory.config import Config, apply_overrides, preset
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.training import train
+from comemory.train.loop import train
 
 torch.set_num_threads(2)
 

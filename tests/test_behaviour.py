@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.detection import detect
-from comemory.evaluation import evaluate
+from comemory.detect import detect
+from comemory.evaluate.evaluation import evaluate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "behaviour"
 SCENE = SynthSpec(seed=5, train_videos=4, test_videos=3, frames=40)

@@ -78,6 +78,9 @@ def test_version_and_help_load_neither_pytorch_nor_opencv():
 def test_ctrl_c_while_pytorch_loads_is_one_line_and_status_130(tmp_path):
     result = run_python("""
         import builtins, os, signal, sys
+        # as in a terminal: a shell starts background jobs with Ctrl-C ignored, and Python
+        # then leaves it ignored, so a suite run with `&` would not test anything
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from comemory.cli import main
         real_import = builtins.__import__
         def interrupting_import(name, *args, **kwargs):  # Ctrl-C as PyTorch starts to load
@@ -108,7 +111,11 @@ def test_counts_are_written_with_their_noun_in_the_right_number():
 
 
 def test_pictures_name_scores_and_normalisations_as_the_readme_does():
-    from comemory.metrics import NORMALISATION_NAMES, NORMALISATIONS, score_name
+    from comemory.evaluate.metrics import (
+        NORMALISATION_NAMES,
+        NORMALISATIONS,
+        score_name,
+    )
 
     assert score_name("comemory") == "co-memory"
     assert score_name("comemory_causal") == "co-memory, causal"

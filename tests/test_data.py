@@ -9,11 +9,12 @@ import yaml
 
 from comemory import storage
 from comemory.config import apply_overrides, load_yaml, preset
+from comemory.data.cache import load_split
 from comemory.data.datasets import read_dataset
 from comemory.data.frames import read_frame
 from comemory.data.labels import FrameLabels, read_ucsd_ranges
-from comemory.data.prepared import FrameWindows, load_split
 from comemory.data.synth import SynthSpec, synthesize
+from comemory.data.windows import FrameWindows
 from comemory.errors import ConfigError, DataError
 from tests.conftest import small_config
 

@@ -6,8 +6,8 @@ import pytest
 from scipy.io import savemat
 
 from comemory.cli import main
+from comemory.data.cache import load_split
 from comemory.data.datasets import read_dataset
-from comemory.data.prepared import load_split
 from comemory.errors import DataError
 from tests.conftest import small_config
 

@@ -6,25 +6,35 @@ import csv
 import json
 import logging
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from comemory.alerts import EventGrouper, FirstMinuteCheck, group_events, threshold_for
+from comemory.alerts import (
+    AlertPolicy,
+    EventGrouper,
+    FirstMinuteCheck,
+    group_events,
+    threshold_for,
+)
 from comemory.checkpoint import load_checkpoint
 from comemory.cli import main
 from comemory.config import FlowConfig
 from comemory.data.flow import flow_identity
-from comemory.data.frames import list_frames, write_video
-from comemory.data.prepared import PreparedVideo, split_holdout
+from comemory.data.frames import list_frames
+from comemory.data.holdout import split_holdout
+from comemory.data.model_input import PreparedVideo
 from comemory.data.stream import CaptureStream, open_sources
-from comemory.detection import Detector, detect
+from comemory.detect import Detector, detect
+from comemory.detect.video_writer import write_video
 from comemory.errors import CheckpointError, ComemoryError, DataError
-from comemory.evaluation import evaluate
+from comemory.evaluate.evaluation import evaluate
+from comemory.evaluate.metrics import alarm_figures
 from comemory.export import example_inputs, export_model, onnx_engine
-from comemory.metrics import alarm_figures
 from comemory.scoring import Calibration, FrameScorer
 
 FAST_VIDEO = "01"  # the synthetic scene's test videos hold, by turns: fast, large, against
@@ -376,11 +386,15 @@ def test_a_checkpoint_without_a_threshold_needs_one(trained_run, tmp_path):
                             if k not in ("threshold", "normal_scores")}
     old = tmp_path / "old.pt"
     torch.save(state, old)
+    calibration = Detector.from_checkpoint(old).calibration
     with pytest.raises(CheckpointError, match="pass --threshold"):
-        Detector.from_checkpoint(old)
-    assert Detector.from_checkpoint(old, threshold=1.5).threshold == 1.5
-    fresh = Detector.from_checkpoint(checkpoint, false_alarm_rate=0.5)
-    assert fresh.threshold < Detector.from_checkpoint(checkpoint).threshold
+        AlertPolicy.from_calibration(calibration, path=old)
+    by_hand = AlertPolicy.from_calibration(calibration, threshold=1.5)
+    assert (by_hand.threshold, by_hand.false_alarm_rate) == (1.5, None)
+    own = AlertPolicy.from_calibration(Detector.from_checkpoint(checkpoint).calibration)
+    looser = AlertPolicy.from_calibration(Detector.from_checkpoint(checkpoint).calibration,
+                                          false_alarm_rate=0.5)
+    assert looser.threshold < own.threshold and looser.false_alarm_rate == 0.5
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -435,7 +449,7 @@ class _RecordedVideo:
     def __init__(self):
         self.frames: list[tuple[int, bool]] = []
 
-    def add(self, result, in_event: bool) -> None:
+    def add(self, result, in_event: bool, alarm: bool) -> None:
         self.frames.append((result.index, in_event))
 
     def close(self) -> None:
@@ -450,22 +464,41 @@ HAND_MADE = "..#.....##.##.....##......######"  # a blip, an event with a gap, a
     *["".join(np.random.default_rng(seed).choice([".", "#"], size=60, p=[0.6, 0.4]))
       for seed in range(6)],
 ])
-def test_the_annotated_video_marks_exactly_the_frames_of_the_events(trained_run, tmp_path,
-                                                                    pattern):
-    from comemory.detection import DetectionWriter, FrameResult
+def test_the_annotated_video_marks_exactly_the_frames_of_the_events(tmp_path, pattern):
+    from comemory.detect import FrameResult
+    from comemory.detect.outputs import EventsFile, VideoOutput
 
-    checkpoint, _, _ = trained_run
-    detector = Detector.from_checkpoint(checkpoint, threshold=0.0)
-    writer = DetectionWriter(tmp_path, detector, 10.0, min_event_frames=3, event_gap=1,
-                             video=True)
-    writer._video = recorded = _RecordedVideo()
+    policy = AlertPolicy(threshold=0.0, min_event_frames=3, event_gap=1)
+    alerts = policy.watch("v", 10.0)
+    recorded = _RecordedVideo()
+    sinks = [VideoOutput(recorded, alerts),
+             EventsFile(tmp_path / "events.json", policy, alerts, 10.0)]
     for index, mark in enumerate(pattern):
         score = None if index < 2 else (1.0 if mark == "#" else -1.0)
-        writer.add(FrameResult("v", index, None, score, score is not None and score > 0))
+        verdict = alerts.add(index, score)
+        for sink in sinks:
+            sink.add(FrameResult("v", index, None, score), verdict)
         assert len(recorded.frames) >= index - 5  # the video lags by a few frames at most
-    writer.close()
+    closed = alerts.finish()
+    for sink in sinks:
+        sink.close(closed)
     events = json.loads((tmp_path / "events.json").read_text())["events"]
     in_events = {f for e in events for f in range(e["start_frame"], e["end_frame"] + 1)}
     assert recorded.frames == [(i, i in in_events) for i in range(len(pattern))]
     if pattern == HAND_MADE:
         assert [(e["start_frame"], e["end_frame"]) for e in events] == [(8, 12), (26, 31)]
+
+
+def test_live_detection_imports_no_training_or_offline_code():
+    """``detect`` and ``serve`` load the detector, the policy and the sinks, not the
+    training loop, the cache of prepared videos or the offline scoring loops."""
+    code = ("import sys, comemory.detect, comemory.serve.recorder; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('comemory'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "comemory.detect.detector" in loaded and "comemory.alerts" in loaded
+    for training_side in ("comemory.train.loop", "comemory.data.cache", "comemory.data.holdout",
+                          "comemory.data.windows", "comemory.scoring.offline",
+                          "comemory.train.choice", "comemory.train.validation_set",
+                          "comemory.evaluate.evaluation", "comemory.data.pseudo_anomalies"):
+        assert training_side not in loaded

@@ -16,7 +16,7 @@ import torch
 import torch.multiprocessing as mp
 
 from comemory.checkpoint import load_checkpoint
-from comemory.training import train
+from comemory.train.loop import train
 from tests.conftest import small_config
 
 SETTINGS = ("train.epochs=1", "train.device=cpu", "train.checkpoint_every=0")

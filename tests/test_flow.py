@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from comemory.config import DIS_PRESET_NAMES, FlowConfig
+from comemory.data.cache import load_split
 from comemory.data.flow import (
     DIS_PRESETS,
     FlowEstimator,
@@ -17,7 +18,6 @@ from comemory.data.flow import (
     write_flo,
 )
 from comemory.data.frames import content_box
-from comemory.data.prepared import load_split
 from comemory.errors import ConfigError, DataError
 from tests.conftest import small_config
 

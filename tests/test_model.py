@@ -5,7 +5,7 @@ import torch
 from comemory.config import ModelConfig
 from comemory.errors import ConfigError
 from comemory.model import CoMemoryNet, MNADNet, build_model
-from comemory.training import training_losses
+from comemory.train.loop import training_losses
 from tests.conftest import small_config
 
 VARIANTS = {

@@ -21,11 +21,11 @@ import torch
 from comemory import cli, storage
 from comemory.cli import main
 from comemory.cpu import native_bf16, resolve_precision
+from comemory.data.cache import read_split
 from comemory.data.datasets import read_dataset
 from comemory.data.frames import VideoFile, list_frames
 from comemory.data.labels import read_labels_csv
-from comemory.data.prepared import read_split
-from comemory.detection import Detector, detect
+from comemory.detect import Detector, detect
 from comemory.errors import FolderInUse
 from comemory.progress import LineProgress, progress
 
@@ -226,7 +226,7 @@ def test_a_run_folder_is_held_by_one_process_and_freed_by_kill_9(scene, tmp_path
 
 
 def test_bench_does_not_overwrite_the_tracked_results_by_default():
-    args = cli._parser().parse_args(["bench"])
+    args = cli.build_parser().parse_args(["bench"])
     assert args.out.parts[0] == "runs"
 
 
@@ -256,7 +256,7 @@ def test_training_logs_a_line_per_epoch_off_a_terminal(scene, tmp_path, capsys):
 
 
 def test_detect_function_and_command_share_their_defaults():
-    args = cli._parser().parse_args(["detect", "x.mp4", "--checkpoint", "c.pt"])
+    args = cli.build_parser().parse_args(["detect", "x.mp4", "--checkpoint", "c.pt"])
     defaults = inspect.signature(detect).parameters
     assert defaults["min_event_frames"].default == args.min_event_frames == 3
     assert defaults["event_gap"].default == args.event_gap == 5
@@ -269,7 +269,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def test_every_option_of_every_command_has_help_and_heavy_ones_take_threads(capsys):
-    parser = cli._parser()
+    parser = cli.build_parser()
     commands = _subcommands(parser)
     assert set(commands) == {"demo", "synth", "prepare", "train", "validate", "evaluate",
                              "floor", "detect", "serve", "finetune", "export", "bench"}

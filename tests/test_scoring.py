@@ -7,8 +7,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from comemory.config import ScoreConfig
-from comemory.data.prepared import PreparedVideo
-from comemory.metrics import PixelAUROC, equal_error_rate, frame_metrics, normalise
+from comemory.data.model_input import PreparedVideo
+from comemory.evaluate.metrics import (
+    PixelAUROC,
+    equal_error_rate,
+    frame_metrics,
+    normalise,
+)
 from comemory.model import build_model
 from comemory.scoring import (
     Calibration,
@@ -27,7 +32,8 @@ from comemory.scoring import (
     zscore_score,
 )
 from comemory.scoring.calibration import PIXEL_SPREAD_FLOOR, pixel_statistics
-from comemory.scoring.errors import centred_patch_means, patch_means, point_score
+from comemory.scoring.errors import centred_patch_means, patch_means
+from comemory.scoring.offline import point_score
 from tests.conftest import small_config
 
 

@@ -23,17 +23,19 @@ import psycopg
 import pytest
 import yaml
 
+from comemory.alerts import AlertPolicy
 from comemory.data.frames import list_frames
-from comemory.detection import DetectionWriter, Detector, FrameResult
+from comemory.detect import Detector, FrameResult
+from comemory.detect.outputs import file_outputs
 from comemory.errors import ConfigError, DataError
-from comemory.feedback import false_alarm_clips, finetune
-from comemory.plots import ScoreEnvelope
+from comemory.evaluate.plots import ScoreEnvelope
 from comemory.serve import EventStore, Service
 from comemory.serve.cameras import Camera, QueuedFrame
 from comemory.serve.config import build_serve_config, serve_config_from_dict
 from comemory.serve.database import MIGRATIONS, SCHEMA_VERSION, EventFilter
 from comemory.serve.media import INCOMPLETE, ClipRecorder, prune_clips
 from comemory.serve.web import WebServer
+from comemory.train.finetune import false_alarm_clips, finetune
 from tests.postgres_server import free_port
 
 FAST_VIDEO = "01"  # the synthetic scene's test video with an object 5x too fast
@@ -416,14 +418,14 @@ def test_serve_scores_as_detect_does_and_keeps_events(tmp_path, trained_run):
     service = Service(config, environ={})
     assert len(service.detectors) == 1  # one model for both cameras
     service.start(web=False)
-    wait_for(lambda: all(c.feed.status == "ended" and c.scored == c.feed.read
+    wait_for(lambda: all(c.feed.status == "ended" and c.view.scored == c.feed.read
                          for c in service.cameras), 120, "both files read and scored")
     service.stop()
     detector = Detector.from_checkpoint(checkpoint)
     alone = [r.score for r in detector.run(frames_folder(scene, "testing", FAST_VIDEO),
                                            progress=False)]
     street = service.camera("street")
-    together = [score for _, score in street.curve]
+    together = [score for _, score in street.view.curve]
     scored_alone = [s for s in alone if s is not None]
     np.testing.assert_allclose(together, scored_alone[-len(together):], rtol=1e-4, atol=1e-4)
     store = EventStore(tmp_path / "serve" / "events.db")
@@ -443,7 +445,7 @@ def test_a_camera_that_cannot_be_opened_does_not_stop_the_others(tmp_path, train
     service = Service(serve_config_from_dict(settings), environ={})
     service.start(web=False)
     try:
-        wait_for(lambda: service.camera("street").scored > 20, 60, "the good camera scoring")
+        wait_for(lambda: service.camera("street").view.scored > 20, 60, "the good camera scoring")
         status = service.camera("walkway").status()
         assert status["status"].startswith("reconnecting") and "missing.mp4" in status["status"]
     finally:
@@ -528,16 +530,20 @@ def test_score_envelope_stays_small_and_keeps_every_peak():
         ScoreEnvelope(bins=3)
 
 
-def test_detect_writer_memory_does_not_grow_with_frames(tmp_path, trained_run):
+def test_detect_outputs_memory_does_not_grow_with_frames(tmp_path, trained_run):
     checkpoint, _, _ = trained_run
     detector = Detector.from_checkpoint(checkpoint)
-    writer = DetectionWriter(tmp_path / "out", detector, 25.0, 3, 5, video=False)
+    policy = AlertPolicy.from_calibration(detector.calibration)
+    alerts = policy.watch("v", 25.0)
+    sinks = file_outputs(tmp_path / "out", detector, policy, alerts, 25.0, video=False)
     rng = np.random.default_rng(0)
 
     def feed(start: int, count: int) -> None:  # normal frames: events are not the point
         for index in range(start, start + count):
-            score = detector.threshold - 1.0 - abs(float(rng.normal()))
-            writer.add(FrameResult("v", index, None, score, False, {"psnr": 30.0}))
+            score = policy.threshold - 1.0 - abs(float(rng.normal()))
+            verdict = alerts.add(index, score)
+            for sink in sinks:
+                sink.add(FrameResult("v", index, None, score, {"psnr": 30.0}), verdict)
 
     tracemalloc.start()  # before the warm-up, so what it allocated and later frees counts
     feed(0, 5000)
@@ -545,8 +551,11 @@ def test_detect_writer_memory_does_not_grow_with_frames(tmp_path, trained_run):
     feed(5000, 60_000)
     grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
     tracemalloc.stop()
-    summary = writer.close()
-    assert summary["scored"] == 65_000
+    closed = alerts.finish()
+    for sink in sinks:
+        sink.close(closed)
+    plot = sinks[-1]
+    assert plot.scores.count == 65_000 and (tmp_path / "out" / "scores.png").is_file()
     # keeping every score would cost > 60 bytes a frame (3.6 MB here); the plot's
     # envelope is bounded (2048 bins, at most about 200 KB whatever the frame count)
     assert grown < 400_000, f"memory grew by {grown} bytes over 60 000 frames"

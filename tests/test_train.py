@@ -14,12 +14,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import comemory.training as training
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import FlowConfig
 from comemory.errors import CheckpointError, ConfigError, DataError, TrainingError
-from comemory.evaluation import evaluate, evaluate_floor
-from comemory.training import train
+from comemory.evaluate.evaluation import evaluate, evaluate_floor
+from comemory.train import loop as training
+from comemory.train.loop import train
 from tests.conftest import small_config
 
 

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from comemory import validation
 from comemory.checkpoint import load_checkpoint
 from comemory.cli import main
 from comemory.config import ModelConfig, ScoreConfig, TrainConfig
-from comemory.data.prepared import PreparedVideo, prepare_images
+from comemory.data.model_input import PreparedVideo, prepare_images
 from comemory.data.pseudo_anomalies import (
     FEATHER,
     KINDS,
@@ -24,15 +23,10 @@ from comemory.data.pseudo_anomalies import (
 from comemory.model import Memory, build_model
 from comemory.model.layers import Decoder
 from comemory.scoring import VideoErrors
-from comemory.training import learning_rate
-from comemory.validation import (
-    CAUSAL_WINDOWS,
-    LAMBDAS,
-    ValidationSet,
-    bootstrap_error,
-    kind_aucs,
-    pick_setting,
-)
+from comemory.train import choice
+from comemory.train.choice import CAUSAL_WINDOWS, LAMBDAS, pick_setting
+from comemory.train.loop import learning_rate
+from comemory.train.validation_set import ValidationSet, bootstrap_error, kind_aucs
 from tests.conftest import small_config
 
 
@@ -160,21 +154,21 @@ def test_one_standard_error_rule_prefers_frame_wide_statistics_to_per_pixel_ones
 
 def test_location_formula_is_offered_only_where_asked():
     plain = ScoreConfig()  # off by default
-    assert {o.formula for o in validation._formulas(plain, "comemory")} == {"thesis", "zscore"}
-    assert not validation._needs_maps(plain, "comemory", choose=True)
+    assert {o.formula for o in choice._formulas(plain, "comemory")} == {"thesis", "zscore"}
+    assert not choice._needs_maps(plain, "comemory", choose=True)
     offer = ScoreConfig(offer_location=True)
-    offered = {o.formula for o in validation._formulas(offer, "comemory")}
+    offered = {o.formula for o in choice._formulas(offer, "comemory")}
     assert offered == {"thesis", "zscore", "location"}
-    assert validation._needs_maps(offer, "comemory", choose=True)
-    assert not validation._needs_maps(offer, "comemory", choose=False)
-    assert validation._needs_maps(ScoreConfig(formula="location"), "comemory", choose=False)
-    assert not validation._needs_maps(ScoreConfig(formula="location"), "mnad", choose=True)
+    assert choice._needs_maps(offer, "comemory", choose=True)
+    assert not choice._needs_maps(offer, "comemory", choose=False)
+    assert choice._needs_maps(ScoreConfig(formula="location"), "comemory", choose=False)
+    assert not choice._needs_maps(ScoreConfig(formula="location"), "mnad", choose=True)
     # a user who sets the formula keeps it among the candidates
-    kept = {o.formula for o in validation._formulas(ScoreConfig(formula="location"), "comemory")}
+    kept = {o.formula for o in choice._formulas(ScoreConfig(formula="location"), "comemory")}
     assert "location" in kept
     prior = ScoreConfig(offer_location=True, formula="zscore", zscore_motion_weight=1.0)
-    assert {o.formula for o in validation._formulas(prior, "comemory")} == {"zscore"}
-    assert not validation._needs_maps(prior, "comemory", choose=True)
+    assert {o.formula for o in choice._formulas(prior, "comemory")} == {"zscore"}
+    assert not choice._needs_maps(prior, "comemory", choose=True)
 
 
 def test_bootstrap_error_is_zero_when_every_source_separates_perfectly():
@@ -199,14 +193,14 @@ def test_training_ends_with_validation_but_few_frames_choose_nothing(trained_run
     checkpoint, _, _ = trained_run
     state = load_checkpoint(checkpoint)
     report = state["validation"]
-    assert report["frames"]["normal"] < validation.MIN_NORMAL_FRAMES
+    assert report["frames"]["normal"] < choice.MIN_NORMAL_FRAMES
     assert "not chosen" in report["chosen_by"] and report["grid"][0]["causal_window"] == 1
     assert state["config"]["score"]["formula"] == "thesis"  # the preset's, kept
 
 
 def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypatch):
     checkpoint, data, cache = trained_run
-    monkeypatch.setattr(validation, "MIN_NORMAL_FRAMES", 10)  # the tiny scene holds out 16
+    monkeypatch.setattr(choice, "MIN_NORMAL_FRAMES", 10)  # the tiny scene holds out 16
     chosen_copy = tmp_path / "chosen" / "checkpoint.pt"
     chosen_copy.parent.mkdir()
     chosen_copy.write_bytes(checkpoint.read_bytes())
@@ -249,7 +243,7 @@ def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypa
 def test_motion_prior_is_kept_while_the_rest_is_chosen(trained_run, tmp_path, monkeypatch,
                                                        capsys):
     checkpoint, data, cache = trained_run
-    monkeypatch.setattr(validation, "MIN_NORMAL_FRAMES", 10)
+    monkeypatch.setattr(choice, "MIN_NORMAL_FRAMES", 10)
     copy = tmp_path / "checkpoint.pt"
     copy.write_bytes(checkpoint.read_bytes())
     command = ["validate", "--checkpoint", str(copy), "--data", str(data),

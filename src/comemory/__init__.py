@@ -18,8 +18,8 @@ __getattr__ = lazy_exports(__name__, {
     "Config": "comemory.config", "preset": "comemory.config",
     "CheckpointError": "comemory.errors", "ComemoryError": "comemory.errors",
     "ConfigError": "comemory.errors", "DataError": "comemory.errors",
-    "evaluate": "comemory.evaluation", "CoMemoryNet": "comemory.model",
-    "train": "comemory.training"})
+    "evaluate": "comemory.evaluate.evaluation", "CoMemoryNet": "comemory.model",
+    "train": "comemory.train.loop"})
 __all__ = ["CheckpointError", "CoMemoryNet", "ComemoryError", "Config", "ConfigError",
            "DataError", "evaluate", "preset", "train"]
 __version__ = "0.1.0"

@@ -15,7 +15,6 @@ the default source is a synthetic 360 x 240 scene written as MP4 (Ped2's frame s
 """
 from __future__ import annotations
 
-import math
 import os
 import platform
 import tempfile
@@ -28,10 +27,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from comemory.config import Config, preset
 from comemory.cpu import native_bf16, thread_settings
-from comemory.data.frames import list_frames, write_video
+from comemory.data.frames import list_frames
 from comemory.data.stream import CaptureStream
 from comemory.data.synth import SynthSpec, synthesize
-from comemory.detection import STAGES, Detector, torch_engine
+from comemory.detect import STAGES, Detector, torch_engine
+from comemory.detect.video_writer import write_video
 from comemory.export import example_inputs
 from comemory.model import build_model
 from comemory.progress import progress
@@ -74,7 +74,7 @@ def measure(config: Config, video: Path, frames: int, bf16: bool, channels_last:
     model = build_model(config.model)
     engine = torch_engine(FrameScorer(model, config.score), bf16, channels_last)
     detector = Detector(engine, config, Calibration(flow_weight=1.0, frame_weight=1.0),
-                        math.inf, model.past_frames)
+                        model.past_frames)
     results = detector.run_stream(CaptureStream(str(video), live=False), progress=False)
     label = f"{config.model.image_size}px w{config.model.width} {'bf16' if bf16 else 'fp32'}" \
             f"{' cl' if channels_last else ''}"

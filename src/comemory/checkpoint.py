@@ -5,7 +5,7 @@ Contents: format, config (nested dict), flow (the extractor identity), model (st
 memory items included as buffers), optimizer (state dict), epoch and step completed,
 train_seconds (wall time spent in training epochs, summed over resumes),
 calibration (w_F, w_I and training score statistics, or None before calibration),
-validation (the validation report of ``comemory.validation``, or None).
+validation (the validation report of ``comemory.train.choice``, or None).
 """
 from __future__ import annotations
 

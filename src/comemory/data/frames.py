@@ -260,19 +260,6 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def write_video(images: list[np.ndarray], path: Path, fps: float) -> None:
-    """Write uint8 BGR frames (H, W, 3), all one size, as an MP4 (mp4v) that OpenCV reads."""
-    height, width = images[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise DataError(f"{path}: OpenCV cannot write an MP4 here")
-    try:
-        for image in images:
-            writer.write(image)
-    finally:
-        writer.release()
-
-
 def to_grey(frame: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 1 or 3) RGB/grey -> uint8 (H, W) for the flow extractors."""
     return frame[..., 0] if frame.shape[-1] == 1 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)

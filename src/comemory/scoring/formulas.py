@@ -22,8 +22,9 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
   FloorScorer     the training-free floor: the flow magnitude of the most moving patch.
 
 Each says in ``reads_maps`` whether its frame scores read the error maps, which are then
-kept (``keep_maps``) wherever frames are scored. All are training-calibrated; ``comemory.metrics.normalise`` adds the per-video
-normalisations of the papers and ``comemory.scoring.smoothing`` the temporal filters.
+kept (``keep_maps``) wherever frames are scored. All are training-calibrated;
+``comemory.evaluate.metrics.normalise`` adds the per-video normalisations of the papers and
+``comemory.scoring.smoothing`` the temporal filters.
 """
 from __future__ import annotations
 

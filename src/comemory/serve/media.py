@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from comemory import storage
+from comemory.detect.video_writer import VideoWriter
 from comemory.errors import DataError
 from comemory.serve.database import EventStore
 
@@ -86,10 +84,8 @@ class ClipRecorder:
         self.camera, self.folder, self.fps = camera, folder, fps
         self.before, self.after, self.on_done = before, after, on_done
         self.longest = longest
-        self._written = 0  # frames in the clip being written
         self._recent: deque[bytes] = deque(maxlen=max(1, before))
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None
+        self._video: VideoWriter | None = None
         self._events: list[int] = []
         self._left: int | None = None  # frames still to record after the last event ended
         self._temp: Path | None = None
@@ -101,10 +97,10 @@ class ClipRecorder:
     def push(self, image: np.ndarray) -> None:
         small = _clip_frame(image)
         if self.recording:  # a clip is open (its file opens at its first frame)
-            self._write(small)
+            self._video.write(small)
             if self._left is not None:
                 self._left -= 1
-            if (self._left is not None and self._left <= 0) or self._written >= self.longest:
+            if (self._left is not None and self._left <= 0) or self._video.frames >= self.longest:
                 self._finish()
             return
         if self.before > 0:
@@ -119,8 +115,9 @@ class ClipRecorder:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         self._temp = self.folder / f"{INCOMPLETE}{self.camera}-{event_id}.webm"
+        self._video = VideoWriter(self._temp, self.fps, "VP80")
         for data in self._recent:
-            self._write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+            self._video.write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
         self._recent.clear()
 
     def stop(self) -> None:
@@ -136,56 +133,19 @@ class ClipRecorder:
         if self._events:
             self._finish()
 
-    def _write(self, frame: np.ndarray) -> None:
-        size = (frame.shape[1], frame.shape[0])
-        if self._writer is None:
-            with _without_tag_warning():
-                self._writer = cv2.VideoWriter(str(self._temp),
-                                               cv2.VideoWriter_fourcc(*"VP80"), self.fps, size)
-            if not self._writer.isOpened():
-                raise DataError(f"{self._temp}: OpenCV cannot write WebM (VP8) here")
-            self._size = size
-        if size != self._size:  # a source that changed resolution midway
-            frame = cv2.resize(frame, self._size)
-        self._writer.write(frame)
-        self._written += 1
-
     def _finish(self) -> None:
         events, temp = self._events, self._temp
-        self._events, self._left, self._temp, self._written = [], None, None, 0
-        if self._writer is None or temp is None:
+        self._events, self._left, self._temp = [], None, None
+        video, self._video = self._video, None
+        if video is None or video.frames == 0:
             return
-        self._writer.release()
-        self._writer = None
+        video.close()
         with temp.open("rb") as handle:
             os.fsync(handle.fileno())
         name = f"{self.camera}-{events[0]}.webm"
         os.replace(temp, self.folder / name)
         storage.sync_folder(self.folder)
         self.on_done(events, name, (self.folder / name).stat().st_size)
-
-
-@contextmanager
-def _without_tag_warning() -> Iterator[None]:
-    """Drop the line OpenCV's FFmpeg writer prints to standard error at every WebM clip it
-    opens ("tag ... 'VP80' is not supported with codec id ... 'webm'": WebM stores no codec
-    tag; the clip is fine, and OpenCV will not change it). It writes with C's stderr, which
-    no Python setting silences, so the descriptor is pointed at a file for the call and
-    every other line (another thread's, say) is written on afterwards."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            kept = [line for line in caught.read().splitlines(keepends=True)
-                    if b"is not supported with codec id" not in line]
-            if kept:
-                os.write(2, b"".join(kept))
 
 
 def _clip_frame(image: np.ndarray) -> np.ndarray:

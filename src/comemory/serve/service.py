@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from comemory.detection import Detector, choose_threshold
+from comemory.alerts import AlertPolicy
+from comemory.detect import Detector
 from comemory.errors import ConfigError
 from comemory.progress import counted
 from comemory.serve.cameras import FRAMES_PER_STEP, Camera, CameraFeed
@@ -60,9 +61,10 @@ class Service:
         self.cameras: list[Camera] = []
         for camera in config.cameras:
             detector = self._detector(camera.checkpoint)
-            threshold = choose_threshold(detector.calibration, camera.threshold,
-                                          camera.false_alarm_rate, camera.checkpoint)
-            self.cameras.append(Camera(camera, detector, threshold, config, self.store,
+            policy = AlertPolicy.from_calibration(
+                detector.calibration, camera.threshold, camera.false_alarm_rate,
+                config.min_event_frames, config.event_gap, camera.checkpoint)
+            self.cameras.append(Camera(camera, detector, policy, config, self.store,
                                        self.media))
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -3,7 +3,7 @@
     comemory evaluate --checkpoint runs/tiny/checkpoint.pt --root DIR --out runs/tiny/eval
 
 Writes metrics.json (micro/macro AUC, EER, AP for each score under the normalisations of
-``comemory.metrics``, and the pixel AUROC where the dataset has masks), scores.csv (one
+``comemory.evaluate.metrics``, and the pixel AUROC where the dataset has masks), scores.csv (one
 row per scored frame), roc.png, score_curves.png and, where the dataset has masks,
 heatmaps.png (the highest-scoring frame of each video, its score map, the mask outlined).
 
@@ -23,16 +23,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from comemory import plots, storage
-from comemory.alerts import group_events
+from comemory import storage
+from comemory.alerts import AlertPolicy
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config, FlowConfig
+from comemory.data.cache import load_split
 from comemory.data.flow import flow_identity
 from comemory.data.frames import from_model_grid, to_model_grid
-from comemory.data.prepared import PreparedVideo, load_split
+from comemory.data.model_input import PreparedVideo
 from comemory.distributed import resolve_device
 from comemory.errors import CheckpointError, DataError
-from comemory.metrics import (
+from comemory.evaluate import plots
+from comemory.evaluate.metrics import (
     NORMALISATION_NAMES,
     NORMALISATIONS,
     PixelAUROC,
@@ -191,13 +193,13 @@ def _alert_shares(kinds: dict[str, list[np.ndarray]], labels: list[np.ndarray],
     events ``detect`` would raise, as an operator judges them (``metrics.alarm_figures``;
     scored frames only, in order)."""
     name = _live_kind(kinds)
-    flagged = np.concatenate(kinds[name]) > calibration.threshold
+    policy = AlertPolicy.from_calibration(calibration)
+    flagged = np.concatenate(kinds[name]) > policy.threshold
     truth = np.concatenate(labels).astype(bool)
     events = [[(e.start_frame, e.end_frame) for e in
-               group_events(np.arange(len(scores)), scores, calibration.threshold)]
-              for scores in kinds[name]]
-    return {"score": name, "threshold": calibration.threshold,
-            "false_alarm_rate": calibration.false_alarm_rate,
+               policy.events(np.arange(len(scores)), scores)] for scores in kinds[name]]
+    return {"score": name, "threshold": policy.threshold,
+            "false_alarm_rate": policy.false_alarm_rate,
             "normal_frames_flagged": float(flagged[~truth].mean()),
             "anomalous_frames_flagged": float(flagged[truth].mean()),
             **alarm_figures(labels, events, fps)}

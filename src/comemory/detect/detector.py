@@ -1,24 +1,22 @@
-"""Detect anomalies in recorded or live video, one frame at a time.
+"""The detector: frames in, training-calibrated scores and score maps out, one frame at a
+time. Which scores alarm is the alert policy's to say (comemory.alerts).
 
-    from comemory.detection import Detector
+    from comemory.alerts import AlertPolicy
+    from comemory.detect import Detector
     detector = Detector.from_checkpoint("runs/cpu/checkpoint.pt")
+    policy = AlertPolicy.from_calibration(detector.calibration)  # the checkpoint's threshold
     for result in detector.run("camera.mp4"):      # or a folder, "0", "rtsp://..."
-        if result.anomalous:
+        if policy.alarm(result.score):
             print(result.video, result.index, result.score)
 
 Causal: frame t+1 is scored when it arrives, from (I_{t-1}, I_t), the flow between them
 and I_{t+1} itself; nothing later is used, and the score is normalised with training
 statistics only (the checkpoint's calibration), never with the video's own range. The
 first ``past_frames`` frames of a video (and of every stretch after lost frames) have
-no score. ``detect`` adds the files: per-frame CSV and JSON Lines written as frames come,
-events JSON, an annotated MP4 and a PNG score plot.
+no score.
 """
 from __future__ import annotations
 
-import csv
-import json
-import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -28,24 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comemory import plots, storage
-from comemory.alerts import (
-    EVENT_GAP,
-    MIN_EVENT_FRAMES,
-    Event,
-    EventGrouper,
-    FirstMinuteCheck,
-    threshold_for,
-)
-from comemory.annotate import AnnotatedVideo
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
 from comemory.cpu import PRECISIONS, resolve_precision
 from comemory.data.flow import GridFlow
 from comemory.data.frames import as_bgr, resize_frame
-from comemory.data.prepared import as_cached_flow, to_model_range
+from comemory.data.model_input import as_cached_flow, to_model_range
 from comemory.data.stream import open_sources
-from comemory.errors import CheckpointError, ConfigError, DataError, Interrupted
+from comemory.errors import CheckpointError, ConfigError, DataError
 from comemory.progress import progress as progress_bar
 from comemory.scoring import (
     Calibration,
@@ -54,8 +42,6 @@ from comemory.scoring import (
     VideoErrors,
     scorer_for,
 )
-
-log = logging.getLogger("comemory.detect")
 
 # engine(past (1, P, C, S, S), target (1, C, S, S), flow (1, 2, S, S)) float32 arrays
 # -> FrameScorer.OUTPUTS as numpy arrays
@@ -69,20 +55,20 @@ class FrameResult:
 
     video: the source's name; index: frame number in it; time: seconds from its start
     (None where the frame rate is unknown); score: training-calibrated (None while the
-    detector warms up); anomalous: score above the threshold; parts: the score's parts
-    (psnr, flow_error, frame_error, distance, motion: those the model has); heatmap: float32
-    (S, S) score map at the model's input size (None without a score); image: the frame
-    as read, uint8 BGR (H, W, 3).
+    detector warms up); parts: the score's parts (psnr, flow_error, frame_error, distance,
+    motion: those the model has); heatmap: float32 (S, S) score map at the model's input
+    size (None without a score); image: the frame as read, uint8 BGR (H, W, 3); read_at:
+    the wall clock (time.time()) when a live source delivered it, where known.
     """
 
     video: str
     index: int
     time: float | None
     score: float | None
-    anomalous: bool
     parts: dict[str, float] = field(default_factory=dict)
     heatmap: np.ndarray | None = None
     image: np.ndarray | None = None
+    read_at: float | None = None
 
 
 class Detector:
@@ -95,32 +81,28 @@ class Detector:
     """
 
     def __init__(self, engine: Engine, config: Config, calibration: Calibration,
-                 threshold: float, past_frames: int):
+                 past_frames: int):
         self.engine, self.config, self.calibration = engine, config, calibration
-        self.threshold, self.past_frames = threshold, past_frames
+        self.past_frames = past_frames
         self.uses_flow = config.model.architecture != "mnad"
         model = config.model
         self.flow = (GridFlow(config.flow, model.image_size, model.channels, model.resize)
                      if self.uses_flow else None)
-        self._parts = _score_parts(config)
+        self._parts = score_parts(config)
         self.scorer = scorer_for(config.model.architecture, config.score)
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self.reset()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, threshold: float | None = None,
-                        false_alarm_rate: float | None = None, engine: str = "torch",
+    def from_checkpoint(cls, path: str | Path, engine: str = "torch",
                         onnx_path: str | Path | None = None, precision: str = "fp32",
                         channels_last: bool = False) -> Detector:
-        """A detector from a calibrated checkpoint. The threshold is ``threshold`` if given,
-        else the one for ``false_alarm_rate`` on the checkpoint's held-out normal scores,
-        else the checkpoint's own. ``engine``: "torch", or "onnx" with the file written by
-        ``comemory export`` (``onnx_path``). ``precision`` (fp32, bf16 autocast, or auto:
-        bf16 where the CPU has it natively) and ``channels_last`` apply to the torch
-        engine."""
+        """A detector from a calibrated checkpoint. ``engine``: "torch", or "onnx" with the
+        file written by ``comemory export`` (``onnx_path``). ``precision`` (fp32, bf16
+        autocast, or auto: bf16 where the CPU has it natively) and ``channels_last`` apply
+        to the torch engine."""
         state = load_checkpoint(path)
         model, config, calibration = model_from_checkpoint(state, path)
-        chosen = choose_threshold(calibration, threshold, false_alarm_rate, path)
         if engine == "torch":
             if precision not in PRECISIONS:
                 raise ConfigError(f"precision must be one of {list(PRECISIONS)}, "
@@ -136,14 +118,13 @@ class Detector:
             runner = onnx_engine(onnx_path)
         else:
             raise CheckpointError(f"engine must be torch or onnx, got {engine!r}")
-        return cls(runner, config, calibration, chosen, model.past_frames)
+        return cls(runner, config, calibration, model.past_frames)
 
     def for_another_thread(self) -> Detector:
-        """A detector that shares this one's model, calibration and threshold but has its
+        """A detector that shares this one's model and calibration but has its
         own flow estimator (OpenCV's DIS keeps state between calls), so that two threads
         can score at the same time: PyTorch releases the GIL inside its operators."""
-        twin = Detector(self.engine, self.config, self.calibration, self.threshold,
-                        self.past_frames)
+        twin = Detector(self.engine, self.config, self.calibration, self.past_frames)
         twin.stage_seconds = self.stage_seconds  # one account of where the time goes
         return twin
 
@@ -188,7 +169,7 @@ class Detector:
         model = self.config.model
         image = _checked_bgr(frame)
         current = resize_frame(image, model.image_size, model.channels, model.resize)
-        result = FrameResult(video, index, time_s, None, False, image=image)
+        result = FrameResult(video, index, time_s, None, image=image)
         flow_in = None
         if self.flow is not None:
             flow_input = self.flow.input_frame(image, current)
@@ -252,7 +233,6 @@ class Detector:
                                  **{p: one[p] for p in self._parts})
             raw = float(self.scorer.frame_scores(errors, self.calibration)[0])
             result.score = state.smoother.push(raw)  # score.causal_window: past frames only
-            result.anomalous = result.score > self.threshold
             result.parts = {p: float(one[p][0]) for p in self._parts}
             result.heatmap = self.scorer.pixel_maps(errors, self.calibration)[0]
         self.stage_seconds["score"] += time.perf_counter() - started
@@ -296,189 +276,7 @@ def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = 
     return run
 
 
-def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
-           threshold: float | None = None, false_alarm_rate: float | None = None,
-           min_event_frames: int = MIN_EVENT_FRAMES, event_gap: int = EVENT_GAP,
-           video: bool = True,
-           engine: str = "torch", onnx_path: str | Path | None = None,
-           reconnect_seconds: float = 30.0, progress: bool = True, precision: str = "fp32",
-           channels_last: bool = False) -> list[dict]:
-    """Score ``source`` and write the results; returns one summary dict per video.
-
-    Each video gets a folder under ``out_dir`` (named after it) with scores.csv and
-    scores.jsonl (a row per frame, flushed as written), events.json, annotated.mp4
-    (unless ``video`` is False) and scores.png. If the run stops early (Ctrl-C, a stream
-    that cannot be reopened), events.json says ``"complete": false``, where and why it
-    stopped, and marks an event still going on as ``"cut": true``; Ctrl-C then raises
-    Interrupted, whose message says what was kept and how to go on.
-    """
-    EventGrouper(min_event_frames, event_gap)  # bad event settings fail before any output
-    detector = Detector.from_checkpoint(checkpoint, threshold, false_alarm_rate, engine,
-                                        onnx_path, precision, channels_last)
-    summaries = []
-    for stream in open_sources(source, reconnect_seconds):
-        folder = Path(out_dir) / stream.name
-        with storage.folder_lock(folder, "detect"):
-            writer = DetectionWriter(folder, detector, stream.fps, min_event_frames,
-                                     event_gap, video)
-            try:
-                for result in detector.run_stream(stream, progress):
-                    writer.add(result)
-            except KeyboardInterrupt:
-                summaries.append(writer.close(stopped_because="interrupted (Ctrl-C)"))
-                raise Interrupted(_interrupted_message(writer, stream)) from None
-            except BaseException as error:
-                writer.close(stopped_because=f"{type(error).__name__}: {error}")
-                raise
-            summaries.append(writer.close())
-    return summaries
-
-
-def _interrupted_message(writer: DetectionWriter, stream) -> str:
-    where = ("before the first frame" if writer.last_frame is None
-             else f"after frame {writer.last_frame}")
-    again = ("run the same command to watch it again" if stream.live else
-             "run the same command again to score it from the start (a partial run is "
-             "not continued)")
-    return (f"detect interrupted {where} of {stream.name}: the results so far are in "
-            f"{writer.folder}, marked incomplete in events.json; {again}")
-
-
-class DetectionWriter:
-    """Writes one video's results as they come; ``close`` finishes events and pictures."""
-
-    def __init__(self, folder: Path, detector: Detector, fps: float | None,
-                 min_event_frames: int, event_gap: int, video: bool):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.detector, self.fps = folder, detector, fps
-        self.events: list[Event] = []
-        self.grouper = EventGrouper(min_event_frames, event_gap, fps)
-        self.scores = plots.ScoreEnvelope()  # flat memory however long the run
-        self.anomalous = 0
-        self.frames_read = 0
-        self._fit = FirstMinuteCheck(folder.name, fps)
-        self.last_frame: int | None = None
-        # frames wait here until it is settled whether they belong to an event, so that the
-        # video labels each frame as events.json does (at most about min + gap frames)
-        self._unsettled: deque[FrameResult] = deque()
-        self.started = time.perf_counter()
-        self._csv_handle = (folder / "scores.csv").open("w", newline="")
-        self._csv = csv.writer(self._csv_handle)
-        self._parts = _score_parts(detector.config)
-        self._csv.writerow(["frame", "time", "score", "anomalous", *self._parts])
-        self._jsonl = (folder / "scores.jsonl").open("w")
-        median = detector.calibration.extra.get("score_quantiles", {}).get("0.5")
-        self._video = AnnotatedVideo(folder / "annotated.mp4", fps or 25.0,
-                                     detector.threshold, low=median,
-                                     resize=detector.config.model.resize) if video else None
-        self._write_events(final=False)
-
-    def add(self, result: FrameResult) -> None:
-        self.frames_read += 1
-        self.last_frame = result.index
-        time_text = "" if result.time is None else f"{result.time:.3f}"
-        score_text = "" if result.score is None else f"{result.score:.6g}"
-        self._csv.writerow([result.index, time_text, score_text, int(result.anomalous),
-                            *(f"{result.parts[p]:.6g}" if p in result.parts else ""
-                              for p in self._parts)])
-        self._csv_handle.flush()
-        record = {"frame": result.index, "time": result.time, "score": result.score,
-                  "anomalous": result.anomalous, **result.parts}
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
-        if result.score is not None:
-            self.scores.add(result.index, result.score)
-            self.anomalous += int(result.score > self.detector.threshold)
-            _warn(self._fit.add(result.score > self.detector.threshold))
-        closed = self.grouper.update(result.index, result.score, result.anomalous)
-        if closed:
-            self.events += closed
-            self._write_events(final=False)
-        if self._video is not None:
-            self._unsettled.append(result)
-            self._release_frames(self.grouper.settled_until())
-
-    def close(self, stopped_because: str | None = None) -> dict:
-        """Finish the files. ``stopped_because``: why the source ended early (None when
-        it was read to its end); events.json then says the results are incomplete."""
-        self.events += self.grouper.finish(cut=stopped_because is not None)
-        _warn(self._fit.finish())
-        self._csv_handle.close()
-        self._jsonl.close()
-        if self._video is not None:
-            self._release_frames(None)
-            self._video.close()
-        self._write_events(final=stopped_because is None, stopped_because=stopped_because)
-        if self.scores.count:
-            plots.detection_plot(self.folder / "scores.png", self.scores,
-                                 self.detector.threshold,
-                                 [(e.start_frame, e.end_frame) for e in self.events],
-                                 self.folder.name)
-        seconds = time.perf_counter() - self.started
-        return {"video": self.folder.name, "folder": str(self.folder),
-                "frames": self.frames_read, "scored": self.scores.count,
-                "anomalous": self.anomalous,
-                "events": len(self.events), "seconds": seconds,
-                "fps": self.frames_read / seconds if seconds > 0 else None}
-
-    def _release_frames(self, settled_until: int | None) -> None:
-        """Write the waiting frames before ``settled_until`` (all with None) to the video,
-        each marked as in an event or not, as events.json will say."""
-        while self._unsettled and (settled_until is None
-                                   or self._unsettled[0].index < settled_until):
-            result = self._unsettled.popleft()
-            self._video.add(result, in_event=self._in_event(result.index))
-
-    def _in_event(self, frame: int) -> bool:
-        if self.grouper.confirmed(frame):
-            return True
-        for event in reversed(self.events):  # frames are released in order: look back
-            if event.end_frame < frame:
-                return False
-            if event.start_frame <= frame:
-                return True
-        return False
-
-    def _write_events(self, final: bool, stopped_because: str | None = None) -> None:
-        calibration = self.detector.calibration
-        record = {"threshold": self.detector.threshold,
-                  "threshold_source": calibration.extra.get("threshold_source"),
-                  "false_alarm_rate": calibration.false_alarm_rate,
-                  "min_event_frames": self.grouper.min_frames,
-                  "event_gap": self.grouper.max_gap, "fps": self.fps, "complete": final,
-                  "frames_read": self.frames_read, "last_frame": self.last_frame,
-                  "events": [e.to_dict() for e in self.events]}
-        if stopped_because is not None:
-            record["stopped_because"] = stopped_because
-        storage.write_text(self.folder / "events.json", json.dumps(record, indent=2))
-
-
-def _warn(message: str | None) -> None:
-    if message:
-        log.warning(message)
-
-
-def choose_threshold(calibration: Calibration, threshold: float | None,
-                     false_alarm_rate: float | None, path: str | Path) -> float:
-    """``threshold`` if given, else the one for ``false_alarm_rate`` on the checkpoint's
-    held-out normal scores, else the checkpoint's own; ``path`` names it in errors."""
-    if threshold is not None:
-        if not math.isfinite(threshold):
-            raise ConfigError(f"the threshold must be a finite number, got {threshold}")
-        return float(threshold)
-    if false_alarm_rate is not None:
-        normal = calibration.extra.get("normal_scores")
-        if not normal:
-            raise CheckpointError(f"{path}: holds no normal-frame scores to set a threshold "
-                                  "for a false-alarm rate; pass --threshold")
-        return threshold_for(np.array(normal), false_alarm_rate)
-    if calibration.threshold is None:
-        raise CheckpointError(f"{path}: holds no alert threshold (trained before thresholds "
-                              "were calibrated); pass --threshold")
-    return calibration.threshold
-
-
-def _score_parts(config: Config) -> list[str]:
+def score_parts(config: Config) -> list[str]:
     """The score parts this model has, in the order of scores.csv."""
     if config.model.architecture == "mnad":
         return ["psnr", "distance"]

@@ -1,5 +1,5 @@
 """Training: one readable loop, checkpoints every few steps, and at the end calibration and
-the score settings chosen on validation (``comemory.validation``).
+the score settings chosen on validation (``comemory.train.choice``).
 
     comemory train --data DIR --preset tiny --out runs/tiny [--resume]
 
@@ -29,18 +29,19 @@ from comemory import distributed, storage
 from comemory.checkpoint import load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.cpu import resolve_precision, use_threads
+from comemory.data.cache import prepare_split, read_split
+from comemory.data.datasets import Video
 from comemory.data.flow import flow_identity
-from comemory.data.prepared import (
-    FrameWindows,
-    prepare_split,
-    read_split,
-    split_holdout,
-)
+from comemory.data.holdout import split_holdout
+from comemory.data.model_input import PreparedVideo
+from comemory.data.windows import FrameWindows
 from comemory.errors import CheckpointError, TrainingError
 from comemory.model import ModelOutput, build_model
 from comemory.model.memory import share_updates
 from comemory.progress import progress
-from comemory.validation import fit_scores, model_errors, validation_set, write_report
+from comemory.train.choice import fit_scores, model_errors
+from comemory.train.validate import write_report
+from comemory.train.validation_set import validation_set
 
 LOSS_NAMES = ("total", "flow", "pred", "app_compact", "app_separate", "motion_compact",
               "motion_separate")
@@ -85,13 +86,7 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
            resume: bool, dataset: str, process: distributed.Process) -> Path:
     checkpoint_path = out_dir / "checkpoint.pt"
     use_threads(config.train.threads)
-    torch.manual_seed(config.train.seed)
-    model = build_model(config.model, margin=config.train.margin).to(process.device)
-    if process.world_size > 1:  # before the optimizer: the new layers have new parameters
-        model = distributed.synchronise_batchnorm(model, process.device)
-        share_updates(model, distributed.gather_rows)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
-                                 weight_decay=config.train.weight_decay)
+    model, optimizer = _model_and_optimizer(config, process)
     start_epoch, step, seconds = 0, 0, 0.0
     if resume and checkpoint_path.exists():
         start_epoch, step, seconds, finished = _restore(checkpoint_path, config, model, optimizer)
@@ -100,17 +95,8 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
     elif checkpoint_path.exists():
         raise CheckpointError(f"{checkpoint_path}: a run is already here; pass --resume to "
                               "continue it or choose another --out")
-    with distributed.main_first(process):  # one process computes the cache, the rest read it
-        if process.is_main:
-            for stale in out_dir.glob(f".{checkpoint_path.name}.*.part"):
-                stale.unlink()  # left by a kill during a checkpoint write; never read
-            storage.write_text(out_dir / "config.yaml",
-                               yaml.safe_dump(config.to_dict(), sort_keys=False))
-        sources = read_split(data_root, "training", dataset=dataset)
-        whole_videos = prepare_split(sources, "training", config, cache_dir)
-    videos, held_out = split_holdout(whole_videos, config.train.holdout_fraction,
-                                     model.past_frames,
-                                     by=config.train.holdout)
+    sources, whole_videos, videos, held_out = _training_videos(
+        config, data_root, out_dir, cache_dir, dataset, process, model.past_frames)
     samples = FrameWindows(videos, model.past_frames)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step) if process.is_main else None
@@ -175,6 +161,39 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                         step, seconds, calibration.to_dict(), report)
     distributed.stop(process)
     return checkpoint_path
+
+
+def _model_and_optimizer(config: Config, process: distributed.Process
+                         ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A fresh network (seeded by train.seed) on the process's device and its optimiser."""
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, margin=config.train.margin).to(process.device)
+    if process.world_size > 1:  # before the optimizer: the new layers have new parameters
+        model = distributed.synchronise_batchnorm(model, process.device)
+        share_updates(model, distributed.gather_rows)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
+                                 weight_decay=config.train.weight_decay)
+    return model, optimizer
+
+
+def _training_videos(config: Config, data_root: str | Path, out_dir: Path,
+                     cache_dir: str | Path | None, dataset: str, process: distributed.Process,
+                     past_frames: int) -> tuple[list[Video], list[PreparedVideo],
+                                                list[PreparedVideo], list[PreparedVideo]]:
+    """The training split's videos: as read, as prepared (one process fills the cache, the
+    others then read it), and that split into the frames trained on and those held out
+    (``train.holdout``). The main process first clears what a kill left in ``out_dir``
+    and writes config.yaml."""
+    with distributed.main_first(process):
+        if process.is_main:
+            for stale in out_dir.glob(".checkpoint.pt.*.part"):
+                stale.unlink()  # left by a kill during a checkpoint write; never read
+            storage.write_text(out_dir / "config.yaml",
+                               yaml.safe_dump(config.to_dict(), sort_keys=False))
+        sources = read_split(data_root, "training", dataset=dataset)
+        whole = prepare_split(sources, "training", config, cache_dir)
+    return (sources, whole, *split_holdout(whole, config.train.holdout_fraction, past_frames,
+                                           by=config.train.holdout))
 
 
 def epoch_steps(samples: int, batch_size: int, world_size: int = 1) -> int:

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 
 from comemory.data.frames import from_model_grid
-from comemory.errors import DataError
+from comemory.detect.video_writer import VideoWriter
 
 if TYPE_CHECKING:
-    from comemory.detection import FrameResult
+    from comemory.detect import FrameResult
 
 DISPLAY_WIDTH = 480
 STRIP_HEIGHT = 110
@@ -28,8 +28,8 @@ RED, WHITE, YELLOW, AMBER = (40, 40, 230), (240, 240, 240), (60, 220, 250), (0, 
 
 
 class FramePainter:
-    """``picture(result, in_event)``: the frame at DISPLAY_WIDTH with its score map over
-    it, framed in red in an event (amber above the threshold outside one). What the
+    """``picture(result, in_event, alarm)``: the frame at DISPLAY_WIDTH with its score map
+    over it, framed in red in an event (amber where it alarms outside one). What the
     annotated MP4 shows on top, and ``serve`` shows live.
 
     The score map is coloured from ``low`` (drawn transparent) up to the threshold and
@@ -41,7 +41,7 @@ class FramePainter:
         self.threshold, self.resize = threshold, resize
         self.low = threshold - 3.0 if low is None else low
 
-    def picture(self, result: FrameResult, in_event: bool) -> np.ndarray:
+    def picture(self, result: FrameResult, in_event: bool, alarm: bool) -> np.ndarray:
         image = result.image
         height = max(2, round(image.shape[0] * DISPLAY_WIDTH / image.shape[1] / 2) * 2)
         frame = cv2.resize(image, (DISPLAY_WIDTH, height), interpolation=cv2.INTER_LINEAR)
@@ -50,7 +50,7 @@ class FramePainter:
         if in_event:
             cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), RED, 6)
             cv2.putText(frame, "EVENT", (12, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, RED, 2)
-        elif result.anomalous:
+        elif alarm:
             cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), AMBER, 2)
             cv2.putText(frame, "above threshold", (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         AMBER, 1, cv2.LINE_AA)
@@ -67,8 +67,8 @@ class FramePainter:
 
 
 class AnnotatedVideo:
-    """``add(result, in_event)`` appends one frame (FramePainter's picture over the recent
-    score curve with the threshold); ``close()`` finishes the file."""
+    """``add(result, in_event, alarm)`` appends one frame (FramePainter's picture over the
+    recent score curve with the threshold) to an MP4; ``close()`` finishes the file."""
 
     def __init__(self, path: Path, fps: float, threshold: float, low: float | None = None,
                  resize: str = "squash"):
@@ -76,22 +76,19 @@ class AnnotatedVideo:
         self.painter = FramePainter(threshold, low, resize)
         self.low = self.painter.low
         self.scores: deque[float | None] = deque(maxlen=CURVE_FRAMES)
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None
+        self.file = VideoWriter(path, fps, "mp4v", advice="; use --no-video")
 
-    def add(self, result: FrameResult, in_event: bool) -> None:
-        """``in_event``: the frame lies in one of the events of events.json."""
-        frame = self.painter.picture(result, in_event)
+    def add(self, result: FrameResult, in_event: bool, alarm: bool) -> None:
+        """``in_event``: the frame lies in one of the events of events.json; ``alarm``: its
+        score is above the threshold."""
+        frame = self.painter.picture(result, in_event, alarm)
         self.scores.append(result.score)
-        canvas = np.vstack([frame, self._strip(result, in_event)])
-        self._write(canvas)
+        self.file.write(np.vstack([frame, self._strip(result, in_event, alarm)]))
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        self.file.close()
 
-    def _strip(self, result: FrameResult, in_event: bool) -> np.ndarray:
+    def _strip(self, result: FrameResult, in_event: bool, alarm: bool) -> np.ndarray:
         strip = np.full((STRIP_HEIGHT, DISPLAY_WIDTH, 3), 24, np.uint8)
         known = [s for s in self.scores if s is not None]
         top = max([self.threshold + 1.0, *known])
@@ -108,18 +105,5 @@ class AnnotatedVideo:
         text = (f"frame {result.index}  warming up" if result.score is None else
                 f"frame {result.index}  score {result.score:.2f}  threshold {self.threshold:.2f}")
         cv2.putText(strip, text, (6, STRIP_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    RED if in_event else AMBER if result.anomalous else WHITE, 1, cv2.LINE_AA)
+                    RED if in_event else AMBER if alarm else WHITE, 1, cv2.LINE_AA)
         return strip
-
-    def _write(self, canvas: np.ndarray) -> None:
-        size = (canvas.shape[1], canvas.shape[0])
-        if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"),
-                                           self.fps, size)
-            if not self._writer.isOpened():
-                raise DataError(f"{self.path}: OpenCV cannot write an MP4 here (no mp4v "
-                                "encoder, or the folder is not writable); use --no-video")
-            self._size = size
-        if size != self._size:  # a source that changes resolution midway
-            canvas = cv2.resize(canvas, self._size)
-        self._writer.write(canvas)

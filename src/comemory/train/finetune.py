@@ -25,28 +25,26 @@ import yaml
 from torch.utils.data import ConcatDataset, DataLoader
 
 from comemory import storage
-from comemory.alerts import group_events
+from comemory.alerts import AlertPolicy
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from comemory.config import Config
 from comemory.cpu import use_threads
+from comemory.data.cache import prepare_split, read_split
 from comemory.data.flow import flow_identity
 from comemory.data.frames import VideoFile
-from comemory.data.prepared import (
-    FrameWindows,
-    PreparedVideo,
-    prepare_images,
-    prepare_split,
-    read_split,
-    split_holdout,
-)
-from comemory.detection import Detector, torch_engine
+from comemory.data.holdout import split_holdout
+from comemory.data.model_input import PreparedVideo, prepare_images
+from comemory.data.windows import FrameWindows
+from comemory.detect import Detector, torch_engine
 from comemory.errors import DataError, TrainingError
 from comemory.progress import progress
 from comemory.scoring import Calibration, FrameScorer
 from comemory.serve.database import EventFilter, EventStore
 from comemory.serve.database_address import is_database_url, redacted, sqlite_path
-from comemory.training import training_losses
-from comemory.validation import fit_scores, model_errors, validation_set, write_report
+from comemory.train.choice import fit_scores, model_errors
+from comemory.train.loop import training_losses
+from comemory.train.validate import write_report
+from comemory.train.validation_set import validation_set
 
 
 def false_alarm_clips(database: str | Path, clips: str | Path | None = None
@@ -80,7 +78,8 @@ def clip_verdicts(model: torch.nn.Module, config: Config, calibration: Calibrati
     """Each clip scored live, as ``detect`` scores it: whether it raises an event under
     the calibration's threshold, and its highest score's margin over that threshold."""
     detector = Detector(torch_engine(FrameScorer(model, config.score)), config, calibration,
-                        calibration.threshold, model.past_frames)
+                        model.past_frames)
+    policy = AlertPolicy.from_calibration(calibration)
     verdicts = []
     for clip in clips:
         detector.reset()
@@ -88,8 +87,8 @@ def clip_verdicts(model: torch.nn.Module, config: Config, calibration: Calibrati
                   if r.score is not None]
         frames = np.array([i for i, _ in scored])
         scores = np.array([s for _, s in scored])
-        verdicts.append({"alarm": bool(group_events(frames, scores, calibration.threshold)),
-                         "peak_margin": float(scores.max() - calibration.threshold)})
+        verdicts.append({"alarm": bool(policy.events(frames, scores)),
+                         "peak_margin": float(scores.max() - policy.threshold)})
     return verdicts
 
 

@@ -1,10 +1,9 @@
-"""Validation without test labels, and every score choice made on it.
+"""Every score choice made on the validation set, and the alert threshold.
 
-    comemory validate --checkpoint runs/ped2/checkpoint.pt --data DIR
-
-The validation set is made from training data only: the held-out frames, never trained
-on (each training video's tail, or whole training videos: ``train.holdout`` and
-``train.holdout_fraction``), and pseudo-anomalies made from those same frames
+The validation set (``comemory.train.validation_set``) is made from training data only:
+the held-out frames, never trained on (each training video's tail, or whole training
+videos: ``train.holdout`` and ``train.holdout_fraction``), and pseudo-anomalies made from
+those same frames
 (``comemory.data.pseudo_anomalies``: speed, foreign object, dropped object), all run
 through the pipeline like any video. Its AUC (training-calibrated, micro: every validation
 frame pooled) is reported per kind and pooled.
@@ -18,33 +17,16 @@ held-out normal frames under the chosen score. Test labels are never read here.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
-from comemory import storage
-from comemory.alerts import summarise_normal_scores, threshold_for
-from comemory.checkpoint import load_checkpoint, model_from_checkpoint
-from comemory.config import Config, ScoreConfig, apply_overrides
-from comemory.data.datasets import Video
-from comemory.data.prepared import (
-    PreparedVideo,
-    holdout_starts,
-    prepare_images,
-    prepare_split,
-    read_split,
-    split_holdout,
-)
-from comemory.data.pseudo_anomalies import KINDS, make_clips
-from comemory.distributed import resolve_device
-from comemory.errors import ConfigError, DataError
-from comemory.progress import progress
+from comemory.alerts import calibrate_threshold
+from comemory.config import Config, ScoreConfig
+from comemory.data.model_input import PreparedVideo
 from comemory.scoring import (
     Calibration,
     VideoErrors,
@@ -53,9 +35,9 @@ from comemory.scoring import (
     flow_floor_errors,
     score_statistics,
     scorer_for,
-    video_errors,
     video_errors_per_patch,
 )
+from comemory.train.validation_set import ValidationSet, bootstrap_error, kind_aucs
 
 PATCH_SIZES = (4, 8, 16)
 LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)  # lambda_S (thesis) or the frame weight (zscore)
@@ -69,69 +51,6 @@ MIN_NORMAL_FRAMES = 100
 #   -> {patch size: errors per video}
 ErrorFunction = Callable[[list[PreparedVideo], ScoreConfig, list[int], str, bool],
                          dict[int, list[VideoErrors]]]
-
-
-@dataclass
-class ValidationSet:
-    """Prepared validation clips (each with labels), each clip's kind ("normal" or one
-    of ``KINDS``) and the training video it was made from (default: each its own)."""
-
-    videos: list[PreparedVideo]
-    kinds: list[str]
-    sources: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            self.sources = [video.name for video in self.videos]
-
-    def frame_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for video, kind in zip(self.videos, self.kinds, strict=True):
-            counts[kind] = counts.get(kind, 0) + int(len(video.frames))
-        return counts
-
-
-def validation_set(sources: list[Video], prepared: list[PreparedVideo], config: Config,
-                   past_frames: int) -> ValidationSet:
-    """Pseudo-anomalies from the held-out frames of the training videos (``sources`` and
-    their ``prepared`` versions, in the same order; ``train.holdout`` says which frames);
-    deterministic from train.seed."""
-    tails = {}
-    starts = holdout_starts([len(ready.frames) for ready in prepared],
-                            config.train.holdout_fraction, past_frames,
-                            by=config.train.holdout)
-    for video, start in zip(sources, starts, strict=True):
-        if start is not None:
-            tails[video.name] = video.source.read_bgr(start)
-    if not tails:
-        raise DataError("no frames are held out for validation: set train.holdout_fraction "
-                        "above 0 (0.1 holds out the last tenth of each training video)")
-    clips = make_clips(tails, seed=config.train.seed)
-    videos = [prepare_images(clip.name, clip.images, config, clip.labels)
-              for clip in progress(clips, desc="pseudo-anomalies", unit="clip", leave=False)]
-    return ValidationSet(videos, [clip.kind for clip in clips], [clip.source for clip in clips])
-
-
-def kind_aucs(scores: list[np.ndarray], errors: list[VideoErrors],
-              validation: ValidationSet) -> dict[str, float]:
-    """AUC of each kind's anomalous frames against every normal validation frame, and
-    "pooled" (every kind at once); scores are per clip, aligned with ``errors``."""
-    labels = [video.labels[err.frames] for video, err in
-              zip(validation.videos, errors, strict=True)]
-    pooled_scores, pooled_labels = np.concatenate(scores), np.concatenate(labels)
-    kind_of_frame = np.concatenate([[kind] * len(err.frames) for kind, err in
-                                    zip(validation.kinds, errors, strict=True)])
-    normal = pooled_labels == 0
-    result = {"pooled": _auc(pooled_scores, pooled_labels)}
-    for kind in KINDS:
-        chosen = normal | ((kind_of_frame == kind) & ~normal)
-        if (~normal & chosen).any():
-            result[kind] = _auc(pooled_scores[chosen], pooled_labels[chosen])
-    return result
-
-
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    return float(roc_auc_score(labels, scores))
 
 
 def model_errors(model: torch.nn.Module) -> ErrorFunction:
@@ -188,7 +107,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     scorer = scorer_for(architecture, chosen)
     raw = [scorer.frame_scores(e, statistics[chosen.patch_size]) for e in clip_errors]
     tolerance = error if rule == "one_se" else 0.0
-    chosen, report = _finish_report(chosen, raw, clip_errors, validation,
+    chosen, report = finish_report(chosen, raw, clip_errors, validation,
                                     [{**_settings(o), "causal_window": o.causal_window,
                                       "causal": a} for o, a in grid], choose, why_not,
                                     tolerance)
@@ -254,25 +173,6 @@ def _bootstrap_error_of(setting: ScoreConfig, architecture: str,
     return bootstrap_error(scores, errors, validation)
 
 
-def bootstrap_error(scores: list[np.ndarray], errors: list[VideoErrors],
-                    validation: ValidationSet, rounds: int = 200, seed: int = 0) -> float:
-    """Standard error of the pooled validation AUC, by resampling the source videos (each
-    with all its clips) with replacement: frames of one video are not independent."""
-    labels = [video.labels[err.frames] for video, err in
-              zip(validation.videos, errors, strict=True)]
-    sources = sorted(set(validation.sources))
-    clips_of = {name: [i for i, s in enumerate(validation.sources) if s == name]
-                for name in sources}
-    rng = np.random.default_rng(seed)
-    aucs = []
-    for _ in range(rounds):
-        picked = [i for name in rng.choice(sources, len(sources)) for i in clips_of[name]]
-        truth = np.concatenate([labels[i] for i in picked])
-        if 0 < truth.sum() < truth.size:
-            aucs.append(_auc(np.concatenate([scores[i] for i in picked]), truth))
-    return float(np.std(aucs)) if len(aucs) > 1 else 0.0
-
-
 def _appearance_weight(score: ScoreConfig) -> float:
     """How much a setting leans on the appearance term (0: flow only, or not a choice)."""
     if score.formula == "zscore":
@@ -294,7 +194,7 @@ def _may_choose(config: Config, validation: ValidationSet | None) -> tuple[bool,
     return True, ""
 
 
-def _finish_report(chosen: ScoreConfig, raw: list[np.ndarray], clip_errors: list[VideoErrors],
+def finish_report(chosen: ScoreConfig, raw: list[np.ndarray], clip_errors: list[VideoErrors],
                    validation: ValidationSet, rows: list[dict], choose: bool,
                    why_not: str = "settings as configured",
                    tolerance: float = 0.0) -> tuple[ScoreConfig, dict]:
@@ -346,17 +246,9 @@ def _held_out_scores(errors_of: ErrorFunction, architecture: str,
 
 def _set_threshold(calibration: Calibration, normal: np.ndarray, score: ScoreConfig,
                    held_out: list[PreparedVideo]) -> None:
-    calibration.false_alarm_rate = score.false_alarm_rate
-    calibration.threshold = threshold_for(normal, score.false_alarm_rate)
-    quantiles = (0.5, 0.9, 0.95, 0.99, 0.999)
     source = (f"{normal.size} held-out normal frames" if held_out
               else "training frames (no frames held out: optimistic)")
-    calibration.extra = {
-        "score_mean": float(normal.mean()), "score_std": float(normal.std()),
-        "score_quantiles": {str(q): float(np.quantile(normal, q)) for q in quantiles},
-        "frames": int(normal.size), "threshold_source": source,
-        "normal_scores": summarise_normal_scores(normal),
-        "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    calibrate_threshold(calibration, normal, score.false_alarm_rate, source)
 
 
 def _patch_sizes(config: Config) -> list[int]:
@@ -401,72 +293,3 @@ def _settings(score: ScoreConfig) -> dict:
     return {k: v for k, v in asdict(score).items() if k in keys}
 
 
-def write_report(path: Path, report: dict) -> None:
-    storage.write_text(path, json.dumps(report, indent=2))
-
-
-def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
-                        out_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                        dataset: str = "frames", choose: bool = False,
-                        overrides: list[str] | None = None, device: str = "auto") -> dict:
-    """Validation AUC of a trained checkpoint on its training data's held-out frames and
-    pseudo-anomalies; written to ``out_dir``/validation.json (default: beside the
-    checkpoint) and into the checkpoint. With ``choose``, the score settings and threshold
-    are chosen again on it and stored in the checkpoint too, after ``overrides``
-    ("score.key=value", e.g. a motion prior) change the score settings. The network runs
-    on ``device`` (auto: a GPU if there is one). Returns the report."""
-    state = load_checkpoint(checkpoint)
-    model, config, calibration = model_from_checkpoint(state, checkpoint,
-                                                       resolve_device(device))
-    if overrides:
-        config = _score_overrides(config, overrides, choose)
-    sources = read_split(data_root, "training", dataset=dataset)
-    whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
-                                     by=config.train.holdout)
-    validation = validation_set(sources, whole, config, model.past_frames)
-    architecture = config.model.architecture
-    if choose:
-        config.score.choose_on_validation = True
-        config.score, calibration, report = fit_scores(model_errors(model), architecture,
-                                                       training, held_out, validation, config)
-        state["config"], state["calibration"] = config.to_dict(), calibration.to_dict()
-    else:
-        scorer = scorer_for(architecture, config.score)
-        clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
-                                   keep_maps=scorer.reads_maps)
-        raw = [scorer.frame_scores(e, calibration) for e in clip_errors]
-        _, report = _finish_report(config.score, raw, clip_errors, validation, [], False,
-                                   "settings as stored in the checkpoint")
-    state["validation"] = report
-    storage.save_torch(checkpoint, state)
-    write_report(Path(out_dir or Path(checkpoint).parent) / "validation.json", report)
-    return report
-
-
-def _score_overrides(config: Config, overrides: list[str], choose: bool) -> Config:
-    """``config`` with the score settings of ``overrides`` changed: only score settings
-    (the network is trained), and only when choosing (the stored calibration fits the
-    stored settings)."""
-    if not choose:
-        raise ConfigError("--set changes score settings for --choose only: add --choose")
-    for item in overrides:
-        if not item.startswith("score."):
-            raise ConfigError(f"--set {item}: a trained checkpoint takes score settings "
-                              "only (score.KEY=VALUE); train again to change the others")
-    return apply_overrides(config, overrides).check()
-
-
-def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,
-                   dataset: str = "frames", past_frames: int = 2) -> tuple[ScoreConfig, dict]:
-    """The training-free floor on the same validation set as a model: its patch size and
-    smoothing chosen there (when ``score.choose_on_validation``). Returns (settings,
-    report)."""
-    sources = read_split(data_root, "training", dataset=dataset)
-    whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames,
-                                     by=config.train.holdout)
-    validation = validation_set(sources, whole, config, past_frames)
-    score, _, report = fit_scores(floor_errors, "flow_floor", training, held_out, validation,
-                                  config)
-    return score, report

@@ -1,0 +1,66 @@
+"""Which training frames are held out (never trained on): their scores set the alert
+threshold, and the validation set is made from them (``train.holdout``,
+``train.holdout_fraction``)."""
+from __future__ import annotations
+
+from comemory.config import HOLDOUT_MODES
+from comemory.data.model_input import PreparedVideo
+from comemory.errors import DataError
+
+
+def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int, *,
+                  by: str) -> tuple[list[PreparedVideo], list[PreparedVideo]]:
+    """(training part, held-out part) of the videos.
+
+    ``by="tail"``: the last ``fraction`` of each video's frames are held out. A held-out
+    part starts ``past_frames`` frames early so that it scores exactly the held-out frames;
+    those first frames are inputs only. A video too short to give both parts is used whole
+    for training. ``by="videos"``: ``fraction`` of the videos (at least one, evenly spread
+    over the list) are held out whole, so no one seen in training appears in them.
+    """
+    training, held_out = [], []
+    starts = holdout_starts([len(v.frames) for v in videos], fraction, past_frames, by=by)
+    for video, start in zip(videos, starts, strict=True):
+        if start is None:
+            training.append(video)
+            continue
+        if start > 0:
+            cut = start + past_frames
+            training.append(PreparedVideo(video.name, video.frames[:cut],
+                                          video.flows[:cut - 1], video.resolution))
+        held_out.append(PreparedVideo(f"{video.name} (held out)", video.frames[start:],
+                                      video.flows[start:], video.resolution))
+    return training, held_out
+
+
+
+def holdout_starts(counts: list[int], fraction: float, past_frames: int, *,
+                   by: str) -> list[int | None]:
+    """For videos of ``counts`` frames, where each one's held-out part starts (its
+    ``past_frames`` input frames included): 0 for a video held out whole, None for one
+    not held out. See ``split_holdout``."""
+    if by not in HOLDOUT_MODES:
+        raise DataError(f"train.holdout must be one of {HOLDOUT_MODES}, got {by!r}")
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"train.holdout_fraction must be in [0, 1), got {fraction}")
+    if by == "tail":
+        return [holdout_start(count, fraction, past_frames) for count in counts]
+    if fraction == 0.0:
+        return [None] * len(counts)
+    if len(counts) < 2:
+        raise DataError(f"train.holdout videos needs at least 2 training videos, found "
+                        f"{len(counts)}: use train.holdout tail")
+    held = min(len(counts) - 1, max(1, round(fraction * len(counts))))
+    chosen = {int((i + 0.5) * len(counts) / held) for i in range(held)}
+    return [0 if index in chosen else None for index in range(len(counts))]
+
+
+def holdout_start(count: int, fraction: float, past_frames: int) -> int | None:
+    """The first frame of a ``count``-frame video's held-out tail (its ``past_frames``
+    input frames included), or None where the video is too short to give both parts
+    (``fraction`` checked by ``holdout_starts``)."""
+    held = round(fraction * count)
+    cut = count - held
+    if held < 1 or cut < past_frames + 1:
+        return None
+    return cut - past_frames

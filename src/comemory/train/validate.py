@@ -1,0 +1,88 @@
+"""``comemory validate``: measure a trained checkpoint (or the training-free floor) on
+the validation set, and with ``--choose`` choose its score settings again."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from comemory import storage
+from comemory.checkpoint import load_checkpoint, model_from_checkpoint
+from comemory.config import Config, ScoreConfig, apply_overrides
+from comemory.data.cache import prepare_split, read_split
+from comemory.data.holdout import split_holdout
+from comemory.distributed import resolve_device
+from comemory.errors import ConfigError
+from comemory.scoring import scorer_for, video_errors
+from comemory.train.choice import finish_report, fit_scores, floor_errors, model_errors
+from comemory.train.validation_set import validation_set
+
+
+def write_report(path: Path, report: dict) -> None:
+    storage.write_text(path, json.dumps(report, indent=2))
+
+
+def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
+                        out_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                        dataset: str = "frames", choose: bool = False,
+                        overrides: list[str] | None = None, device: str = "auto") -> dict:
+    """Validation AUC of a trained checkpoint on its training data's held-out frames and
+    pseudo-anomalies; written to ``out_dir``/validation.json (default: beside the
+    checkpoint) and into the checkpoint. With ``choose``, the score settings and threshold
+    are chosen again on it and stored in the checkpoint too, after ``overrides``
+    ("score.key=value", e.g. a motion prior) change the score settings. The network runs
+    on ``device`` (auto: a GPU if there is one). Returns the report."""
+    state = load_checkpoint(checkpoint)
+    model, config, calibration = model_from_checkpoint(state, checkpoint,
+                                                       resolve_device(device))
+    if overrides:
+        config = _score_overrides(config, overrides, choose)
+    sources = read_split(data_root, "training", dataset=dataset)
+    whole = prepare_split(sources, "training", config, cache_dir)
+    training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
+                                     by=config.train.holdout)
+    validation = validation_set(sources, whole, config, model.past_frames)
+    architecture = config.model.architecture
+    if choose:
+        config.score.choose_on_validation = True
+        config.score, calibration, report = fit_scores(model_errors(model), architecture,
+                                                       training, held_out, validation, config)
+        state["config"], state["calibration"] = config.to_dict(), calibration.to_dict()
+    else:
+        scorer = scorer_for(architecture, config.score)
+        clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
+                                   keep_maps=scorer.reads_maps)
+        raw = [scorer.frame_scores(e, calibration) for e in clip_errors]
+        _, report = finish_report(config.score, raw, clip_errors, validation, [], False,
+                                   "settings as stored in the checkpoint")
+    state["validation"] = report
+    storage.save_torch(checkpoint, state)
+    write_report(Path(out_dir or Path(checkpoint).parent) / "validation.json", report)
+    return report
+
+
+def _score_overrides(config: Config, overrides: list[str], choose: bool) -> Config:
+    """``config`` with the score settings of ``overrides`` changed: only score settings
+    (the network is trained), and only when choosing (the stored calibration fits the
+    stored settings)."""
+    if not choose:
+        raise ConfigError("--set changes score settings for --choose only: add --choose")
+    for item in overrides:
+        if not item.startswith("score."):
+            raise ConfigError(f"--set {item}: a trained checkpoint takes score settings "
+                              "only (score.KEY=VALUE); train again to change the others")
+    return apply_overrides(config, overrides).check()
+
+
+def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,
+                   dataset: str = "frames", past_frames: int = 2) -> tuple[ScoreConfig, dict]:
+    """The training-free floor on the same validation set as a model: its patch size and
+    smoothing chosen there (when ``score.choose_on_validation``). Returns (settings,
+    report)."""
+    sources = read_split(data_root, "training", dataset=dataset)
+    whole = prepare_split(sources, "training", config, cache_dir)
+    training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames,
+                                     by=config.train.holdout)
+    validation = validation_set(sources, whole, config, past_frames)
+    score, _, report = fit_scores(floor_errors, "flow_floor", training, held_out, validation,
+                                  config)
+    return score, report

@@ -4,7 +4,7 @@ test video written as an MP4, then `comemory detect` on it with a trained checkp
     python benchmarks/ped2_alerts.py --row comemory     # the checkpoint of runs/ped2/comemory
 
 Counts, over the test videos, the share of normal frames flagged (the promise:
-score.false_alarm_rate of held-out normal training frames, 0.01 by default) and the share
+alert.false_alarm_rate of held-out normal training frames, 0.01 by default) and the share
 of anomalous frames flagged, and the events. Writes benchmarks/results/ped2-alerts.json
 (one entry per row). Skips with a message where the dataset is absent.
 """

@@ -20,7 +20,7 @@ import numpy as np
 
 from comemory import storage
 from comemory.bench import machine
-from comemory.checkpoint import load_checkpoint
+from comemory.checkpoint import asked_config, config_from_checkpoint, load_checkpoint
 from comemory.config import Config, apply_overrides, preset
 from comemory.detect import detect
 from comemory.evaluate.evaluation import evaluate, evaluate_floor
@@ -118,7 +118,7 @@ def run_row(description: str, config: Config, trained: bool, data: Path, folder:
                       if rescore_from is not None
                       else train(config, data, folder, cache, resume=True, dataset=dataset))
         state = load_checkpoint(checkpoint)
-        config = Config.from_dict(state["config"])
+        config = config_from_checkpoint(state, checkpoint)  # with the score settings chosen
         if validate_only:
             return {**row, "config": config.to_dict(), "epochs": state["epoch"],
                     "train_seconds": state.get("train_seconds"),
@@ -167,7 +167,7 @@ def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.nda
                           out: Path) -> dict:
     """Does the alert threshold keep its promise, tried as a user would: ``comemory detect``
     on each test video file ({name: (path, frame labels)}) into ``out``. The share of
-    normal frames flagged (the promise: score.false_alarm_rate of held-out normal training
+    normal frames flagged (the promise: alert.false_alarm_rate of held-out normal training
     frames), the share of anomalous frames flagged, and the events as an operator judges
     them. Videos whose outputs are there and complete are not scored again (``seconds``
     is then None: it would time only part of the work)."""
@@ -218,10 +218,11 @@ def rescored_copy(source: Path, folder: Path, config: Config, data: Path, cache:
     checkpoint = folder / "checkpoint.pt"
     if not checkpoint.exists():
         state = load_checkpoint(source / "checkpoint.pt")
-        trained = Config.from_dict(state["config"])
-        if {**trained.to_dict(), "score": None} != {**config.to_dict(), "score": None}:
+        trained = asked_config(state, source)
+        scoring = {"score": None, "choose": None, "alert": None}  # what may differ
+        if {**trained.to_dict(), **scoring} != {**config.to_dict(), **scoring}:
             raise SystemExit(f"{source}: trained with other settings than this row's")
-        state["config"] = config.to_dict()
+        state.update(config=config.to_dict(), chosen_score=None)
         folder.mkdir(parents=True, exist_ok=True)
         storage.save_torch(checkpoint, state)
         validate_checkpoint(checkpoint, data, cache_dir=cache, dataset=dataset,

@@ -182,3 +182,19 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     os.umask(umask)
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
+
+
+def test_settings_of_the_old_score_section_still_load_under_their_new_names(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("score: {patch_size: 4, choose_on_validation: false, offer_location: true,"
+                   " choose_rule: best, false_alarm_rate: 0.002}\n")
+    config = load_yaml(old)
+    assert config.score.patch_size == 4
+    assert (config.choose.on_validation, config.choose.offer_location,
+            config.choose.rule) == (False, True, "best")
+    assert config.alert.false_alarm_rate == 0.002
+    assert "false_alarm_rate" not in config.to_dict()["score"]  # written the new way
+    both = apply_overrides(config, ["score.false_alarm_rate=0.05", "alert.false_alarm_rate=0.1"])
+    assert both.alert.false_alarm_rate == 0.1  # the later --set wins, whichever its name
+    with pytest.raises(ConfigError, match="unknown key choose.formula"):
+        apply_overrides(config, ["choose.formula=thesis"])

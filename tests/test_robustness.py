@@ -37,9 +37,10 @@ from comemory.progress import LineProgress, progress
     ("train.batch_size=0", "train.batch_size must be at least 1, got 0"),
     ("train.lr=-1", "train.lr must be a number > 0, got -1.0"),
     ("model.image_size=65", "model.image_size must be a multiple of 8"),
-    ("score.false_alarm_rate=0", "score.false_alarm_rate must be between 0 and 1"),
+    ("alert.false_alarm_rate=0", "alert.false_alarm_rate must be between 0 and 1"),
+    ("score.false_alarm_rate=1", "alert.false_alarm_rate must be between 0 and 1"),  # old name
     ("train.holdout=frames", "train.holdout must be tail or videos, got 'frames'"),
-    ("score.choose_rule=max", "score.choose_rule must be one_se or best, got 'max'"),
+    ("choose.rule=max", "choose.rule must be one_se or best, got 'max'"),
     ("score.test_time_update=-1", "score.test_time_update must be >= 0"),
 ])
 def test_bad_settings_fail_before_any_work(scene, tmp_path, capsys, setting, message):

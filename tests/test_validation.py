@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from comemory.checkpoint import load_checkpoint
+from comemory.checkpoint import asked_config, config_from_checkpoint, load_checkpoint
 from comemory.cli import main
 from comemory.config import ModelConfig, ScoreConfig, TrainConfig
 from comemory.data.model_input import PreparedVideo, prepare_images
@@ -153,22 +153,21 @@ def test_one_standard_error_rule_prefers_frame_wide_statistics_to_per_pixel_ones
 
 
 def test_location_formula_is_offered_only_where_asked():
-    plain = ScoreConfig()  # off by default
+    plain = ScoreConfig()  # choose.offer_location is off by default
     assert {o.formula for o in choice._formulas(plain, "comemory")} == {"thesis", "zscore"}
     assert not choice._needs_maps(plain, "comemory", choose=True)
-    offer = ScoreConfig(offer_location=True)
-    offered = {o.formula for o in choice._formulas(offer, "comemory")}
+    offered = {o.formula for o in choice._formulas(plain, "comemory", offer_location=True)}
     assert offered == {"thesis", "zscore", "location"}
-    assert choice._needs_maps(offer, "comemory", choose=True)
-    assert not choice._needs_maps(offer, "comemory", choose=False)
+    assert choice._needs_maps(plain, "comemory", choose=True, offer_location=True)
+    assert not choice._needs_maps(plain, "comemory", choose=False, offer_location=True)
     assert choice._needs_maps(ScoreConfig(formula="location"), "comemory", choose=False)
     assert not choice._needs_maps(ScoreConfig(formula="location"), "mnad", choose=True)
     # a user who sets the formula keeps it among the candidates
     kept = {o.formula for o in choice._formulas(ScoreConfig(formula="location"), "comemory")}
     assert "location" in kept
-    prior = ScoreConfig(offer_location=True, formula="zscore", zscore_motion_weight=1.0)
-    assert {o.formula for o in choice._formulas(prior, "comemory")} == {"zscore"}
-    assert not choice._needs_maps(prior, "comemory", choose=True)
+    prior = ScoreConfig(formula="zscore", zscore_motion_weight=1.0)
+    assert {o.formula for o in choice._formulas(prior, "comemory", True)} == {"zscore"}
+    assert not choice._needs_maps(prior, "comemory", choose=True, offer_location=True)
 
 
 def test_bootstrap_error_is_zero_when_every_source_separates_perfectly():
@@ -195,7 +194,8 @@ def test_training_ends_with_validation_but_few_frames_choose_nothing(trained_run
     report = state["validation"]
     assert report["frames"]["normal"] < choice.MIN_NORMAL_FRAMES
     assert "not chosen" in report["chosen_by"] and report["grid"][0]["causal_window"] == 1
-    assert state["config"]["score"]["formula"] == "thesis"  # the preset's, kept
+    assert state["chosen_score"]["formula"] == "thesis"  # the preset's, kept
+    assert state["chosen_score"] == state["config"]["score"]  # what was asked for
 
 
 def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypatch):
@@ -214,8 +214,15 @@ def test_validate_chooses_settings_from_its_grid(trained_run, tmp_path, monkeypa
     assert set(report["auc"]["causal"]) == {"pooled", *KINDS}
     assert all(0.0 <= v <= 1.0 for v in report["auc"]["causal"].values())
     assert report["frames"]["normal"] >= 4 * 4  # four videos, a tenth of 48 frames each
-    chosen, score = report["chosen"], state["config"]["score"]
+    chosen, score = report["chosen"], state["chosen_score"]
     assert chosen["causal_window"] == score["causal_window"] in CAUSAL_WINDOWS
+    assert {k: score[k] for k in chosen} == chosen  # the checkpoint keeps the choice ...
+    asked = state["config"]
+    assert asked["score"]["causal_window"] == 1  # ... beside what was asked for
+    assert asked["choose"]["offer_location"] is True  # the --set, given by its old name
+    running = config_from_checkpoint(state)
+    assert running.score.causal_window == chosen["causal_window"]
+    assert asked_config(state).score.causal_window == 1
     weight = chosen["lambda_s"] if chosen["formula"] != "zscore" else chosen[
         "zscore_frame_weight"]
     assert weight in LAMBDAS
@@ -258,7 +265,8 @@ def test_motion_prior_is_kept_while_the_rest_is_chosen(trained_run, tmp_path, mo
     grid = state["validation"]["grid"]
     assert {(r["formula"], r["zscore_motion_weight"]) for r in grid} == {("zscore", 1.0)}
     assert {r["zscore_frame_weight"] for r in grid} == set(LAMBDAS)  # the rest still chosen
-    assert state["config"]["score"]["zscore_motion_weight"] == 1.0
+    assert state["config"]["score"]["zscore_motion_weight"] == 1.0  # asked for
+    assert state["chosen_score"]["zscore_motion_weight"] == 1.0  # and kept
     assert state["calibration"]["motion_mean"] > 0 and state["calibration"]["motion_std"] > 0
 
 

@@ -1,7 +1,9 @@
 """Checkpoints: plain data (tensors, numbers, strings, dicts), written atomically and read
 with ``torch.load(..., weights_only=True)`` so that loading one never runs code.
 
-Contents: format, config (nested dict), flow (the extractor identity), model (state dict,
+Contents: format, config (the settings asked for, nested dict), chosen_score (the score
+settings validation chose, or None: then config's own apply, as in checkpoints written
+before the two were kept apart), flow (the extractor identity), model (state dict,
 memory items included as buffers), optimizer (state dict), epoch and step completed,
 train_seconds (wall time spent in training epochs, summed over resumes),
 calibration (w_F, w_I and training score statistics, or None before calibration),
@@ -9,13 +11,14 @@ validation (the validation report of ``comemory.train.choice``, or None).
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from comemory import storage
-from comemory.config import Config
+from comemory.config import Config, ScoreConfig, merge
 from comemory.errors import CheckpointError
 from comemory.model import build_model
 from comemory.scoring import Calibration
@@ -26,10 +29,13 @@ FORMAT = "comemory-checkpoint-v1"
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     config: Config, flow: dict[str, str], epoch: int, step: int,
                     train_seconds: float, calibration: dict[str, Any] | None = None,
-                    validation: dict[str, Any] | None = None) -> None:
+                    validation: dict[str, Any] | None = None,
+                    chosen_score: ScoreConfig | None = None) -> None:
+    """``config``: the settings asked for; ``chosen_score``: validation's choice, if made."""
     storage.save_torch(path, {
         "format": FORMAT,
         "config": config.to_dict(),
+        "chosen_score": None if chosen_score is None else asdict(chosen_score),
         "flow": flow,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -63,11 +69,26 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint"
                           device: torch.device | str = "cpu"
                           ) -> tuple[torch.nn.Module, Config, Calibration]:
     """Rebuild the trained, calibrated model in eval mode, on ``device``, from a loaded
-    checkpoint."""
-    config = Config.from_dict(state["config"], source=str(path))
+    checkpoint; with the configuration it runs with (``config_from_checkpoint``)."""
+    config = config_from_checkpoint(state, path)
     if state.get("calibration") is None:
         raise CheckpointError(f"{path}: training did not finish (no calibration); "
                               "run `comemory train --resume` on its folder first")
     model = build_model(config.model, margin=config.train.margin)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, Calibration.from_dict(state["calibration"])
+
+
+def asked_config(state: dict[str, Any], path: str | Path = "checkpoint") -> Config:
+    """The settings the run was asked for (before validation chose any score settings)."""
+    return Config.from_dict(state["config"], source=str(path))
+
+
+def config_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint") -> Config:
+    """The settings the checkpoint's model runs with: those asked for, with validation's
+    choice of score settings in place of the asked ones where it made one."""
+    config = asked_config(state, path)
+    chosen = state.get("chosen_score")
+    if chosen is not None:
+        config.score = merge(Config(), {"score": chosen}, f"{path}: chosen_score").score
+    return config

@@ -72,7 +72,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model for training
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: epoch ends only)
     # frames not trained on: their scores set the alert threshold (comemory detect) at
-    # score.false_alarm_rate, and the validation set is made from them. tail: the last
+    # alert.false_alarm_rate, and the validation set is made from them. tail: the last
     # holdout_fraction of each training video; videos: that fraction of the videos, whole
     # (unseen people and moments, as test footage is)
     holdout: str = "tail"
@@ -95,19 +95,6 @@ class ScoreConfig:
     zscore_motion_weight: float = 0.0
     causal_window: int = 1  # mean over the last k frames; detect applies it live (1: none)
     centred_sigma: float = 0.0  # Gaussian over past and future frames, offline only (0: none)
-    # after training, pick formula, lambda, patch size and both smoothings by validation
-    # AUC on held-out frames and pseudo-anomalies (comemory validate); never by test labels
-    choose_on_validation: bool = True
-    # whether that choice may pick the location formula (it keeps every frame's error maps
-    # while choosing, and stores 4 maps of image_size^2 numbers in the checkpoint); also
-    # when score.formula is location. Off by default: on Ped2 validation preferred it for
-    # its dropped objects while the test AUC fell (docs/benchmarks.md)
-    offer_location: bool = False
-    # how: one_se = the simplest setting (frame-wide formulas before location, then least
-    # appearance weight, then shortest causal window) within one bootstrap standard error
-    # of the best; best = the best AUC
-    choose_rule: str = "one_se"
-    false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
     # MNAD's test-time memory update (evaluate and validate only): after a frame whose
     # weighted frame error (MNAD's point score, images in [0, 1]) is below this, every
     # memory absorbs that frame's queries; frames then go one at a time, in order. 0: off;
@@ -116,11 +103,38 @@ class ScoreConfig:
 
 
 @dataclass
+class ChooseConfig:
+    """How the score settings are chosen once training ends (and by ``comemory validate
+    --choose``): by validation AUC on held-out frames and pseudo-anomalies, never by test
+    labels. The checkpoint keeps the settings asked for beside the ones chosen."""
+
+    # pick formula, lambda, patch size and both smoothings on validation (False: keep the
+    # score section as asked)
+    on_validation: bool = True
+    # whether the choice may pick the location formula (it keeps every frame's error maps
+    # while choosing, and stores 4 maps of image_size^2 numbers in the checkpoint); also
+    # when score.formula is location. Off by default: docs/benchmarks.md, "Decisions"
+    offer_location: bool = False
+    # one_se = the simplest setting (frame-wide formulas before location, then least
+    # appearance weight, then shortest causal window) within one bootstrap standard error
+    # of the best, since differences inside it are the validation set's noise; best = the
+    # best AUC
+    rule: str = "one_se"
+
+
+@dataclass
+class AlertConfig:
+    false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    choose: ChooseConfig = field(default_factory=ChooseConfig)
+    alert: AlertConfig = field(default_factory=AlertConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return asdict(self)
@@ -143,11 +157,10 @@ class Config:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The thesis's setup (section 4.1.2): 256x256, C = 512, memory 10, Adam 1e-4.
     "paper": {},
-    # Ped2 in about 14 min on 2 CPU cores (fp32, AVX2): a quarter of the pixels, a quarter
-    # of the width, bf16 autocast where the CPU has it natively, channels_last; flow at
-    # the frames' own resolution (the training-free floor rises from 0.84 to 0.89-0.96
-    # with it); 3 epochs, since Ped2's validation AUC was 0.951 after 3 epochs and after 6
-    # (benchmarks/ped2_budget.py).
+    # A Ped2-sized run in minutes on 2 CPU cores: a quarter of the pixels and of the width,
+    # bf16 autocast where the CPU has it natively, channels_last; flow at the frames' own
+    # resolution, where small far objects still move; 3 epochs, where the validation AUC
+    # had stopped rising. The measurements behind each: docs/benchmarks.md, "Decisions".
     "cpu": {
         "model": {"image_size": 128, "channels": 1, "width": 0.25},
         "flow": {"at": "native"},
@@ -192,7 +205,8 @@ def _problems(config: Config) -> list[str]:
          f"got {score.patch_size}"),
     ]
     return (flow_problems(config.flow) + model_problems(model) + train_problems(config.train)
-            + [message for ok, message in across if not ok] + score_problems(score))
+            + [message for ok, message in across if not ok] + score_problems(score)
+            + choose_problems(config.choose) + alert_problems(config.alert))
 
 
 def flow_problems(flow: FlowConfig) -> list[str]:
@@ -288,14 +302,22 @@ def score_problems(score: ScoreConfig) -> list[str]:
          f"got {score.causal_window}"),
         (finite(score.centred_sigma) and score.centred_sigma >= 0,
          f"score.centred_sigma must be >= 0 (0: none), got {score.centred_sigma}"),
-        (score.choose_rule in CHOOSE_RULES,
-         f"score.choose_rule must be one_se or best, got {score.choose_rule!r}"),
         (finite(score.test_time_update) and score.test_time_update >= 0,
          f"score.test_time_update must be >= 0 (0: off), got {score.test_time_update}"),
-        (0.0 < score.false_alarm_rate < 1.0,
-         f"score.false_alarm_rate must be between 0 and 1, got {score.false_alarm_rate}"),
     ]
     return [message for ok, message in checks if not ok]
+
+
+def choose_problems(choose: ChooseConfig) -> list[str]:
+    if choose.rule in CHOOSE_RULES:
+        return []
+    return [f"choose.rule must be one_se or best, got {choose.rule!r}"]
+
+
+def alert_problems(alert: AlertConfig) -> list[str]:
+    if 0.0 < alert.false_alarm_rate < 1.0:
+        return []
+    return [f"alert.false_alarm_rate must be between 0 and 1, got {alert.false_alarm_rate}"]
 
 
 def _loss_weights(train: TrainConfig) -> list[float]:
@@ -313,7 +335,7 @@ def merge(config: Config, data: dict[str, Any], source: str) -> Config:
     merged = copy.deepcopy(config)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
-    for section_name, values in data.items():
+    for section_name, values in _with_moved_keys(data).items():
         if section_name not in _section_names():
             raise ConfigError(f"{source}: unknown section {section_name!r}; "
                               f"known sections are {_section_names()}")
@@ -323,6 +345,37 @@ def merge(config: Config, data: dict[str, Any], source: str) -> Config:
         for key, value in values.items():
             _set_field(section, section_name, key, value, source)
     return merged
+
+
+# Settings that left the score section when it split into score, choose and alert: files,
+# --set lines and checkpoints that name them the old way still work.
+MOVED_KEYS = {("score", "choose_on_validation"): ("choose", "on_validation"),
+              ("score", "offer_location"): ("choose", "offer_location"),
+              ("score", "choose_rule"): ("choose", "rule"),
+              ("score", "false_alarm_rate"): ("alert", "false_alarm_rate")}
+
+
+def _with_moved_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each key of MOVED_KEYS under its new section and name (a value given
+    both ways: the new name's wins)."""
+    if not isinstance(data, dict):
+        return data
+    moved: dict[str, Any] = {}
+    for section, values in data.items():
+        for key, value in (values.items() if isinstance(values, dict) else ()):
+            if (section, key) in MOVED_KEYS:
+                new_section, new_key = MOVED_KEYS[section, key]
+                moved.setdefault(new_section, {})[new_key] = value
+    if not moved:
+        return data
+    result = {section: ({k: v for k, v in values.items() if (section, k) not in MOVED_KEYS}
+                        if isinstance(values, dict) else values)
+              for section, values in data.items()}
+    for section, values in moved.items():
+        given = result.get(section)
+        if given is None or isinstance(given, dict):  # anything else: merge names the error
+            result[section] = {**values, **(given or {})}
+    return result
 
 
 def load_yaml(path: str | Path, base: Config | None = None) -> Config:

@@ -69,7 +69,7 @@ def location_maps(flow_maps: np.ndarray, frame_maps: np.ndarray, calibration: Ca
     if statistics is None:
         raise ValueError("score.formula location needs per-pixel training statistics; this "
                          "checkpoint was calibrated without them: run `comemory validate "
-                         "--choose --set score.offer_location=true` on it")
+                         "--choose --set choose.offer_location=true` on it")
     if statistics.shape[1:] != flow_maps.shape[1:]:
         raise ValueError(f"per-pixel statistics are {statistics.shape[1]} x "
                          f"{statistics.shape[2]}, the error maps {flow_maps.shape[1]} x "

@@ -12,7 +12,7 @@ At the end of ``train`` (and with ``comemory validate --choose``) the score sett
 chosen by that AUC: patch size, formula (``thesis`` or ``zscore``), lambda_S, the causal
 window (what ``detect`` outputs, so it decides the others) and, separately, the centred
 sigma for offline reports: by default the simplest setting within one bootstrap standard
-error of the best (``score.choose_rule``). Then the alert threshold is set on the
+error of the best (``choose.rule``). Then the alert threshold is set on the
 held-out normal frames under the chosen score. Test labels are never read here.
 """
 from __future__ import annotations
@@ -74,14 +74,15 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
                held_out: list[PreparedVideo], validation: ValidationSet | None,
                config: Config) -> tuple[ScoreConfig, Calibration, dict]:
     """Training statistics, the score settings (chosen on ``validation`` when
-    ``score.choose_on_validation``, else as configured), and the alert threshold.
+    ``choose.on_validation``, else as configured), and the alert threshold.
 
     Returns (score settings, calibration with threshold, validation report). Without a
     validation set the configured settings are kept and the report says why.
     """
     choose, why_not = _may_choose(config, validation)
     patches = _patch_sizes(config) if choose else [config.score.patch_size]
-    maps = _needs_maps(config.score, architecture, choose)
+    offer = config.choose.offer_location
+    maps = _needs_maps(config.score, architecture, choose, offer)
     train_errors = errors_of(training, config.score, patches, "calibrating", maps)
     statistics = {patch: score_statistics(train_errors[patch], architecture)
                   for patch in patches}
@@ -91,15 +92,16 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         # no held-out frames: the training frames set the threshold, optimistically
         normal = _held_out_scores(errors_of, architecture, training, held_out, chosen,
                                   calibration)
-        _set_threshold(calibration, normal, chosen, held_out)
+        _set_threshold(calibration, normal, config.alert.false_alarm_rate, held_out)
         return chosen, calibration, {
             "skipped": "no frames held out (train.holdout_fraction 0): nothing to validate "
                        "on; the configured score settings are kept"}
     errors_by_patch = errors_of(validation.videos, config.score, patches, "validating", maps)
-    grid = _grid(architecture, errors_by_patch, statistics, validation, config.score, choose)
+    grid = _grid(architecture, errors_by_patch, statistics, validation, config.score,
+                 choose, offer)
     best, best_aucs = max(grid, key=lambda item: item[1]["pooled"])
     error = _bootstrap_error_of(best, architecture, errors_by_patch, statistics, validation)
-    rule = config.score.choose_rule if choose else "best"
+    rule = config.choose.rule if choose else "best"
     chosen, near = pick_setting(grid, error, rule)
     spread = {"rule": rule, "best_pooled": best_aucs["pooled"],
               "bootstrap_standard_error": error, "settings_within_one_error": near}
@@ -118,19 +120,20 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
     calibration = statistics[chosen.patch_size]
     _set_threshold(calibration, _normal_scores(raw, clip_errors, validation,
-                                               chosen.causal_window), chosen, held_out)
+                                               chosen.causal_window),
+                   config.alert.false_alarm_rate, held_out)
     return chosen, calibration, report
 
 
 def _grid(architecture: str, errors_by_patch: dict[int, list[VideoErrors]],
           statistics: dict[int, Calibration], validation: ValidationSet, score: ScoreConfig,
-          choose: bool) -> list[tuple[ScoreConfig, dict[str, float]]]:
+          choose: bool, offer_location: bool) -> list[tuple[ScoreConfig, dict[str, float]]]:
     """Every candidate setting (each patch, formula, weight and causal window; only the
     configured one without ``choose``) with its causal validation AUCs."""
     grid = []
     for patch, clip_errors in errors_by_patch.items():
         base = replace(score, patch_size=patch)
-        for option in (_formulas(base, architecture) if choose else [base]):
+        for option in (_formulas(base, architecture, offer_location) if choose else [base]):
             scorer = scorer_for(architecture, option)
             raw = [scorer.frame_scores(e, statistics[patch]) for e in clip_errors]
             for window in (CAUSAL_WINDOWS if choose else [option.causal_window]):
@@ -182,8 +185,8 @@ def _appearance_weight(score: ScoreConfig) -> float:
 
 def _may_choose(config: Config, validation: ValidationSet | None) -> tuple[bool, str]:
     """(whether to choose the score settings on ``validation``, and if not, why)."""
-    if not config.score.choose_on_validation:
-        return False, "not chosen (score.choose_on_validation is off): settings as configured"
+    if not config.choose.on_validation:
+        return False, "not chosen (choose.on_validation is off): settings as configured"
     if validation is None:
         return False, "no validation set"
     normal = validation.frame_counts().get("normal", 0)
@@ -244,11 +247,11 @@ def _held_out_scores(errors_of: ErrorFunction, architecture: str,
                            for e in errors])
 
 
-def _set_threshold(calibration: Calibration, normal: np.ndarray, score: ScoreConfig,
+def _set_threshold(calibration: Calibration, normal: np.ndarray, false_alarm_rate: float,
                    held_out: list[PreparedVideo]) -> None:
     source = (f"{normal.size} held-out normal frames" if held_out
               else "training frames (no frames held out: optimistic)")
-    calibrate_threshold(calibration, normal, score.false_alarm_rate, source)
+    calibrate_threshold(calibration, normal, false_alarm_rate, source)
 
 
 def _patch_sizes(config: Config) -> list[int]:
@@ -258,33 +261,30 @@ def _patch_sizes(config: Config) -> list[int]:
     return sorted({p for p in (*PATCH_SIZES, patch) if 2 <= p <= size // 2})
 
 
-def _formulas(score: ScoreConfig, architecture: str) -> list[ScoreConfig]:
+def _formulas(score: ScoreConfig, architecture: str,
+              offer_location: bool = False) -> list[ScoreConfig]:
     """Every formula and appearance weight the architecture's scorer reads (the ``zscore``
     formula alone where a motion prior is set: the others have no place for it; the
-    ``location`` formula where ``score.offer_location`` or where it is the one set)."""
+    ``location`` formula where ``offer_location`` (choose.offer_location) or where it is
+    the one set)."""
     if architecture != "comemory":
         return [score]
     options = [replace(score, formula="zscore", zscore_frame_weight=w) for w in LAMBDAS]
     if score.zscore_motion_weight > 0:
         return options
     options = [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
-    if _location_offered(score):
+    if offer_location or score.formula == "location":  # a formula set is never dropped
         options += [replace(score, formula="location", lambda_s=w) for w in LAMBDAS]
     return options
 
 
-def _location_offered(score: ScoreConfig) -> bool:
-    """Whether choosing may pick ``location``: asked for, or the formula already set (a
-    user who sets it should not see it dropped for not being offered)."""
-    return score.offer_location or score.formula == "location"
-
-
-def _needs_maps(score: ScoreConfig, architecture: str, choose: bool) -> bool:
+def _needs_maps(score: ScoreConfig, architecture: str, choose: bool,
+                offer_location: bool = False) -> bool:
     """Whether the frames' error maps must be kept: where the configured score reads them,
     or where choosing offers one that does (``_formulas``)."""
     if choose:
         return any(scorer_for(architecture, o).reads_maps
-                   for o in _formulas(score, architecture))
+                   for o in _formulas(score, architecture, offer_location))
     return scorer_for(architecture, score).reads_maps
 
 

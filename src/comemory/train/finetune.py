@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,12 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from comemory import storage
 from comemory.alerts import AlertPolicy
-from comemory.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from comemory.checkpoint import (
+    asked_config,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from comemory.config import Config
 from comemory.cpu import use_threads
 from comemory.data.cache import prepare_split, read_split
@@ -107,6 +113,7 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     out_dir = Path(out_dir)
     state = load_checkpoint(checkpoint)
     model, config, calibration = model_from_checkpoint(state, checkpoint)
+    asked = asked_config(state, checkpoint)  # the score settings are chosen again from these
     use_threads(config.train.threads)
     clips, elsewhere = false_alarm_clips(database, clips_dir)
     if not clips:
@@ -125,9 +132,9 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     validation_before = state.get("validation") or {}
     rate = lr if lr is not None else config.train.lr * 0.1
     _fit(model, videos, reviewed, config, epochs, rate, review_share)
-    config.score, calibration, report = fit_scores(model_errors(model),
-                                                   config.model.architecture, videos,
-                                                   held_out, validation, config)
+    chosen, calibration, report = fit_scores(model_errors(model), config.model.architecture,
+                                             videos, held_out, validation, asked)
+    config = replace(asked, score=chosen)
     after = clip_verdicts(model, config, calibration, images)
     normal = np.array(calibration.extra.get("normal_scores") or [])
     result = {
@@ -146,10 +153,10 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
         "seconds": time.perf_counter() - started,
     }
     optimizer = torch.optim.Adam(model.parameters(), lr=rate)
-    save_checkpoint(out_dir / "checkpoint.pt", model, optimizer, config,
+    save_checkpoint(out_dir / "checkpoint.pt", model, optimizer, asked,
                     flow_identity(config.flow), int(state["epoch"]) + epochs,
                     int(state["step"]), float(state.get("train_seconds", 0.0)),
-                    calibration.to_dict(), report)
+                    calibration.to_dict(), report, chosen)
     write_report(out_dir / "validation.json", report)
     storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     storage.write_text(out_dir / "finetune.json", json.dumps(result, indent=2))

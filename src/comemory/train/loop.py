@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from comemory import distributed, storage
-from comemory.checkpoint import load_checkpoint, save_checkpoint
+from comemory.checkpoint import asked_config, load_checkpoint, save_checkpoint
 from comemory.config import Config, TrainConfig
 from comemory.cpu import resolve_precision, use_threads
 from comemory.data.cache import prepare_split, read_split
@@ -151,14 +152,15 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
     if process.is_main:  # score settings chosen on validation, then the alert threshold
         validation = (validation_set(sources, whole_videos, config, model.past_frames)
                       if held_out else None)
-        config.score, calibration, report = fit_scores(
+        chosen, calibration, report = fit_scores(
             model_errors(model), config.model.architecture, videos, held_out, validation,
             config)
         write_report(out_dir / "validation.json", report)
-        storage.write_text(out_dir / "config.yaml",
-                           yaml.safe_dump(config.to_dict(), sort_keys=False))
+        storage.write_text(out_dir / "config.yaml",  # what the model runs with
+                           yaml.safe_dump(replace(config, score=chosen).to_dict(),
+                                          sort_keys=False))
         save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs,
-                        step, seconds, calibration.to_dict(), report)
+                        step, seconds, calibration.to_dict(), report, chosen)
     distributed.stop(process)
     return checkpoint_path
 
@@ -246,7 +248,7 @@ def _restore(path: Path, config: Config, model: torch.nn.Module,
     """Load a run's checkpoint into ``model`` and ``optimizer``: (epoch, step, training
     seconds so far, whether the run already finished and was calibrated)."""
     state = load_checkpoint(path)
-    saved = Config.from_dict(state["config"], source=str(path))
+    saved = asked_config(state, path)
     if saved.model != config.model or saved.flow != config.flow:
         raise CheckpointError(f"{path}: was trained with another model or flow config; "
                               "resume with the same preset and settings")

@@ -3,10 +3,11 @@ the validation set, and with ``--choose`` choose its score settings again."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from comemory import storage
-from comemory.checkpoint import load_checkpoint, model_from_checkpoint
+from comemory.checkpoint import asked_config, load_checkpoint, model_from_checkpoint
 from comemory.config import Config, ScoreConfig, apply_overrides
 from comemory.data.cache import prepare_split, read_split
 from comemory.data.holdout import split_holdout
@@ -34,19 +35,21 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
     state = load_checkpoint(checkpoint)
     model, config, calibration = model_from_checkpoint(state, checkpoint,
                                                        resolve_device(device))
+    asked = asked_config(state, checkpoint)
     if overrides:
-        config = _score_overrides(config, overrides, choose)
+        asked = _score_overrides(asked, overrides, choose)
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
     training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
                                      by=config.train.holdout)
     validation = validation_set(sources, whole, config, model.past_frames)
     architecture = config.model.architecture
-    if choose:
-        config.score.choose_on_validation = True
-        config.score, calibration, report = fit_scores(model_errors(model), architecture,
-                                                       training, held_out, validation, config)
-        state["config"], state["calibration"] = config.to_dict(), calibration.to_dict()
+    if choose:  # from the settings asked for, choosing whatever the run said about it
+        choosing = replace(asked, choose=replace(asked.choose, on_validation=True))
+        chosen, calibration, report = fit_scores(model_errors(model), architecture,
+                                                 training, held_out, validation, choosing)
+        state.update(config=asked.to_dict(), chosen_score=asdict(chosen),
+                     calibration=calibration.to_dict())
     else:
         scorer = scorer_for(architecture, config.score)
         clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
@@ -61,22 +64,23 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
 
 
 def _score_overrides(config: Config, overrides: list[str], choose: bool) -> Config:
-    """``config`` with the score settings of ``overrides`` changed: only score settings
-    (the network is trained), and only when choosing (the stored calibration fits the
-    stored settings)."""
+    """``config`` with the score, choice and alert settings of ``overrides`` changed: only
+    those (the network is trained), and only when choosing (the stored calibration fits
+    the stored settings)."""
     if not choose:
         raise ConfigError("--set changes score settings for --choose only: add --choose")
     for item in overrides:
-        if not item.startswith("score."):
+        if not item.startswith(("score.", "choose.", "alert.")):
             raise ConfigError(f"--set {item}: a trained checkpoint takes score settings "
-                              "only (score.KEY=VALUE); train again to change the others")
+                              "only (score.KEY, choose.KEY or alert.KEY=VALUE); train again "
+                              "to change the others")
     return apply_overrides(config, overrides).check()
 
 
 def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,
                    dataset: str = "frames", past_frames: int = 2) -> tuple[ScoreConfig, dict]:
     """The training-free floor on the same validation set as a model: its patch size and
-    smoothing chosen there (when ``score.choose_on_validation``). Returns (settings,
+    smoothing chosen there (when ``choose.on_validation``). Returns (settings,
     report)."""
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)

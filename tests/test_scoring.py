@@ -18,6 +18,8 @@ from comemory.model import build_model
 from comemory.scoring import (
     Calibration,
     CausalMean,
+    ErrorStatistics,
+    MNADStatistics,
     VideoErrors,
     calibrate,
     causal_mean,
@@ -88,16 +90,17 @@ def test_calibration_weights_are_inverse_training_means():
 
 
 def test_abnormality_score_equation():
-    calibration = Calibration(flow_weight=2.0, frame_weight=0.5)
-    score = thesis_score(np.array([0.5, 1.5]), np.array([4.0, 0.0]), calibration, lambda_s=3.0)
+    statistics = ErrorStatistics(flow_weight=2.0, frame_weight=0.5)
+    score = thesis_score(np.array([0.5, 1.5]), np.array([4.0, 0.0]), statistics, lambda_s=3.0)
     np.testing.assert_allclose(score, [math.log(1.0) + 3 * 2.0, math.log(3.0)])
-    assert np.isfinite(thesis_score(np.array([0.0]), np.array([0.0]), calibration, 1.0)).all()
+    assert np.isfinite(thesis_score(np.array([0.0]), np.array([0.0]), statistics, 1.0)).all()
 
 
 def test_zscore_formula_is_hf2vad_weighted_sum_without_log():
-    calibration = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]))  # means 2, 4; stds 1, 2
-    assert (calibration.flow_std, calibration.frame_std) == (1.0, 2.0)
-    score = zscore_score(np.array([2.0, 5.0]), np.array([8.0, 4.0]), calibration, 0.1)
+    statistics = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]))  # means 2, 4; stds 1, 2
+    assert (statistics.flow_std, statistics.frame_std) == (1.0, 2.0)
+    score = zscore_score(np.array([2.0, 5.0]), np.array([8.0, 4.0]), statistics, 0.1)
+    calibration = Calibration(statistics)
     np.testing.assert_allclose(score, [0.0 + 0.1 * 2.0, 3.0 + 0.0])
     errors = VideoErrors("v", np.arange(2), flow_error=np.array([2.0, 5.0]),
                          frame_error=np.array([8.0, 4.0]))
@@ -110,8 +113,9 @@ def test_zscore_formula_is_hf2vad_weighted_sum_without_log():
 
 def test_motion_prior_adds_the_z_scored_most_moving_patch():
     # means 2, 4, 1; stds 1, 2, 0.5
-    calibration = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]), np.array([0.5, 1.5]))
-    assert (calibration.motion_mean, calibration.motion_std) == (1.0, 0.5)
+    statistics = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]), np.array([0.5, 1.5]))
+    assert (statistics.motion_mean, statistics.motion_std) == (1.0, 0.5)
+    calibration = Calibration(statistics)
     errors = VideoErrors("v", np.arange(2), flow_error=np.array([2.0, 5.0]),
                          frame_error=np.array([8.0, 4.0]), motion=np.array([1.0, 3.0]),
                          flow_maps=np.ones((2, 2, 2), np.float16),
@@ -124,7 +128,7 @@ def test_motion_prior_adds_the_z_scored_most_moving_patch():
     # the maps show where the network erred: the frame-level prior stays out of them
     np.testing.assert_allclose(scorer_for("comemory", prior).pixel_maps(errors, calibration),
                                scorer_for("comemory", plain).pixel_maps(errors, calibration))
-    old = calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0]))  # calibrated without motion
+    old = Calibration(calibrate(np.array([1.0, 3.0]), np.array([2.0, 6.0])))  # without motion
     with pytest.raises(ValueError, match="validate --choose"):
         scorer_for("comemory", prior).frame_scores(errors, old)
 
@@ -249,16 +253,32 @@ def test_flow_floor_scores_the_most_moving_patch_of_the_motion_into_each_frame()
 def test_mnad_score_rises_with_low_psnr_and_far_features():
     errors = VideoErrors("v", np.arange(3), psnr=np.array([30.0, 20.0, 30.0]),
                          distance=np.array([0.1, 0.1, 0.5]))
-    calibration = Calibration(psnr_mean=30.0, psnr_std=2.0, distance_mean=0.1, distance_std=0.1)
+    calibration = Calibration(MNADStatistics(psnr_mean=30.0, psnr_std=2.0, distance_mean=0.1,
+                                             distance_std=0.1))
     scores = scorer_for("mnad", ScoreConfig()).frame_scores(errors, calibration)
     np.testing.assert_allclose(scores, [0.0, 0.6 * 5.0, 0.4 * 4.0])
+    with pytest.raises(ValueError, match="reads ErrorStatistics, the calibration holds MNAD"):
+        scorer_for("comemory", ScoreConfig()).frame_scores(errors, calibration)
     np.testing.assert_allclose(mnad_scores_video_minmax(errors), [0.0, 0.6, 0.4])
 
 
 def test_calibration_round_trips_with_its_extra_statistics():
-    calibration = Calibration(flow_weight=2.0, frame_weight=0.5, extra={"score_mean": 1.5})
+    calibration = Calibration(ErrorStatistics(2.0, 0.5), threshold=3.0,
+                              extra={"score_mean": 1.5})
     again = Calibration.from_dict(calibration.to_dict())
     assert again == calibration and calibration.to_dict()["score_mean"] == 1.5
+    mnad = Calibration(MNADStatistics(30.0, 2.0, 0.1, 0.1))
+    assert Calibration.from_dict(mnad.to_dict()) == mnad
+    assert Calibration.from_dict(Calibration().to_dict()) == Calibration()  # the floor's
+    # the flat record checkpoints have always held: each statistic by name, None if unused
+    old = {"flow_weight": None, "frame_weight": None, "flow_mean": None, "flow_std": None,
+           "frame_mean": None, "frame_std": None, "psnr_mean": 30.0, "psnr_std": 2.0,
+           "distance_mean": 0.1, "distance_std": 0.1, "threshold": 1.2,
+           "false_alarm_rate": 0.01, "pixel_statistics": None, "frames": 300}
+    loaded = Calibration.from_dict(old)
+    assert loaded.statistics == MNADStatistics(30.0, 2.0, 0.1, 0.1)
+    assert (loaded.threshold, loaded.extra) == (1.2, {"frames": 300})
+    assert set(mnad.to_dict()) >= set(old) - {"frames"}
 
 
 def location_errors(flow_logs: list, frame_logs: list) -> VideoErrors:
@@ -285,7 +305,7 @@ def test_pixel_statistics_are_each_pixels_log_mean_and_spread():
 def test_location_formula_weighs_an_error_against_what_its_pixel_usually_shows():
     statistics = np.array([[[2.0, -1.0]], [[1.0, 0.1]], [[0.0, 0.0]], [[1.0, 2.0]]],
                           dtype=np.float32)
-    calibration = Calibration(flow_weight=1.0, frame_weight=1.0, pixel_statistics=statistics)
+    calibration = Calibration(ErrorStatistics(1.0, 1.0, pixel_statistics=statistics))
     # pixel 0 errs most (log 3 against log 0) but that is its usual; pixel 1 never errs so
     errors = location_errors([[3.0, 0.0]], [[0.0, 4.0]])
     flow_only = scorer_for("comemory", ScoreConfig(formula="location", lambda_s=0.0))
@@ -299,7 +319,7 @@ def test_location_formula_weighs_an_error_against_what_its_pixel_usually_shows()
     thesis = scorer_for("comemory", ScoreConfig(formula="thesis", lambda_s=0.0))
     np.testing.assert_allclose(thesis.frame_scores(errors, calibration), [3.0], atol=0.01)
     with pytest.raises(ValueError, match="validate --choose"):
-        flow_only.frame_scores(errors, Calibration(flow_weight=1.0, frame_weight=1.0))
+        flow_only.frame_scores(errors, Calibration(ErrorStatistics(1.0, 1.0)))
     with pytest.raises(ValueError, match="cannot be aligned"):
         flow_only.aligned_scores(errors, calibration)
 
@@ -307,19 +327,20 @@ def test_location_formula_weighs_an_error_against_what_its_pixel_usually_shows()
 def test_per_pixel_statistics_survive_a_checkpoint(tmp_path):
     training = [location_errors([[1.0, -1.0], [3.0, -1.0]], [[0.0, 0.0], [0.0, 2.0]])]
     calibration = score_statistics(training, "comemory")
-    assert calibration.pixel_statistics is not None
+    assert calibration.statistics.pixel_statistics is not None
     torch.save({"calibration": calibration.to_dict()}, tmp_path / "state.pt")
     loaded = torch.load(tmp_path / "state.pt", weights_only=True)  # as checkpoints are read
     again = Calibration.from_dict(loaded["calibration"])
-    np.testing.assert_array_equal(again.pixel_statistics, calibration.pixel_statistics)
-    assert again.flow_weight == calibration.flow_weight
+    np.testing.assert_array_equal(again.statistics.pixel_statistics,
+                                  calibration.statistics.pixel_statistics)
+    assert again.statistics.flow_weight == calibration.statistics.flow_weight
     # without maps, no per-pixel statistics: the frame-wide formulas need none
     plain = [VideoErrors("v", np.arange(2), flow_error=np.ones(2), frame_error=np.ones(2))]
-    assert score_statistics(plain, "comemory").pixel_statistics is None
+    assert score_statistics(plain, "comemory").statistics.pixel_statistics is None
 
 
 def test_aligned_scores_credit_the_flow_term_to_the_frame_it_describes():
-    calibration = Calibration(flow_weight=1.0, frame_weight=1.0)
+    calibration = Calibration(ErrorStatistics(1.0, 1.0))
     errors = VideoErrors("v", np.arange(2, 5), flow_error=np.exp([1.0, 2.0, 3.0]),
                          frame_error=np.array([10.0, 20.0, 30.0]))
     scorer = scorer_for("comemory", ScoreConfig(lambda_s=1.0))

@@ -35,7 +35,7 @@ from comemory.detect.video_writer import write_video
 from comemory.export import example_inputs
 from comemory.model import build_model
 from comemory.progress import progress
-from comemory.scoring import Calibration, FrameScorer
+from comemory.scoring import Calibration, ErrorStatistics, FrameScorer
 
 VARIANTS = (("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True))
 WARM_UP_FRAMES = 5
@@ -73,7 +73,7 @@ def measure(config: Config, video: Path, frames: int, bf16: bool, channels_last:
     """Stream ``frames`` frames of ``video`` through a detector after a short warm-up."""
     model = build_model(config.model)
     engine = torch_engine(FrameScorer(model, config.score), bf16, channels_last)
-    detector = Detector(engine, config, Calibration(flow_weight=1.0, frame_weight=1.0),
+    detector = Detector(engine, config, Calibration(ErrorStatistics(1.0, 1.0)),
                         model.past_frames)
     results = detector.run_stream(CaptureStream(str(video), live=False), progress=False)
     label = f"{config.model.image_size}px w{config.model.width} {'bf16' if bf16 else 'fp32'}" \

@@ -19,87 +19,118 @@ PIXEL_SPREAD_FLOOR = 0.1
 
 
 @dataclass
-class Calibration:
-    """Statistics of the training frames, stored in the checkpoint.
+class ErrorStatistics:
+    """What the co-memory network's scorer reads of its training frames.
 
-    flow_weight, frame_weight: w_F and w_I of eq. 3.20 (co-memory).
-    flow_mean/std, frame_mean/std, motion_mean/std: of S_F(P~), S_I(P~) and the most
-    moving patch's flow magnitude, for the ``zscore`` formula.
-    psnr_mean/std, distance_mean/std: standardise MNAD's two score terms.
-    pixel_statistics: (4, S, S) float32, the ``location`` formula's per-pixel mean and
-    spread of the log flow-error map, then of the log frame-error map (None: not kept).
-    threshold: the alert threshold, the score exceeded by ``false_alarm_rate`` of the
-    held-out normal frames (``extra["normal_scores"]`` keeps their distribution).
+    flow_weight, frame_weight: w_F and w_I of eq. 3.20 (inverse means; the ``thesis``
+    formula). flow_mean/std, frame_mean/std: of S_F(P~) and S_I(P~) (``zscore``).
+    motion_mean/std: of the most moving patch's flow magnitude (the motion prior; None
+    where not measured). pixel_statistics: (4, S, S) float32, the ``location`` formula's
+    per-pixel mean and spread of the log flow-error map, then of the log frame-error map
+    (None: not kept).
     """
 
-    flow_weight: float | None = None
-    frame_weight: float | None = None
+    flow_weight: float
+    frame_weight: float
     flow_mean: float | None = None
     flow_std: float | None = None
     frame_mean: float | None = None
     frame_std: float | None = None
     motion_mean: float | None = None
     motion_std: float | None = None
-    psnr_mean: float | None = None
-    psnr_std: float | None = None
-    distance_mean: float | None = None
-    distance_std: float | None = None
+    pixel_statistics: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, errors: list[VideoErrors]) -> ErrorStatistics:
+        """From the training frames' errors: eq. 3.20, the z-score statistics, the motion's
+        where every video has it, the per-pixel ones where every video kept its maps."""
+        motion = (np.concatenate([e.motion for e in errors])
+                  if all(e.motion is not None for e in errors) else None)
+        statistics = calibrate(np.concatenate([e.flow_error for e in errors]),
+                               np.concatenate([e.frame_error for e in errors]), motion)
+        if all(e.flow_maps is not None and e.frame_maps is not None for e in errors):
+            statistics.pixel_statistics = pixel_statistics(errors)
+        return statistics
+
+
+@dataclass
+class MNADStatistics:
+    """What MNAD's scorer reads of its training frames: the mean and spread of the PSNR
+    and of the feature distance, which standardise its two terms."""
+
+    psnr_mean: float
+    psnr_std: float
+    distance_mean: float
+    distance_std: float
+
+    @classmethod
+    def fit(cls, errors: list[VideoErrors]) -> MNADStatistics:
+        psnr = np.concatenate([e.psnr for e in errors])
+        distance = np.concatenate([e.distance for e in errors])
+        return cls(float(psnr.mean()), _spread(psnr), float(distance.mean()),
+                   _spread(distance))
+
+
+Statistics = ErrorStatistics | MNADStatistics
+_KINDS: tuple[type, ...] = (ErrorStatistics, MNADStatistics)
+
+
+@dataclass
+class Calibration:
+    """A checkpoint's training statistics and alert threshold.
+
+    statistics: the scorer's own (ErrorStatistics for co-memory, MNADStatistics for MNAD;
+    None for the training-free floor, which reads none). threshold: the alert threshold,
+    the score exceeded by ``false_alarm_rate`` of the held-out normal frames
+    (``extra["normal_scores"]`` keeps their distribution; comemory.alerts sets it).
+    """
+
+    statistics: Statistics | None = None
     threshold: float | None = None
     false_alarm_rate: float | None = None
-    pixel_statistics: np.ndarray | None = None
     extra: dict = field(default_factory=dict)  # score distribution, frames, date
 
     def to_dict(self) -> dict:
-        """A record a checkpoint can hold (loaded with weights_only: arrays as tensors)."""
-        record = asdict(self)
-        if self.pixel_statistics is not None:
-            record["pixel_statistics"] = torch.from_numpy(self.pixel_statistics)
-        return {**record.pop("extra"), **record}
+        """A flat record a checkpoint can hold (loaded with weights_only: arrays as
+        tensors), every statistic of every kind named (None where another kind's), as
+        checkpoints have always stored it."""
+        record = {name: None for kind in _KINDS for name in kind.__dataclass_fields__}
+        if self.statistics is not None:
+            record.update(asdict(self.statistics))
+        if record["pixel_statistics"] is not None:
+            record["pixel_statistics"] = torch.from_numpy(record["pixel_statistics"])
+        return {**self.extra, **record, "threshold": self.threshold,
+                "false_alarm_rate": self.false_alarm_rate}
 
     @classmethod
     def from_dict(cls, record: dict) -> Calibration:
-        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        calibration = cls(**{k: v for k, v in record.items() if k in names},
-                          extra={k: v for k, v in record.items() if k not in names})
-        if calibration.pixel_statistics is not None:
-            calibration.pixel_statistics = np.asarray(calibration.pixel_statistics,
-                                                      dtype=np.float32)
-        return calibration
+        """From ``to_dict``'s record: the statistics are of the kind whose values are set."""
+        statistics = None
+        for kind in _KINDS:
+            names = list(kind.__dataclass_fields__)
+            if record.get(names[0]) is not None:
+                statistics = kind(**{name: record.get(name) for name in names})
+        if isinstance(statistics, ErrorStatistics) and statistics.pixel_statistics is not None:
+            statistics.pixel_statistics = np.asarray(statistics.pixel_statistics,
+                                                     dtype=np.float32)
+        known = {name for kind in _KINDS for name in kind.__dataclass_fields__}
+        known |= {"threshold", "false_alarm_rate"}
+        return cls(statistics, record.get("threshold"), record.get("false_alarm_rate"),
+                   {k: v for k, v in record.items() if k not in known})
 
 
 def calibrate(flow_errors: np.ndarray, frame_errors: np.ndarray,
-              motion: np.ndarray | None = None) -> Calibration:
+              motion: np.ndarray | None = None) -> ErrorStatistics:
     """Eq. 3.20 (w_F, w_I: inverse means) and the z-score statistics, from the training
     frames' S_F(P~), S_I(P~) and (where given) most moving patch's flow magnitude."""
     flow_mean, frame_mean = float(np.mean(flow_errors)), float(np.mean(frame_errors))
     if not (flow_mean > 0 and frame_mean > 0):
         raise ValueError("training errors are all zero: cannot calibrate w_F, w_I")
-    calibration = Calibration(1.0 / flow_mean, 1.0 / frame_mean, flow_mean,
-                              _spread(flow_errors), frame_mean, _spread(frame_errors))
+    statistics = ErrorStatistics(1.0 / flow_mean, 1.0 / frame_mean, flow_mean,
+                                 _spread(flow_errors), frame_mean, _spread(frame_errors))
     if motion is not None:
-        calibration.motion_mean, calibration.motion_std = float(np.mean(motion)), _spread(motion)
-    return calibration
-
-
-def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
-    """The statistics the architecture's scores read, from its training frames' errors:
-    eq. 3.20 and z-score statistics (co-memory), PSNR and distance mean and spread (MNAD),
-    nothing for the training-free floor."""
-    if architecture == "flow_floor":
-        return Calibration()
-    if architecture == "mnad":
-        psnr = np.concatenate([e.psnr for e in errors])
-        distance = np.concatenate([e.distance for e in errors])
-        return Calibration(psnr_mean=float(psnr.mean()), psnr_std=_spread(psnr),
-                           distance_mean=float(distance.mean()),
-                           distance_std=_spread(distance))
-    motion = (np.concatenate([e.motion for e in errors])
-              if all(e.motion is not None for e in errors) else None)
-    calibration = calibrate(np.concatenate([e.flow_error for e in errors]),
-                            np.concatenate([e.frame_error for e in errors]), motion)
-    if all(e.flow_maps is not None and e.frame_maps is not None for e in errors):
-        calibration.pixel_statistics = pixel_statistics(errors)
-    return calibration
+        statistics.motion_mean, statistics.motion_std = float(np.mean(motion)), _spread(motion)
+    return statistics
 
 
 def pixel_statistics(errors: list[VideoErrors]) -> np.ndarray:

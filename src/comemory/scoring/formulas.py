@@ -31,50 +31,50 @@ from __future__ import annotations
 import numpy as np
 
 from comemory.config import SCORE_FORMULAS, ScoreConfig
-from comemory.scoring.calibration import Calibration
+from comemory.scoring.calibration import Calibration, ErrorStatistics, MNADStatistics
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
 
 FORMULAS = SCORE_FORMULAS  # the names config checks
 MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
 
 
-def thesis_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Calibration,
+def thesis_score(flow_error: np.ndarray, frame_error: np.ndarray, statistics: ErrorStatistics,
                  lambda_s: float) -> np.ndarray:
     """Eq. 3.18 from S_F(P~), S_I(P~) arrays (any shape)."""
-    flow_term = np.log(np.maximum(calibration.flow_weight * flow_error, LOG_FLOOR))
-    return flow_term + lambda_s * calibration.frame_weight * frame_error
+    flow_term = np.log(np.maximum(statistics.flow_weight * flow_error, LOG_FLOOR))
+    return flow_term + lambda_s * statistics.frame_weight * frame_error
 
 
-def zscore_score(flow_error: np.ndarray, frame_error: np.ndarray, calibration: Calibration,
+def zscore_score(flow_error: np.ndarray, frame_error: np.ndarray, statistics: ErrorStatistics,
                  frame_weight: float, motion: np.ndarray | None = None,
                  motion_weight: float = 0.0) -> np.ndarray:
     """HF2-VAD: z-scored flow error + ``frame_weight`` x z-scored frame error (any shape),
     + ``motion_weight`` x z-scored ``motion`` where that weight is above 0."""
-    flow_term = (flow_error - calibration.flow_mean) / calibration.flow_std
-    frame_term = (frame_error - calibration.frame_mean) / calibration.frame_std
+    flow_term = (flow_error - statistics.flow_mean) / statistics.flow_std
+    frame_term = (frame_error - statistics.frame_mean) / statistics.frame_std
     score = flow_term + frame_weight * frame_term
     if motion_weight == 0:
         return score
-    if motion is None or calibration.motion_mean is None:
+    if motion is None or statistics.motion_mean is None:
         raise ValueError("score.zscore_motion_weight > 0 needs the motion part and its "
                          "training statistics; this checkpoint was calibrated without them: "
                          "run `comemory validate --choose` on it")
-    return score + motion_weight * (motion - calibration.motion_mean) / calibration.motion_std
+    return score + motion_weight * (motion - statistics.motion_mean) / statistics.motion_std
 
 
-def location_maps(flow_maps: np.ndarray, frame_maps: np.ndarray, calibration: Calibration,
+def location_maps(flow_maps: np.ndarray, frame_maps: np.ndarray, statistics: ErrorStatistics,
                   frame_weight: float) -> np.ndarray:
     """The ``location`` formula's z(x) from patch-mean error maps (n, S, S) -> (n, S, S)."""
-    statistics = calibration.pixel_statistics
-    if statistics is None:
+    pixels = statistics.pixel_statistics
+    if pixels is None:
         raise ValueError("score.formula location needs per-pixel training statistics; this "
                          "checkpoint was calibrated without them: run `comemory validate "
                          "--choose --set choose.offer_location=true` on it")
-    if statistics.shape[1:] != flow_maps.shape[1:]:
-        raise ValueError(f"per-pixel statistics are {statistics.shape[1]} x "
-                         f"{statistics.shape[2]}, the error maps {flow_maps.shape[1]} x "
+    if pixels.shape[1:] != flow_maps.shape[1:]:
+        raise ValueError(f"per-pixel statistics are {pixels.shape[1]} x "
+                         f"{pixels.shape[2]}, the error maps {flow_maps.shape[1]} x "
                          f"{flow_maps.shape[2]}: calibrate again at this image size")
-    flow_mean, flow_spread, frame_mean, frame_spread = statistics
+    flow_mean, flow_spread, frame_mean, frame_spread = pixels
     flow_z = (np.log(flow_maps.astype(np.float32) + LOG_FLOOR) - flow_mean) / flow_spread
     if frame_weight == 0:
         return flow_z
@@ -83,7 +83,10 @@ def location_maps(flow_maps: np.ndarray, frame_maps: np.ndarray, calibration: Ca
 
 
 class CoMemoryScorer:
-    """Scores of the co-memory network by ``config.formula`` (see the module)."""
+    """Scores of the co-memory network by ``config.formula`` (see the module), from its
+    ErrorStatistics."""
+
+    Statistics = ErrorStatistics
 
     def __init__(self, config: ScoreConfig):
         if config.formula not in FORMULAS:
@@ -122,30 +125,35 @@ class CoMemoryScorer:
             raise ValueError(f"{errors.name}: no error maps kept; score it with "
                              "keep_maps=True")
         if self.config.formula == "location":
-            return location_maps(errors.flow_maps, errors.frame_maps, calibration,
+            return location_maps(errors.flow_maps, errors.frame_maps,
+                                 own_statistics(calibration, ErrorStatistics),
                                  self.config.lambda_s)
         return self._combine(errors.flow_maps.astype(np.float32),
                              errors.frame_maps.astype(np.float32), calibration, None, 0.0)
 
     def _combine(self, flow: np.ndarray, frame: np.ndarray, calibration: Calibration,
                  motion: np.ndarray | None, motion_weight: float) -> np.ndarray:
+        statistics = own_statistics(calibration, ErrorStatistics)
         if self.config.formula == "zscore":
-            return zscore_score(flow, frame, calibration, self.config.zscore_frame_weight,
+            return zscore_score(flow, frame, statistics, self.config.zscore_frame_weight,
                                 motion, motion_weight)
-        return thesis_score(flow, frame, calibration, self.config.lambda_s)
+        return thesis_score(flow, frame, statistics, self.config.lambda_s)
 
 
 class MNADScorer:
-    """MNAD's score on training-standardised terms; its maps are the frame error."""
+    """MNAD's score on terms standardised by its MNADStatistics; its maps are the frame
+    error."""
 
     reads_maps = False
+    Statistics = MNADStatistics
 
     def __init__(self, config: ScoreConfig):
         self.config = config
 
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        psnr_term = (calibration.psnr_mean - errors.psnr) / calibration.psnr_std
-        distance_term = (errors.distance - calibration.distance_mean) / calibration.distance_std
+        statistics = own_statistics(calibration, MNADStatistics)
+        psnr_term = (statistics.psnr_mean - errors.psnr) / statistics.psnr_std
+        distance_term = (errors.distance - statistics.distance_mean) / statistics.distance_std
         return MNAD_PSNR_WEIGHT * psnr_term + (1 - MNAD_PSNR_WEIGHT) * distance_term
 
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
@@ -156,6 +164,7 @@ class FloorScorer:
     """The training-free floor: flow magnitude; needs no statistics."""
 
     reads_maps = False
+    Statistics = None
 
     def __init__(self, config: ScoreConfig):
         self.config = config
@@ -174,6 +183,22 @@ SCORERS = {"comemory": CoMemoryScorer, "mnad": MNADScorer, "flow_floor": FloorSc
 def scorer_for(architecture: str, config: ScoreConfig) -> Scorer:
     """The scorer of ``architecture`` ("comemory", "mnad" or "flow_floor")."""
     return SCORERS[architecture](config)
+
+
+def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
+    """A calibration holding the statistics the architecture's scorer reads, fitted on its
+    training frames' errors (none for the training-free floor); no threshold yet."""
+    kind = SCORERS[architecture].Statistics
+    return Calibration(None if kind is None else kind.fit(errors))
+
+
+def own_statistics(calibration: Calibration, kind: type) -> ErrorStatistics | MNADStatistics:
+    """``calibration``'s statistics if they are of ``kind``, else a ValueError saying so."""
+    if not isinstance(calibration.statistics, kind):
+        found = type(calibration.statistics).__name__
+        raise ValueError(f"this scorer reads {kind.__name__}, the calibration holds {found}: "
+                         "a checkpoint of another architecture?")
+    return calibration.statistics
 
 
 def mnad_scores_video_minmax(errors: VideoErrors) -> np.ndarray:

@@ -27,17 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 KINDS = ("speed", "foreign_object", "dropped_object")
-# Subtle enough that no setting scores 1.0 on them: at stride 3 and 4 % of the frame per
-# frame, even the training-free floor separated speed and foreign objects perfectly on
-# Ped2, so those kinds could not rank one setting above another.
+# Subtle enough that no setting scores 1.0 on them: kinds every setting separates
+# perfectly cannot rank one setting above another (docs/benchmarks.md, "Decisions").
 SPEED_STRIDE = 2
 OBJECT_SIDE = 0.2  # the pasted square's side, as a share of the frame's shorter side
-OBJECT_SPEED = 0.01  # per frame, as a share of the frame's longer side (Ped2: 3.6 px/frame,
-#                      a cyclist's pace; walkers move 1-2)
+OBJECT_SPEED = 0.01  # per frame, as a share of the frame's longer side: a cyclist's pace
 ONSET = 1 / 3  # objects appear this far into the clip
-# The pasted square fades in over this share of its side from each edge. A hard-edged
-# square is seen by the frame term at its edges, not as an object: on Ped2 that edge
-# separated the dropped objects (AUC 0.88) and validation chose frame weight 3 for it.
+# The pasted square fades in over this share of its side from each edge: a hard-edged
+# square is seen by the frame term at its edges, not as an object, and validation then
+# rewards the weight that sees edges (docs/benchmarks.md, "Decisions").
 FEATHER = 0.25
 
 Box = tuple[int, int, int, int]

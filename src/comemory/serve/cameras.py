@@ -32,8 +32,8 @@ log = logging.getLogger("comemory.serve")
 
 # A camera whose frames queue up (the model is behind) has up to this many scored in one
 # batch, one model call per step; one that keeps up scores each frame as it comes (batch
-# 1, no added latency). On 2 AVX2 cores batching bought no speed per frame (67.8 ms at
-# batch 1, 68.4 at 4: docs/benchmarks.md, Serve); the bound keeps a step short.
+# 1, no added latency). Batching bought no speed per frame on 2 CPU cores
+# (docs/benchmarks.md, Serve), so the bound only keeps a step short.
 FRAMES_PER_STEP = 4
 RETRY_SECONDS = 5.0  # wait before opening a source that failed again
 DEFAULT_FPS = 25.0

@@ -62,6 +62,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override one setting, e.g. "
                         "train.epochs=5 (repeatable)")
+    add_cache_argument(parser)
+
+
+def add_cache_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="prepared-video cache "
                         "(default $COMEMORY_CACHE or ~/.cache/comemory)")
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     pass
 
 from comemory.cli.arguments import (
+    add_cache_argument,
     add_data_arguments,
     add_threads_argument,
 )
@@ -107,8 +108,7 @@ def add_finetune(commands: argparse._SubParsersAction) -> None:
                           "the run's train.lr)")
     finetune.add_argument("--review-share", type=float, default=0.25, help="share of each "
                           "epoch's samples taken from the reviewed clips (default 0.25)")
-    finetune.add_argument("--cache-dir", type=Path, help="prepared-video cache "
-                          "(default $COMEMORY_CACHE or ~/.cache/comemory)")
+    add_cache_argument(finetune)
     add_threads_argument(finetune)
     finetune.set_defaults(run=_finetune, on_interrupt="nothing was written; run it again")
 

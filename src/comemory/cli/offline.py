@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from comemory.data.model_input import PreparedVideo
 
 from comemory.cli.arguments import (
+    add_cache_argument,
     add_config_arguments,
     add_data_arguments,
     add_device_argument,
@@ -96,8 +97,7 @@ def add_validate(commands: argparse._SubParsersAction) -> None:
     validate.add_argument("--set", dest="overrides", action="append", default=[],
                           metavar="score.KEY=VALUE", help="with --choose: change a score "
                           "setting first, e.g. score.zscore_motion_weight=1 (repeatable)")
-    validate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
-                          "(default $COMEMORY_CACHE or ~/.cache/comemory)")
+    add_cache_argument(validate)
     add_threads_argument(validate)
     add_device_argument(validate)
     validate.set_defaults(run=_validate, on_interrupt="run it again: the checkpoint is only "
@@ -117,8 +117,7 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
                           help="with --flow flo: <dir>/testing/<video>/*.flo")
     evaluate.add_argument("--fps", type=float, help="the test footage's frames per second: "
                           "the alert report then counts false events per hour")
-    evaluate.add_argument("--cache-dir", type=Path, help="prepared-video cache "
-                          "(default $COMEMORY_CACHE or ~/.cache/comemory)")
+    add_cache_argument(evaluate)
     add_threads_argument(evaluate)
     add_device_argument(evaluate)
     evaluate.set_defaults(run=_evaluate, on_interrupt="run it again: prepared videos are "

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-# PyTorch and OpenCV are imported inside the functions: config.py reads PRECISIONS from
+# PyTorch and OpenCV are imported inside the functions: config reads PRECISIONS from
 # here, and `comemory --help` must not wait for them.
 
 WAIT_VARIABLE = "OMP_WAIT_POLICY"

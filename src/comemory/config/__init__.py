@@ -9,15 +9,30 @@ A YAML file mirrors the sections below::
 from __future__ import annotations
 
 import copy
-import math
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from comemory.cpu import PRECISIONS
+from comemory.config.checks import (  # re-exported: the values settings may take
+    ARCHITECTURES,
+    BACKGROUND_MODELS,
+    CHOOSE_RULES,
+    COMPACTNESS_LOSSES,
+    DEVICE_PATTERN,
+    DIS_PRESET_NAMES,
+    FLOW_METHODS,
+    FLOW_PLACES,
+    HOLDOUT_MODES,
+    LR_SCHEDULES,
+    MEMORY_INITS,
+    MEMORY_READS,
+    RESIZE_MODES,
+    SCORE_FORMULAS,
+    flow_problems,
+    problems,
+)
 from comemory.errors import ConfigError
 
 
@@ -128,6 +143,26 @@ class AlertConfig:
 
 
 @dataclass
+class ObjectsConfig:
+    """Objects found from motion, with no learned weights (comemory.data.objects)."""
+
+    background: str = "mog2"  # mog2 | knn: OpenCV's model of the recent background
+    # frames the background model remembers: a thing that stops becomes background in
+    # about a tenth of them
+    history: int = 200
+    # a second background learns this many times slower, so that a thing that arrives and
+    # stays is still an object after the recent background has taken it in, for about
+    # history x long_term / 10 frames (0: none)
+    long_term: int = 50
+    difference: int = 15  # grey levels of change to the previous frame that count as motion
+    merge: int = 5  # pixels: gaps this small are closed, boxes this close joined
+    min_area: float = 0.0005  # share of the frame's area: smaller boxes are noise
+    max_area: float = 0.5  # larger ones are a lighting change or a camera that moved
+    max_aspect: float = 6.0  # longer side over shorter side
+    max_objects: int = 10  # the largest boxes are kept
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -135,6 +170,7 @@ class Config:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     choose: ChooseConfig = field(default_factory=ChooseConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return asdict(self)
@@ -145,7 +181,7 @@ class Config:
         Called before any data is read or any file written, so that a typo costs a
         one-line error, not an hour of preparation followed by a traceback.
         """
-        for problem in _problems(self):
+        for problem in problems(self):
             raise ConfigError(problem)
         return self
 
@@ -176,152 +212,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "score": {"patch_size": 8},
     },
 }
-
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-# The values a setting may take live here, where they are checked; the modules that act
-# on them import them from here (config imports nothing of comemory's but errors and cpu).
-ARCHITECTURES = ("comemory", "mnad")  # comemory.model.network.NETWORKS
-RESIZE_MODES = ("squash", "letterbox")  # comemory.data.frames.resize_frame
-FLOW_METHODS = ("dis", "farneback", "flo")  # comemory.data.flow
-DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # comemory.data.flow.DIS_PRESETS
-FLOW_PLACES = ("model", "native")
-HOLDOUT_MODES = ("tail", "videos")  # comemory.data.holdout.holdout_starts
-SCORE_FORMULAS = ("thesis", "zscore", "location")  # comemory.scoring.formulas
-MEMORY_READS = ("attached", "detached")
-COMPACTNESS_LOSSES = ("l2", "mse")
-MEMORY_INITS = ("normal", "uniform")
-LR_SCHEDULES = ("constant", "cosine")
-CHOOSE_RULES = ("one_se", "best")
-
-
-def _problems(config: Config) -> list[str]:
-    """Every setting of ``config`` that is out of range, as messages naming the key: each
-    section's own, then those that need two sections."""
-    model, score = config.model, config.score
-    across = [
-        (1 <= score.patch_size <= model.image_size,
-         f"score.patch_size must be between 1 and model.image_size ({model.image_size}), "
-         f"got {score.patch_size}"),
-    ]
-    return (flow_problems(config.flow) + model_problems(model) + train_problems(config.train)
-            + [message for ok, message in across if not ok] + score_problems(score)
-            + choose_problems(config.choose) + alert_problems(config.alert))
-
-
-def flow_problems(flow: FlowConfig) -> list[str]:
-    checks = [
-        (flow.at in FLOW_PLACES, f"flow.at must be one of {list(FLOW_PLACES)}, got {flow.at!r}"),
-        (flow.longest_side >= 0, f"flow.longest_side must be >= 0 (0: no limit), "
-         f"got {flow.longest_side}"),
-        (flow.method != "dis" or flow.preset in DIS_PRESET_NAMES,
-         f"flow.preset {flow.preset!r} unknown; choose one of {sorted(DIS_PRESET_NAMES)}"),
-        (flow.method in FLOW_METHODS,
-         f"flow.method {flow.method!r} unknown; choose dis, farneback or flo"),
-        (flow.method != "flo" or bool(flow.flo_dir),
-         "flow.method flo needs flow.flo_dir, the folder of precomputed .flo files"),
-    ]
-    return [message for ok, message in checks if not ok]
-
-
-def model_problems(model: ModelConfig) -> list[str]:
-    checks = [
-        (model.architecture in ARCHITECTURES,
-         f"model.architecture must be one of {sorted(ARCHITECTURES)}, "
-         f"got {model.architecture!r}"),
-        (model.image_size >= 16 and model.image_size % 8 == 0,
-         f"model.image_size must be a multiple of 8 and at least 16 (the U-Net halves it "
-         f"three times), got {model.image_size}"),
-        (model.channels in (1, 3), f"model.channels must be 1 (grey) or 3 (colour), "
-         f"got {model.channels}"),
-        (model.resize in RESIZE_MODES, f"model.resize must be one of {list(RESIZE_MODES)}, "
-         f"got {model.resize!r}"),
-        (math.isfinite(model.width) and model.width > 0,
-         f"model.width must be > 0, got {model.width}"),
-        (model.appearance_memory >= 0 and model.motion_memory >= 0,
-         "model.appearance_memory and model.motion_memory must be >= 0 (0 = no memory)"),
-        (model.read in MEMORY_READS, f"model.read must be one of {list(MEMORY_READS)}, "
-         f"got {model.read!r}"),
-        (model.compactness in COMPACTNESS_LOSSES, f"model.compactness must be one of "
-         f"{list(COMPACTNESS_LOSSES)}, got {model.compactness!r}"),
-        (model.memory_init in MEMORY_INITS, f"model.memory_init must be one of "
-         f"{list(MEMORY_INITS)}, got {model.memory_init!r}"),
-        (0 <= model.motion_skips <= 3, f"model.motion_skips must be 0-3, "
-         f"got {model.motion_skips}"),
-        (model.architecture != "mnad" or model.appearance_memory > 0,
-         "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
-    ]
-    return [message for ok, message in checks if not ok]
-
-
-def train_problems(train: TrainConfig) -> list[str]:
-    finite = math.isfinite
-    checks = [
-        (train.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of "
-         f"{list(LR_SCHEDULES)}, got {train.lr_schedule!r}"),
-        (train.epochs >= 1, f"train.epochs must be at least 1, got {train.epochs}"),
-        (train.batch_size >= 1, f"train.batch_size must be at least 1, got {train.batch_size}"),
-        (finite(train.lr) and train.lr > 0, f"train.lr must be a number > 0, got {train.lr}"),
-        (finite(train.weight_decay) and train.weight_decay >= 0,
-         f"train.weight_decay must be >= 0, got {train.weight_decay}"),
-        (all(finite(v) and v >= 0 for v in _loss_weights(train)),
-         "train.lambda_* loss weights must be numbers >= 0"),
-        (finite(train.margin) and train.margin >= 0,
-         f"train.margin must be >= 0, got {train.margin}"),
-        (train.threads >= 0, f"train.threads must be >= 0 (0 = one per core), "
-         f"got {train.threads}"),
-        (train.precision in PRECISIONS,
-         f"train.precision must be auto, fp32 or bf16, got {train.precision!r}"),
-        (DEVICE_PATTERN.fullmatch(train.device) is not None,
-         f"train.device must be auto, cpu, cuda or cuda:N, got {train.device!r}"),
-        (train.checkpoint_every >= 0,
-         f"train.checkpoint_every must be >= 0 (0 = at epoch ends only), "
-         f"got {train.checkpoint_every}"),
-        (train.holdout in HOLDOUT_MODES,
-         f"train.holdout must be tail or videos, got {train.holdout!r}"),
-        (0.0 <= train.holdout_fraction < 1.0,
-         f"train.holdout_fraction must be in [0, 1), got {train.holdout_fraction}"),
-    ]
-    return [message for ok, message in checks if not ok]
-
-
-def score_problems(score: ScoreConfig) -> list[str]:
-    finite = math.isfinite
-    checks = [
-        (score.patch_stride >= 1, f"score.patch_stride must be >= 1, got {score.patch_stride}"),
-        (finite(score.lambda_s), f"score.lambda_s must be a finite number, got {score.lambda_s}"),
-        (score.formula in SCORE_FORMULAS,
-         f"score.formula must be thesis, zscore or location, got {score.formula!r}"),
-        (finite(score.zscore_frame_weight), "score.zscore_frame_weight must be a finite number"),
-        (finite(score.zscore_motion_weight) and score.zscore_motion_weight >= 0,
-         f"score.zscore_motion_weight must be >= 0 (0: none), got {score.zscore_motion_weight}"),
-        (score.zscore_motion_weight == 0 or score.formula == "zscore",
-         "score.zscore_motion_weight adds a term to the zscore formula only: set "
-         "score.formula=zscore too"),
-        (score.causal_window >= 1, f"score.causal_window must be >= 1 (1: no smoothing), "
-         f"got {score.causal_window}"),
-        (finite(score.centred_sigma) and score.centred_sigma >= 0,
-         f"score.centred_sigma must be >= 0 (0: none), got {score.centred_sigma}"),
-        (finite(score.test_time_update) and score.test_time_update >= 0,
-         f"score.test_time_update must be >= 0 (0: off), got {score.test_time_update}"),
-    ]
-    return [message for ok, message in checks if not ok]
-
-
-def choose_problems(choose: ChooseConfig) -> list[str]:
-    if choose.rule in CHOOSE_RULES:
-        return []
-    return [f"choose.rule must be one_se or best, got {choose.rule!r}"]
-
-
-def alert_problems(alert: AlertConfig) -> list[str]:
-    if 0.0 < alert.false_alarm_rate < 1.0:
-        return []
-    return [f"alert.false_alarm_rate must be between 0 and 1, got {alert.false_alarm_rate}"]
-
-
-def _loss_weights(train: TrainConfig) -> list[float]:
-    return [value for name, value in asdict(train).items() if name.startswith("lambda_")]
 
 
 def preset(name: str) -> Config:
@@ -425,3 +315,11 @@ def _set_field(section: Any, section_name: str, key: str, value: Any, source: st
         raise ConfigError(f"{source}: {section_name}.{key} must be {expected.__name__}, "
                           f"got {value!r}")
     setattr(section, key, value)
+
+__all__ = ["ARCHITECTURES", "AlertConfig", "BACKGROUND_MODELS", "CHOOSE_RULES",
+           "COMPACTNESS_LOSSES", "ChooseConfig", "Config", "DEVICE_PATTERN",
+           "DIS_PRESET_NAMES", "FLOW_METHODS", "FLOW_PLACES", "FlowConfig",
+           "HOLDOUT_MODES", "LR_SCHEDULES", "MEMORY_INITS", "MEMORY_READS", "MOVED_KEYS",
+           "ModelConfig", "ObjectsConfig", "PRESETS", "RESIZE_MODES", "SCORE_FORMULAS",
+           "ScoreConfig", "TrainConfig", "apply_overrides", "flow_problems", "load_yaml",
+           "merge", "preset", "read_yaml_mapping"]

@@ -71,6 +71,7 @@ class ObjectFinder:
     def reset(self) -> None:
         """Forget the scene: the next frame starts a new video."""
         self._previous: np.ndarray | None = None
+        self.foreground_mask: np.ndarray | None = None  # the last frame's, uint8 (H, W)
         self._seen = 0  # frames the background models have learned
         self._recent = self._background_model(self.config.history)
         self._long = (self._background_model(self.config.history * self.config.long_term)
@@ -87,7 +88,8 @@ class ObjectFinder:
     def find(self, frame: np.ndarray) -> list[Box]:
         """The boxes of ``frame`` (uint8 grey (H, W) or BGR (H, W, 3)), largest first."""
         grey = _grey(frame)
-        return self.boxes_of(self.foreground(grey), grey.shape)
+        self.foreground_mask = self.foreground(grey)
+        return self.boxes_of(self.foreground_mask, grey.shape)
 
     def foreground(self, grey: np.ndarray) -> np.ndarray:
         """The union of the three cues as a uint8 mask (255: foreground), (H, W)."""

@@ -8,11 +8,11 @@ unusual object.
 Flow: DIS medium at the frames' own 360 x 240. Boxes: ``comemory.data.objects`` with the
 config's defaults, its background models first shown every fifth training frame. The
 mixture: 5 full-covariance components. Nothing is chosen on the test split: one setting
-of each kind is measured, with and without position. Micro AUC over every test frame;
-Diagnostics without the mixture: each frame's fastest object, by its raw flow and per
-box height. "calibrated" = the negative log-likelihood itself (a training statistic), causal over the
+of each kind is measured, with and without position. Micro AUC over every test frame:
+"calibrated" = the negative log-likelihood itself (a training statistic), causal over the
 last 9 frames too; "per-video min-max" = each video scaled by its own range (MNAD's
-protocol, offline). Written to
+protocol, offline). Diagnostics without the mixture: each frame's fastest object, by its
+raw flow and per box height. Written to
 benchmarks/results/ped2-motion-model.json. Skips where Ped2 is absent.
 """
 from __future__ import annotations

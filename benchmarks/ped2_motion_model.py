@@ -54,7 +54,7 @@ def main() -> int:
         result["rows"][name] = _row(train_objects, test_objects, labels, position)
         print(name, {k: round(v, 3) for k, v in result["rows"][name].items()
                      if isinstance(v, float)}, flush=True)
-    result["diagnostics"] = _diagnostics(test_objects, np.concatenate(labels))
+    result["diagnostics"] = _diagnostics(train_objects, test_objects, np.concatenate(labels))
     print(result["diagnostics"], flush=True)
     result.update(seconds=time.perf_counter() - started, git_commit=git_commit(),
                   machine=machine())
@@ -123,11 +123,16 @@ def _row(train_objects, test_objects, labels, position: bool) -> dict:
                 [np.full(len(s), max(np.ptp(s), 1e-9)) for s in scores])))}
 
 
-def _diagnostics(test_objects: list[list[np.ndarray]], truth: np.ndarray) -> dict:
+def _diagnostics(train_objects: list[list[np.ndarray]], test_objects: list[list[np.ndarray]],
+                 truth: np.ndarray) -> dict:
     """No mixture: a frame scored by its fastest object, by the object's own flow
-    magnitude (summed over the bins) with and without dividing by its box height, and
-    the latter over boxes at least 20 px tall: where the learned model loses."""
+    magnitude (summed over the bins) with and without dividing by its box height, the
+    latter over boxes at least 20 px tall, and divided by the height the training boxes
+    have at its row (a straight line fitted to their heights by their centres' rows):
+    where the learned model loses."""
     frames = [frame for video in test_objects for frame in video]
+    boxes = np.concatenate([frame for video in train_objects for frame in video])
+    row_height = np.polyfit(boxes[:, 9], boxes[:, 10], 1)
 
     def auc(speed, keep=lambda f: np.ones(len(f), bool)) -> float:
         scores = [speed(f[keep(f)]).max() if keep(f).any() else 0.0 for f in frames]
@@ -136,7 +141,10 @@ def _diagnostics(test_objects: list[list[np.ndarray]], truth: np.ndarray) -> dic
     per_height = lambda f: f[:, :8].sum(1)  # noqa: E731
     return {"fastest_object_raw": auc(lambda f: per_height(f) * f[:, 10]),
             "fastest_object_per_height": auc(per_height),
-            "fastest_object_per_height_20px": auc(per_height, lambda f: f[:, 10] >= 20)}
+            "fastest_object_per_height_20px": auc(per_height, lambda f: f[:, 10] >= 20),
+            "fastest_object_per_row_height": auc(
+                lambda f: per_height(f) * f[:, 10] / np.maximum(np.polyval(row_height,
+                                                                           f[:, 9]), 5))}
 
 
 if __name__ == "__main__":

@@ -17,14 +17,18 @@ benchmarks/results/ped2-motion-model.json. Skips where Ped2 is absent.
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from comemory.bench import machine
-from comemory.config import Config, FlowConfig
+from comemory.config import Config, FlowConfig, ObjectsConfig, apply_overrides
 from comemory.data.datasets import read_dataset
 from comemory.data.flow import FlowEstimator
 from comemory.data.objects import ObjectFinder
@@ -40,16 +44,23 @@ CAUSAL_WINDOW = 9  # one fixed smoothing, the longest validation offers elsewher
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="objects.KEY=VALUE", help="another object-finder setting "
+                        "(repeatable): an experiment, never a default")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
     if ped2_missing(DEFAULT_DATA, "training", "testing"):
         return 0
+    settings = apply_overrides(Config(), args.overrides).check().objects
     started = time.perf_counter()
     training = read_dataset("frames", DEFAULT_DATA, "training")
     normal = [image for video in training for image in video.source.read_bgr()[::LEARN_EVERY]]
     test = read_dataset("frames", DEFAULT_DATA, "testing")
-    train_objects, test_objects = _cached_objects(training, test, normal)
+    train_objects, test_objects = _cached_objects(training, test, normal, settings)
     labels = [video.labels.resolve(video.source.frame_count(), video.name) for video in test]
     result = {"components": COMPONENTS, "learned_from": f"every {LEARN_EVERY}th training frame",
-              "objects": Config().objects.__dict__, "rows": {}}
+              "objects": vars(settings), "rows": {}}
     for name, position in (("motion", False), ("motion_position", True)):
         result["rows"][name] = _row(train_objects, test_objects, labels, position)
         print(name, {k: round(v, 3) for k, v in result["rows"][name].items()
@@ -58,16 +69,20 @@ def main() -> int:
     print(result["diagnostics"], flush=True)
     result.update(seconds=time.perf_counter() - started, git_commit=git_commit(),
                   machine=machine())
-    write_results(RESULTS, result)
+    write_results(args.results, result)
     return 0
 
 
-def _cached_objects(training, test, normal) -> tuple[list, list]:
-    """Every frame's object vectors, computed once into runs/ped2-motion-vectors.npz."""
-    cache = PROJECT / "runs" / "ped2-motion-vectors.npz"
+def _cached_objects(training, test, normal, settings: ObjectsConfig) -> tuple[list, list]:
+    """Every frame's object vectors, computed once per setting of the object finder into
+    runs/ped2-motion-vectors-<settings>.npz."""
+    key = hashlib.sha1(json.dumps(vars(settings), sort_keys=True).encode()).hexdigest()[:10]
+    cache = PROJECT / "runs" / f"ped2-motion-vectors-{key}.npz"
     if not cache.exists():
-        vectors = {f"train/{v.name}": _objects(v.source.read_bgr(), normal) for v in training}
-        vectors |= {f"test/{v.name}": _objects(v.source.read_bgr(), normal) for v in test}
+        vectors = {f"train/{v.name}": _objects(v.source.read_bgr(), normal, settings)
+                   for v in training}
+        vectors |= {f"test/{v.name}": _objects(v.source.read_bgr(), normal, settings)
+                    for v in test}
         flat = {f"{key}/{t}": frame for key, frames in vectors.items()
                 for t, frame in enumerate(frames)}
         cache.parent.mkdir(exist_ok=True)
@@ -81,11 +96,12 @@ def _cached_objects(training, test, normal) -> tuple[list, list]:
             [frames_of(f"test/{v.name}", v.source.frame_count()) for v in test])
 
 
-def _objects(images: np.ndarray, normal: list[np.ndarray]) -> list[np.ndarray]:
+def _objects(images: np.ndarray, normal: list[np.ndarray], settings: ObjectsConfig
+             ) -> list[np.ndarray]:
     """Per frame, the motion vectors with position (k, 10) of its objects and their box
     heights (an 11th column, for diagnostics); the first frame, with no flow into it, has
     none."""
-    finder, flow_of = ObjectFinder(Config().objects), FlowEstimator(FlowConfig())
+    finder, flow_of = ObjectFinder(settings), FlowEstimator(FlowConfig())
     finder.learn(normal)
     frames = []
     for t, image in enumerate(images):

@@ -13,14 +13,16 @@ figures is listed in docs/benchmarks.md. Skips with a message where Ped2 is abse
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from comemory.bench import machine
-from comemory.config import Config
+from comemory.config import Config, apply_overrides
 from comemory.data.datasets import read_dataset
 from comemory.data.objects import Box, ObjectFinder, mask_coverage
 from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
@@ -31,9 +33,16 @@ LEARN_EVERY = 5  # training frames shown to the background models: every fifth
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="objects.KEY=VALUE", help="another object-finder setting "
+                        "(repeatable): an experiment, never a default")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file (the "
+                        "picture goes beside it)")
+    args = parser.parse_args()
     if ped2_missing(DEFAULT_DATA, "training", "testing"):
         return 0
-    settings = Config().objects
+    settings = apply_overrides(Config(), args.overrides).check().objects
     normal = [image for video in read_dataset("frames", DEFAULT_DATA, "training")
               for image in video.source.read_bgr()[::LEARN_EVERY]]
     per_video, examples, seconds, frames = {}, [], 0.0, 0
@@ -50,8 +59,8 @@ def main() -> int:
               "frame", "videos": per_video, "total": _total(per_video),
               "ms_per_frame": 1000 * seconds / frames, "git_commit": git_commit(),
               "machine": machine()}
-    write_results(RESULTS, result)
-    _picture(examples[::max(1, len(examples) // 6)][:6])
+    write_results(args.results, result)
+    _picture(args.results.with_suffix(".png"), examples[::max(1, len(examples) // 6)][:6])
     print({k: round(v, 3) for k, v in result["total"].items()}, flush=True)
     return 0
 
@@ -99,14 +108,14 @@ def _examples(images, masks, boxes) -> list[np.ndarray]:
     return [picture]
 
 
-def _picture(examples: list[np.ndarray]) -> None:
+def _picture(path: Path, examples: list[np.ndarray]) -> None:
     if not examples:
         return
     rows = [np.hstack(examples[i:i + 3]) for i in range(0, len(examples) - len(examples) % 3
                                                        or len(examples), 3)]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    cv2.imwrite(str(RESULTS.with_suffix(".png")), np.vstack(rows))
+    cv2.imwrite(str(path), np.vstack(rows))
 
 
 if __name__ == "__main__":

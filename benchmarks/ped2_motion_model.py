@@ -61,8 +61,10 @@ def main() -> int:
     labels = [video.labels.resolve(video.source.frame_count(), video.name) for video in test]
     result = {"components": COMPONENTS, "learned_from": f"every {LEARN_EVERY}th training frame",
               "objects": vars(settings), "rows": {}}
-    for name, position in (("motion", False), ("motion_position", True)):
-        result["rows"][name] = _row(train_objects, test_objects, labels, position)
+    for name, position, per_height in (("motion", False, True),
+                                       ("motion_position", True, True),
+                                       ("motion_raw_flow", False, False)):
+        result["rows"][name] = _row(train_objects, test_objects, labels, position, per_height)
         print(name, {k: round(v, 3) for k, v in result["rows"][name].items()
                      if isinstance(v, float)}, flush=True)
     result["diagnostics"] = _diagnostics(train_objects, test_objects, np.concatenate(labels))
@@ -116,18 +118,22 @@ def _objects(images: np.ndarray, normal: list[np.ndarray], settings: ObjectsConf
     return frames
 
 
-def _vectors(videos: list[list[np.ndarray]], position: bool) -> tuple[np.ndarray, list[int]]:
-    frames = [frame[:, :10] if position else frame[:, :8] for video in videos
-              for frame in video]
+def _vectors(videos: list[list[np.ndarray]], position: bool, per_height: bool = True
+             ) -> tuple[np.ndarray, list[int]]:
+    """The model's input: the bins per box height (or, without ``per_height``, times the
+    height again: the raw flow), with the position where asked."""
+    frames = [np.hstack([frame[:, :8] * (1 if per_height else frame[:, 10:11]),
+                         frame[:, 8:10] if position else frame[:, :0]])
+              for video in videos for frame in video]
     return np.concatenate(frames), [len(frame) for frame in frames]
 
 
-def _row(train_objects, test_objects, labels, position: bool) -> dict:
-    vectors, counts = _vectors(train_objects, position)
+def _row(train_objects, test_objects, labels, position: bool, per_height: bool) -> dict:
+    vectors, counts = _vectors(train_objects, position, per_height)
     model = MotionModel(COMPONENTS).fit(vectors, counts)
     scores = []
     for video in test_objects:
-        test_vectors, test_counts = _vectors([video], position)
+        test_vectors, test_counts = _vectors([video], position, per_height)
         scores.append(model.frame_scores(model.score(test_vectors), test_counts))
     truth = np.concatenate(labels)
     return {"training_objects": len(vectors), "quiet_score": model.quiet,

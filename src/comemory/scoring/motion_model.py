@@ -46,12 +46,16 @@ def motion_vector(flow: np.ndarray, box: Box, frame_shape: tuple[int, int] | Non
 
 class MotionModel:
     """A Gaussian mixture of ``components`` full-covariance components over motion vectors
-    (scikit-learn), fitted on training objects; ``score`` gives each vector's negative
-    log-likelihood, and ``frame_scores`` a frame's from its objects'."""
+    (scikit-learn), fitted on training objects, each dimension first standardised with
+    the training objects' mean and spread (speeds per pixel of height are small numbers:
+    the mixture's regularisation would otherwise swamp them); ``score`` gives each
+    vector's negative log-likelihood, and ``frame_scores`` a frame's from its objects'."""
 
     def __init__(self, components: int = 5, seed: int = 0):
         self.components, self.seed = components, seed
         self.mixture: GaussianMixture | None = None
+        self.mean: np.ndarray | None = None
+        self.spread: np.ndarray | None = None
         self.quiet: float | None = None  # the score of a frame with no object
 
     def fit(self, vectors: np.ndarray, frame_counts: list[int] | None = None) -> MotionModel:
@@ -61,8 +65,10 @@ class MotionModel:
         if len(vectors) <= self.components:
             raise ValueError(f"{len(vectors)} training objects are too few for a mixture of "
                              f"{self.components} components")
+        self.mean, self.spread = vectors.mean(0), np.maximum(vectors.std(0), 1e-9)
         self.mixture = GaussianMixture(self.components, covariance_type="full",
-                                       reg_covar=1e-6, random_state=self.seed).fit(vectors)
+                                       reg_covar=1e-6, random_state=self.seed)
+        self.mixture.fit((vectors - self.mean) / self.spread)
         frames = self.frame_scores(self.score(vectors), frame_counts or [1] * len(vectors),
                                    empty=-np.inf)
         self.quiet = float(np.quantile(frames[np.isfinite(frames)], QUIET_QUANTILE))
@@ -74,7 +80,7 @@ class MotionModel:
             raise ValueError("the motion model is not fitted: call fit() on training objects")
         if len(vectors) == 0:
             return np.zeros(0)
-        return -self.mixture.score_samples(vectors)
+        return -self.mixture.score_samples((vectors - self.mean) / self.spread)
 
     def frame_scores(self, object_scores: np.ndarray, frame_counts: list[int],
                      empty: float | None = None) -> np.ndarray:

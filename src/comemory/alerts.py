@@ -74,7 +74,8 @@ class FirstMinuteCheck:
         return (f"{self.flagged} of the first {self.seen} scored frames of {self.name} are "
                 "above the alert threshold: the model may not fit this camera. Train one on "
                 "its own normal footage (`comemory train --root DIR --dataset videos --out "
-                "RUN`, README: Train and evaluate on your own footage), or raise --threshold")
+                "RUN`, README: Train and evaluate on your own footage), or raise the threshold "
+                "(detect: --threshold; serve: the camera's threshold in its YAML)")
 
 
 def threshold_for(normal_scores: np.ndarray, false_alarm_rate: float) -> float:

@@ -300,20 +300,24 @@ class AlertStream:
 
     ``add(frame, score)`` per frame in order returns its Verdict; ``finish(cut)`` closes
     the open event at the end (``cut``: the source stopped early). Keeps the closed
-    events (``events``) and the number of alarms, and says once, as a warning, when most
-    of the first minute alarms (FirstMinuteCheck).
+    events (``events``) and counts the frames seen, scored and alarming and the last
+    frame's index, and says once, as a warning, when most of the first minute alarms
+    (FirstMinuteCheck).
     """
 
     def __init__(self, policy: AlertPolicy, name: str, fps: float | None = None):
         self.policy, self.name = policy, name
         self.grouper = EventGrouper(policy.min_event_frames, policy.event_gap, fps)
         self.events: list[Event] = []
-        self.alarms = 0
+        self.frames = self.scored = self.alarms = 0
+        self.last_frame: int | None = None
         self._fit = FirstMinuteCheck(name, fps)
 
     def add(self, frame: int, score: float | None) -> Verdict:
         alarm = self.policy.alarm(score)
+        self.frames, self.last_frame = self.frames + 1, frame
         if score is not None:
+            self.scored += 1
             self.alarms += int(alarm)
             _warn(self._fit.add(alarm))
         closed = self.grouper.update(frame, score, alarm)

@@ -46,24 +46,23 @@ def _detect_video(stream, detector: Detector, policy: AlertPolicy, folder: Path,
                   progress: bool) -> dict:
     alerts = policy.watch(folder.name, stream.fps)
     sinks = file_outputs(folder, detector, policy, alerts, stream.fps, video)
-    started, frames, scored, last = time.perf_counter(), 0, 0, None
+    started = time.perf_counter()
     try:
         for result in detector.run_stream(stream, progress):
-            frames, scored, last = frames + 1, scored + (result.score is not None), result.index
             verdict = alerts.add(result.index, result.score)
             for sink in sinks:
                 sink.add(result, verdict)
     except KeyboardInterrupt:
         _close(sinks, alerts, "interrupted (Ctrl-C)")
-        raise Interrupted(_interrupted_message(folder, last, stream)) from None
+        raise Interrupted(_interrupted_message(folder, alerts.last_frame, stream)) from None
     except BaseException as error:
         _close(sinks, alerts, f"{type(error).__name__}: {error}")
         raise
     _close(sinks, alerts, None)
     seconds = time.perf_counter() - started
-    return {"video": folder.name, "folder": str(folder), "frames": frames, "scored": scored,
-            "anomalous": alerts.alarms, "events": len(alerts.events), "seconds": seconds,
-            "fps": frames / seconds if seconds > 0 else None}
+    return {"video": folder.name, "folder": str(folder), "frames": alerts.frames,
+            "scored": alerts.scored, "anomalous": alerts.alarms, "events": len(alerts.events),
+            "seconds": seconds, "fps": alerts.frames / seconds if seconds > 0 else None}
 
 
 def _close(sinks: list[Sink], alerts: AlertStream, stopped_because: str | None) -> None:

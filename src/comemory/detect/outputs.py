@@ -22,9 +22,9 @@ def file_outputs(folder: Path, detector: Detector, policy: AlertPolicy, alerts: 
     folder.mkdir(parents=True, exist_ok=True)
     sinks: list[Sink] = [ScoreFiles(folder, score_parts(detector.config))]
     if video:
-        median = detector.calibration.extra.get("score_quantiles", {}).get("0.5")
         sinks.append(VideoOutput(AnnotatedVideo(folder / "annotated.mp4", fps or 25.0,
-                                                policy.threshold, low=median,
+                                                policy.threshold,
+                                                low=detector.calibration.median_score(),
                                                 resize=detector.config.model.resize), alerts))
     return [*sinks, EventsFile(folder / "events.json", policy, alerts, fps),
             ScorePlot(folder / "scores.png", policy, alerts)]
@@ -66,13 +66,9 @@ class EventsFile:
     def __init__(self, path: Path, policy: AlertPolicy, alerts: AlertStream,
                  fps: float | None):
         self.path, self.policy, self.alerts, self.fps = path, policy, alerts, fps
-        self.frames_read = 0
-        self.last_frame: int | None = None
         self._write(final=False)
 
     def add(self, result: FrameResult, verdict: Verdict) -> None:
-        self.frames_read += 1
-        self.last_frame = result.index
         if verdict.closed:
             self._write(final=False)
 
@@ -81,7 +77,7 @@ class EventsFile:
 
     def _write(self, final: bool, stopped_because: str | None = None) -> None:
         record = {**self.policy.to_dict(), "fps": self.fps, "complete": final,
-                  "frames_read": self.frames_read, "last_frame": self.last_frame,
+                  "frames_read": self.alerts.frames, "last_frame": self.alerts.last_frame,
                   "events": [e.to_dict() for e in self.alerts.events]}
         if stopped_because is not None:
             record["stopped_because"] = stopped_because

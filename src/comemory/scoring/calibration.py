@@ -90,6 +90,11 @@ class Calibration:
     false_alarm_rate: float | None = None
     extra: dict = field(default_factory=dict)  # score distribution, frames, date
 
+    def median_score(self) -> float | None:
+        """The held-out normal frames' median score, where calibration kept it: where the
+        pictures start colouring a score map."""
+        return self.extra.get("score_quantiles", {}).get("0.5")
+
     def to_dict(self) -> dict:
         """A flat record a checkpoint can hold (loaded with weights_only: arrays as
         tensors), every statistic of every kind named (None where another kind's), as

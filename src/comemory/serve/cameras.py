@@ -153,8 +153,8 @@ class Camera:
         self.feed: CameraFeed | None = None
         self.state = detector.new_state()
         self.alerts = policy.watch(self.name)
-        median = detector.calibration.extra.get("score_quantiles", {}).get("0.5")
-        painter = FramePainter(policy.threshold, median, detector.config.model.resize)
+        painter = FramePainter(policy.threshold, detector.calibration.median_score(),
+                               detector.config.model.resize)
         self.recorder = EventRecorder(self.name, store, media, painter, policy.threshold,
                                       serve, self._fps)
         self.view = LiveView(painter)

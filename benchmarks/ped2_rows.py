@@ -112,6 +112,11 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
     "comemory_videos_mp4": ("co-memory, whole training videos held out, trained and scored "
                             "on Ped2 re-encoded as MP4 files (mp4v, as a camera's footage)",
                             [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
+    # the co-memory network on objects' crops (issue 26): preset "objects"
+    "objects_videos": ("co-memory on object crops: boxes from motion on a 256 x 256 grid, "
+                       "32 x 32 crops, a frame scored by its object with the largest flow "
+                       "error; whole training videos held out",
+                       [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
     # short runs, one difference each, compared on validation
     "short_squash_flow": ("short: flow on the squashed frames (the old default)",
                           [SQUASHED_FLOW], SHORT_EPOCHS),
@@ -137,7 +142,8 @@ SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_vide
                  "comemory_motion_soft_videos": "comemory_videos",
                  "comemory_paper_motion_videos": "comemory_paper_videos"}
 # rows built on another preset than "cpu"
-PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper"}
+PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper",
+           "objects_videos": "objects"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
 # user's footage is compressed in training as in detection
 MP4_ROWS = {"comemory_videos_mp4"}

@@ -9,7 +9,7 @@ event, so a flickering score raises one alert, not ten.
 
     policy = AlertPolicy.from_calibration(detector.calibration)  # the checkpoint's threshold
     alerts = policy.watch("camera 1", fps=25.0)                   # one source's events
-    verdict = alerts.add(result.index, result.score)              # per scored frame
+    verdict = alerts.add(result.index, result.score, result.top_box)  # per scored frame
     verdict.alarm, verdict.in_event, verdict.closed
 
 Everything that sets, chooses or applies a threshold is in this module.
@@ -115,6 +115,8 @@ def summarise_normal_scores(scores: np.ndarray) -> list[float]:
 class Event:
     """A run of anomalous frames: first and last frame index, and the highest score in it.
     Times are in seconds from the start of the source (None when its frame rate is unknown).
+    peak_box: with model.input objects, the box (x, y, width, height, in the frame's
+    pixels) of the highest-scoring object of the peak frame.
     """
 
     start_frame: int
@@ -124,13 +126,17 @@ class Event:
     start_time: float | None = None
     end_time: float | None = None
     cut: bool = False  # still going on when the source stopped early: its end is unknown
+    peak_box: list[int] | None = None
 
     @property
     def frames(self) -> int:
         return self.end_frame - self.start_frame + 1
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "frames": self.frames}
+        record = {**asdict(self), "frames": self.frames}
+        if self.peak_box is None:  # a frame model's events read as they always have
+            del record["peak_box"]
+        return record
 
 
 class EventGrouper:
@@ -149,7 +155,9 @@ class EventGrouper:
         self.min_frames, self.max_gap, self.fps = min_frames, max_gap, fps
         self._open: Event | None = None
 
-    def update(self, frame: int, score: float | None, anomalous: bool) -> list[Event]:
+    def update(self, frame: int, score: float | None, anomalous: bool,
+               box: list[int] | None = None) -> list[Event]:
+        """One frame in order (``box``: its top object's, if any); the events it closed."""
         closed = []
         alarm = anomalous and score is not None
         if self._open is not None:  # normal frames since the event's last anomalous one
@@ -160,8 +168,9 @@ class EventGrouper:
             if self._open is None:
                 self._open = Event(frame, frame, frame, score)
             self._open.end_frame = frame
-            if score > self._open.peak_score:
+            if score > self._open.peak_score or self._open.peak_frame == frame:
                 self._open.peak_frame, self._open.peak_score = frame, score
+                self._open.peak_box = box
         return closed
 
     def finish(self, cut: bool = False) -> list[Event]:
@@ -313,14 +322,15 @@ class AlertStream:
         self.last_frame: int | None = None
         self._fit = FirstMinuteCheck(name, fps)
 
-    def add(self, frame: int, score: float | None) -> Verdict:
+    def add(self, frame: int, score: float | None, box: list[int] | None = None) -> Verdict:
+        """The verdict on one frame, in order (``box``: its top object's, if any)."""
         alarm = self.policy.alarm(score)
         self.frames, self.last_frame = self.frames + 1, frame
         if score is not None:
             self.scored += 1
             self.alarms += int(alarm)
             _warn(self._fit.add(alarm))
-        closed = self.grouper.update(frame, score, alarm)
+        closed = self.grouper.update(frame, score, alarm, box)
         self.events += closed
         return Verdict(alarm, self.grouper.confirmed(frame), self.grouper.current(), closed)
 

@@ -32,7 +32,7 @@ FORMATS = ("onnx", "torchscript")
 def example_inputs(config: Config, past_frames: int, seed: int = 0
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random (past, target, flow) of the shapes the exported graph takes."""
-    size, channels = config.model.image_size, config.model.channels
+    size, channels = config.model.network_size, config.model.channels
     generator = torch.Generator().manual_seed(seed)
     past = torch.rand(1, past_frames, channels, size, size, generator=generator) * 2 - 1
     target = torch.rand(1, channels, size, size, generator=generator) * 2 - 1

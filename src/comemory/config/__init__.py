@@ -28,6 +28,7 @@ from comemory.config.checks import (  # re-exported: the values settings may tak
     LR_SCHEDULES,
     MEMORY_INITS,
     MEMORY_READS,
+    MODEL_INPUTS,
     RESIZE_MODES,
     SCORE_FORMULAS,
     flow_problems,
@@ -51,6 +52,17 @@ class ModelConfig:
     compactness: str = "l2"  # l2 (mean distance, eq. 3.13) | mse (MNAD: squared distance / C)
     memory_init: str = "normal"  # normal (Gaussian) | uniform (MNAD), each row unit norm
     motion_skips: int = 3  # encoder skips the motion decoder gets (3 = U-Net, 0 = memory only)
+    # frames: the network sees the whole image_size x image_size frame (the thesis);
+    # objects: it sees each object's crop (boxes found from motion on the image_size grid,
+    # settings in "objects"), resized to crop_size x crop_size, and a frame scores as its
+    # most unusual object (comemory.data.crops)
+    input: str = "frames"
+    crop_size: int = 32  # with input objects: the side of each crop (HF2-VAD: 32)
+
+    @property
+    def network_size(self) -> int:
+        """The side of the images the network takes: the frame grid, or a crop."""
+        return self.crop_size if self.input == "objects" else self.image_size
 
 
 @dataclass
@@ -160,6 +172,9 @@ class ObjectsConfig:
     max_area: float = 0.5  # larger ones are a lighting change or a camera that moved
     max_aspect: float = 6.0  # longer side over shorter side
     max_objects: int = 10  # the largest boxes are kept
+    # with model.input objects: each box grows by this share of its size on every side
+    # before it is cropped, so that the past frames' crops hold the object too
+    margin: float = 0.1
 
 
 @dataclass
@@ -201,6 +216,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"image_size": 128, "channels": 1, "width": 0.25},
         "flow": {"at": "native"},
         "train": {"epochs": 3, "batch_size": 8, "lr": 2e-4, "precision": "auto",
+                  "channels_last": True},
+        "score": {"patch_size": 8},
+    },
+    # The cpu preset on objects: boxes found on a 256 x 256 grid (a person far away is
+    # still a dozen pixels tall), each cropped to 32 x 32 for the network.
+    "objects": {
+        "model": {"image_size": 256, "channels": 1, "width": 0.25, "input": "objects",
+                  "crop_size": 32},
+        "flow": {"at": "native"},
+        "train": {"epochs": 3, "batch_size": 32, "lr": 2e-4, "precision": "auto",
                   "channels_last": True},
         "score": {"patch_size": 8},
     },
@@ -319,7 +344,8 @@ def _set_field(section: Any, section_name: str, key: str, value: Any, source: st
 __all__ = ["ARCHITECTURES", "AlertConfig", "BACKGROUND_MODELS", "CHOOSE_RULES",
            "COMPACTNESS_LOSSES", "ChooseConfig", "Config", "DEVICE_PATTERN",
            "DIS_PRESET_NAMES", "FLOW_METHODS", "FLOW_PLACES", "FlowConfig",
-           "HOLDOUT_MODES", "LR_SCHEDULES", "MEMORY_INITS", "MEMORY_READS", "MOVED_KEYS",
+           "HOLDOUT_MODES", "LR_SCHEDULES", "MEMORY_INITS", "MEMORY_READS", "MODEL_INPUTS",
+           "MOVED_KEYS",
            "ModelConfig", "ObjectsConfig", "PRESETS", "RESIZE_MODES", "SCORE_FORMULAS",
            "ScoreConfig", "TrainConfig", "apply_overrides", "flow_problems", "load_yaml",
            "merge", "preset", "read_yaml_mapping"]

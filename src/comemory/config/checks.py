@@ -37,16 +37,17 @@ MEMORY_INITS = ("normal", "uniform")
 LR_SCHEDULES = ("constant", "cosine")
 CHOOSE_RULES = ("one_se", "best")
 BACKGROUND_MODELS = ("mog2", "knn")  # comemory.data.objects
+MODEL_INPUTS = ("frames", "objects")  # comemory.data.windows.model_windows
 
 
 def problems(config: Config) -> list[str]:
     """Every setting of ``config`` that is out of range, as messages naming the key: each
     section's own, then those that need two sections."""
     model, score = config.model, config.score
+    name = "model.crop_size" if model.input == "objects" else "model.image_size"
     across = [
-        (1 <= score.patch_size <= model.image_size,
-         f"score.patch_size must be between 1 and model.image_size ({model.image_size}), "
-         f"got {score.patch_size}"),
+        (1 <= score.patch_size <= model.network_size, f"score.patch_size must be between 1 "
+         f"and {name} ({model.network_size}), got {score.patch_size}"),
     ]
     return (flow_problems(config.flow) + model_problems(model) + train_problems(config.train)
             + [message for ok, message in across if not ok] + score_problems(score)
@@ -95,6 +96,11 @@ def model_problems(model: ModelConfig) -> list[str]:
          f"got {model.motion_skips}"),
         (model.architecture != "mnad" or model.appearance_memory > 0,
          "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
+        (model.input in MODEL_INPUTS, f"model.input must be one of {list(MODEL_INPUTS)}, "
+         f"got {model.input!r}"),
+        (model.crop_size >= 16 and model.crop_size % 8 == 0,
+         f"model.crop_size must be a multiple of 8 and at least 16 (the U-Net halves it "
+         f"three times), got {model.crop_size}"),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -178,6 +184,8 @@ def objects_problems(objects: ObjectsConfig) -> list[str]:
          f"objects.max_aspect must be >= 1, got {objects.max_aspect}"),
         (objects.max_objects >= 1, f"objects.max_objects must be >= 1, "
          f"got {objects.max_objects}"),
+        (finite(objects.margin) and 0 <= objects.margin <= 1,
+         f"objects.margin must be between 0 and 1, got {objects.margin}"),
     ]
     return [message for ok, message in checks if not ok]
 

@@ -6,6 +6,7 @@ Both live under ``<cache_dir>/<video key>/`` as ``.npy`` files opened memory-map
     frames-<size>x<channels>.npy        uint8   (T, S, S, C)
     flow-<size>-<flow key>.npy          float16 (T-1, S, S, 2)
     flow-<size>-<flow key>.json         the extractor and its settings
+    boxes-<size>x<channels>-<key>.npy   int32   (N, 5) objects (model.input: objects)
 
 The video key is its name and its source's fingerprint (each frame file's name, size and
 modification time, or the video file's), so an edited dataset is prepared again;
@@ -19,12 +20,14 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from comemory import storage
 from comemory.config import Config
+from comemory.data.crops import video_boxes
 from comemory.data.datasets import Video, read_dataset
 from comemory.data.flow import GridFlow, flow_identity, load_flo_flows
 from comemory.data.model_input import PreparedVideo, as_cached_flow
@@ -116,10 +119,16 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
         return grid.video_flows(inputs)
 
     flows = _cached(flow_path, lambda: as_cached_flow(compute_flows()), meta=record)
+    boxes = None
+    if model.input == "objects":  # found on the grid frames, so keyed by them and the finder
+        settings = asdict(config.objects)
+        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        boxes = _cached(entry / f"boxes-{size}x{channels}{letterbox}-{key}.npy",
+                        lambda: video_boxes(np.asarray(frames), config.objects), meta=settings)
     labels = video.labels.resolve(len(frames), video.name) if video.labels else None
     _check_mask_count(video, len(frames))
     return PreparedVideo(video.name, frames, flows, video.source.resolution(), labels,
-                         video.masks)
+                         video.masks, boxes)
 
 
 def _check_mask_count(video: Video, frame_count: int) -> None:

@@ -251,6 +251,30 @@ def from_model_grid(grid: np.ndarray, height: int, width: int, resize: str,
     return cv2.resize(inner, (width, height), interpolation=interpolation)
 
 
+def box_from_model_grid(box: np.ndarray, height: int, width: int, size: int,
+                        resize: str) -> tuple[int, int, int, int]:
+    """A box (x, y, width, height) on the size x size grid -> the same box in an
+    (height, width) frame's own pixels."""
+    top, left, inner_h, inner_w = content_box(height, width, size, resize)
+    x, y, box_w, box_h = (float(v) for v in box)
+    scale_x, scale_y = width / inner_w, height / inner_h
+    x0, y0 = round((x - left) * scale_x), round((y - top) * scale_y)
+    x1, y1 = round((x + box_w - left) * scale_x), round((y + box_h - top) * scale_y)
+    x0, y0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+    x1, y1 = min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def checked_bgr(frame: np.ndarray) -> np.ndarray:
+    """A frame handed to the detector as BGR, or a DataError saying what it must be."""
+    if (not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim not in (2, 3)
+            or (frame.ndim == 3 and frame.shape[-1] not in (1, 3, 4))):
+        raise DataError("a frame must be a uint8 array, (H, W) grey or (H, W, 3) BGR; got "
+                        f"{getattr(frame, 'dtype', type(frame).__name__)} "
+                        f"{getattr(frame, 'shape', '')}")
+    return as_bgr(frame)
+
+
 def as_bgr(image: np.ndarray) -> np.ndarray:
     """Grey (H, W) or (H, W, 1), BGR, or BGRA (some cameras) uint8 -> BGR (H, W, 3)."""
     if image.ndim == 2 or image.shape[-1] == 1:

@@ -26,10 +26,8 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
             continue
         if start > 0:
             cut = start + past_frames
-            training.append(PreparedVideo(video.name, video.frames[:cut],
-                                          video.flows[:cut - 1], video.resolution))
-        held_out.append(PreparedVideo(f"{video.name} (held out)", video.frames[start:],
-                                      video.flows[start:], video.resolution))
+            training.append(video.part(0, cut, video.name))
+        held_out.append(video.part(start, len(video.frames), f"{video.name} (held out)"))
     return training, held_out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from comemory.config import Config
+from comemory.data.crops import video_boxes
 from comemory.data.flow import GridFlow
 from comemory.data.frames import resize_frame
 from comemory.data.labels import MaskSource
@@ -19,7 +20,9 @@ from comemory.data.labels import MaskSource
 class PreparedVideo:
     """frames: uint8 (T, S, S, C); flows: float16 (T-1, S, S, 2), flows[t] = frame t -> t+1;
     resolution: (height, width) on disk; labels: int64 (T,) for labelled test videos;
-    masks: where its pixel masks are, if any."""
+    masks: where its pixel masks are, if any; boxes: with ``model.input: objects``, the
+    objects found on the grid frames, int32 (N, 5) rows (frame, x, y, width, height)
+    (``comemory.data.crops``)."""
 
     name: str
     frames: np.ndarray
@@ -27,6 +30,18 @@ class PreparedVideo:
     resolution: tuple[int, int]
     labels: np.ndarray | None = None
     masks: MaskSource | None = None
+    boxes: np.ndarray | None = None
+
+    def part(self, start: int, stop: int, name: str) -> PreparedVideo:
+        """Frames ``start`` to ``stop`` (exclusive) as a video of their own: their flows,
+        and their boxes renumbered from 0; no labels or masks (a training video's part)."""
+        boxes = None
+        if self.boxes is not None:
+            inside = (self.boxes[:, 0] >= start) & (self.boxes[:, 0] < stop)
+            boxes = np.array(self.boxes[inside])
+            boxes[:, 0] -= start
+        return PreparedVideo(name, self.frames[start:stop], self.flows[start:stop - 1],
+                             self.resolution, boxes=boxes)
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
@@ -56,4 +71,5 @@ def prepare_images(name: str, images: np.ndarray, config: Config,
     inputs = np.stack([grid.input_frame(image, frame) for image, frame in
                        zip(images, frames, strict=True)])
     flows = as_cached_flow(grid.video_flows(inputs))
-    return PreparedVideo(name, frames, flows, images.shape[1:3], labels)
+    boxes = video_boxes(frames, config.objects) if model.input == "objects" else None
+    return PreparedVideo(name, frames, flows, images.shape[1:3], labels, boxes=boxes)

@@ -1,11 +1,13 @@
 """The samples the network learns from and scores offline: windows of past frames, the
-frame to predict and the flow between the last two past frames."""
+frame to predict and the flow between the last two past frames; of whole frames
+(``model.input: frames``) or of each object's crop (``objects``)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from comemory.data.crops import crop_window, frame_boxes
 from comemory.data.model_input import PreparedVideo, to_model_range
 
 
@@ -35,3 +37,50 @@ class FrameWindows(Dataset):
         flow = flow.to(torch.get_default_dtype()).permute(2, 0, 1)
         return {"past": window[:-1], "target": window[-1], "flow": flow, "video": v,
                 "frame": t + 1}
+
+
+class ObjectWindows(Dataset):
+    """FrameWindows' samples, one per object: for each frame t+1 with P past frames, each
+    of its boxes (the scene box first; ``comemory.data.crops``) cropped from
+    I_{t-P+1} .. I_{t+1} and from F_t, resized to ``crop_size``.
+
+    Each item is a dict: past (P, C, K, K) and target (C, K, K) in [-1, 1], flow (2, K, K)
+    in crop pixels, K = crop_size; video; frame (t + 1); box (4,) int: x, y, width, height
+    of the crop on the S x S grid.
+    """
+
+    def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int):
+        self.videos = videos
+        self.past_frames = past_frames
+        self.crop_size = crop_size
+        rows = []
+        for v, video in enumerate(videos):
+            if video.boxes is None:
+                raise ValueError(f"{video.name}: no boxes; prepare it with model.input "
+                                 "objects")
+            per_frame = frame_boxes(video.boxes, len(video.frames), video.frames.shape[1])
+            rows += [(v, frame, *box) for frame in range(past_frames, len(video.frames))
+                     for box in per_frame[frame]]
+        self.index = np.array(rows, dtype=np.int32).reshape(-1, 6)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor | int]:
+        v, frame, *box = (int(value) for value in self.index[item])
+        video, box = self.videos[v], np.array(box)
+        frames, flow = crop_window(video.frames[frame - self.past_frames:frame + 1],
+                                   video.flows[frame - 2], box, self.crop_size)
+        window = to_model_range(frames)
+        return {"past": window[:-1], "target": window[-1],
+                "flow": torch.from_numpy(flow).to(torch.get_default_dtype()), "video": v,
+                "frame": frame, "box": torch.from_numpy(box)}
+
+
+def model_windows(videos: list[PreparedVideo], model: torch.nn.Module) -> Dataset:
+    """The samples ``model`` learns from and scores: ObjectWindows where its config says
+    ``input: objects``, else FrameWindows."""
+    config = model.config
+    if config.input == "objects":
+        return ObjectWindows(videos, model.past_frames, config.crop_size)
+    return FrameWindows(videos, model.past_frames)

@@ -29,8 +29,9 @@ RED, WHITE, YELLOW, AMBER = (40, 40, 230), (240, 240, 240), (60, 220, 250), (0, 
 
 class FramePainter:
     """``picture(result, in_event, alarm)``: the frame at DISPLAY_WIDTH with its score map
-    over it, framed in red in an event (amber where it alarms outside one). What the
-    annotated MP4 shows on top, and ``serve`` shows live.
+    over it and its objects' boxes and scores (model.input objects), framed in red in an
+    event (amber where it alarms outside one). What the annotated MP4 shows on top, and
+    ``serve`` shows live.
 
     The score map is coloured from ``low`` (drawn transparent) up to the threshold and
     beyond; ``low`` defaults to the threshold minus 3, in score units. ``resize``: how
@@ -47,6 +48,7 @@ class FramePainter:
         frame = cv2.resize(image, (DISPLAY_WIDTH, height), interpolation=cv2.INTER_LINEAR)
         if result.heatmap is not None:
             frame = self._overlay(frame, result.heatmap)
+        self._draw_objects(frame, result, DISPLAY_WIDTH / image.shape[1])
         if in_event:
             cv2.rectangle(frame, (0, 0), (DISPLAY_WIDTH - 1, height - 1), RED, 6)
             cv2.putText(frame, "EVENT", (12, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.0, RED, 2)
@@ -55,6 +57,17 @@ class FramePainter:
             cv2.putText(frame, "above threshold", (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         AMBER, 1, cv2.LINE_AA)
         return frame
+
+    def _draw_objects(self, frame: np.ndarray, result: FrameResult, scale: float) -> None:
+        """Each object's box and score (model.input objects): red above the threshold."""
+        for item in result.objects:
+            colour = RED if item.score > self.threshold else WHITE
+            left, top = round(item.x * scale), round(item.y * scale)
+            right = round((item.x + item.width) * scale)
+            bottom = round((item.y + item.height) * scale)
+            cv2.rectangle(frame, (left, top), (right, bottom), colour, 1)
+            cv2.putText(frame, f"{item.score:.1f}", (left, max(10, top - 3)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
 
     def _overlay(self, frame: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
         heat = from_model_grid(heatmap.astype(np.float32), frame.shape[0], frame.shape[1],

@@ -49,7 +49,7 @@ def _detect_video(stream, detector: Detector, policy: AlertPolicy, folder: Path,
     started = time.perf_counter()
     try:
         for result in detector.run_stream(stream, progress):
-            verdict = alerts.add(result.index, result.score)
+            verdict = alerts.add(result.index, result.score, result.top_box)
             for sink in sinks:
                 sink.add(result, verdict)
     except KeyboardInterrupt:

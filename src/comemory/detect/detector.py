@@ -29,11 +29,13 @@ import torch
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
 from comemory.cpu import PRECISIONS, resolve_precision
+from comemory.data.crops import crop_window, grown
 from comemory.data.flow import GridFlow
-from comemory.data.frames import as_bgr, resize_frame
+from comemory.data.frames import box_from_model_grid, checked_bgr, resize_frame
 from comemory.data.model_input import as_cached_flow, to_model_range
+from comemory.data.objects import ObjectFinder
 from comemory.data.stream import open_sources
-from comemory.errors import CheckpointError, ConfigError, DataError
+from comemory.errors import CheckpointError, ConfigError
 from comemory.progress import progress as progress_bar
 from comemory.scoring import (
     Calibration,
@@ -42,10 +44,11 @@ from comemory.scoring import (
     VideoErrors,
     scorer_for,
 )
+from comemory.scoring.objects import frame_errors_of_objects
 
 # engine(past (1, P, C, S, S), target (1, C, S, S), flow (1, 2, S, S)) float32 arrays
 # -> FrameScorer.OUTPUTS as numpy arrays
-STAGES = ("decode", "flow", "model", "score")
+STAGES = ("decode", "flow", "objects", "model", "score")
 Engine = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
@@ -69,6 +72,27 @@ class FrameResult:
     heatmap: np.ndarray | None = None
     image: np.ndarray | None = None
     read_at: float | None = None
+    objects: list[ObjectScore] = field(default_factory=list)
+
+    @property
+    def top_box(self) -> list[int] | None:
+        """The box (x, y, width, height) of the highest-scoring object; None without one."""
+        if not self.objects:
+            return None
+        top = max(self.objects, key=lambda item: item.score)
+        return [top.x, top.y, top.width, top.height]
+
+
+@dataclass(frozen=True)
+class ObjectScore:
+    """One object of a frame: its box (x, y, width, height) in the frame's own pixels
+    and its score, on the frame score's scale (before causal smoothing)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    score: float
 
 
 class Detector:
@@ -77,7 +101,8 @@ class Detector:
     ``score_frame(frame)`` takes uint8 frames of any size, grey (H, W) or BGR (H, W, 3) as
     OpenCV reads them; ``run(source)`` reads a source and yields a FrameResult per frame;
     ``reset()`` starts a new video. ``stage_seconds`` adds up the time spent in each stage:
-    decode (reading the source), flow (resizing and optical flow), model, score.
+    decode (reading the source), flow (resizing and optical flow), objects (finding them,
+    with ``model.input: objects``), model (the network, crops cut included), score.
     """
 
     def __init__(self, engine: Engine, config: Config, calibration: Calibration,
@@ -85,6 +110,7 @@ class Detector:
         self.engine, self.config, self.calibration = engine, config, calibration
         self.past_frames = past_frames
         self.uses_flow = config.model.architecture != "mnad"
+        self.objects = config.model.input == "objects"
         model = config.model
         self.flow = (GridFlow(config.flow, model.image_size, model.channels, model.resize)
                      if self.uses_flow else None)
@@ -130,8 +156,9 @@ class Detector:
 
     def new_state(self) -> StreamState:
         """A fresh memory for one more video scored beside others (``score_frames``)."""
+        finder = ObjectFinder(self.config.objects) if self.objects else None
         return StreamState(deque(maxlen=self.past_frames),
-                           CausalMean(self.config.score.causal_window))
+                           CausalMean(self.config.score.causal_window), finder=finder)
 
     def reset(self) -> None:
         """Forget the previous frames: the next frames start a new video."""
@@ -153,21 +180,42 @@ class Detector:
         for (frame, index, time_s, video), state in zip(frames, states, strict=True):
             result, current, flow = self._prepare(frame, index, time_s, video, state)
             results.append(result)
+            boxes = self._boxes(current, state)  # every frame: the finder learns the scene
             if len(state.frames) == self.past_frames:
-                ready.append((result, state, np.stack(state.frames), current,
-                              state.last_flow))
+                ready.append(Ready(result, state, np.stack(state.frames), current,
+                                   state.last_flow, boxes))
             state.frames.append(current)
             state.last_flow = flow
         if ready:
-            self._score(ready)
+            started, in_model = time.perf_counter(), self.stage_seconds["model"]
+            if self.objects:
+                self._score_objects(ready)
+            else:
+                self._score(ready)
+            in_model = self.stage_seconds["model"] - in_model  # the engine times itself
+            self.stage_seconds["score"] += time.perf_counter() - started - in_model
         return results
+
+    def _boxes(self, current: np.ndarray, state: StreamState) -> np.ndarray | None:
+        """The objects of a grid frame (S, S, C) as crops take them, (n, 4) x, y, width,
+        height, the scene box first; None on the frame path."""
+        if state.finder is None:
+            return None
+        started = time.perf_counter()
+        size, margin = self.config.model.image_size, self.config.objects.margin
+        found = [grown(box, margin, (size, size))
+                 for box in state.finder.find(current[..., 0] if current.shape[-1] == 1
+                                              else current)]
+        boxes = np.array([(0, 0, size, size), *found], dtype=np.int32)
+        self.stage_seconds["objects"] += time.perf_counter() - started
+        return boxes
 
     def _prepare(self, frame: np.ndarray, index: int, time_s: float | None, video: str,
                  state: StreamState) -> tuple[FrameResult, np.ndarray, np.ndarray | None]:
         """The frame on the model grid and the flow from the previous frame to it."""
         started = time.perf_counter()
         model = self.config.model
-        image = _checked_bgr(frame)
+        image = checked_bgr(frame)
         current = resize_frame(image, model.image_size, model.channels, model.resize)
         result = FrameResult(video, index, time_s, None, image=image)
         flow_in = None
@@ -212,30 +260,81 @@ class Detector:
         finally:
             bar.close()
 
-    def _score(self, ready: list[tuple[FrameResult, StreamState, np.ndarray, np.ndarray,
-                                       np.ndarray | None]]) -> None:
-        """Fill in the score, parts and heatmap of each (result, state, past frames, frame,
-        flow between the last two past frames) in ``ready``, in one pass of the model."""
+    def _score(self, ready: list[Ready]) -> None:
+        """Fill in the score, parts and heatmap of each frame in ``ready``, in one pass of
+        the model."""
         size = self.config.model.image_size
         no_flow = np.zeros((2, size, size), np.float32)
-        past = np.stack([to_model_range(p).numpy() for _, _, p, _, _ in ready])
-        target = np.stack([to_model_range(c).numpy() for _, _, _, c, _ in ready])
-        flow = np.stack([no_flow if f is None else f.transpose(2, 0, 1)
-                         for _, _, _, _, f in ready])
-        started = time.perf_counter()
-        out = self._run_engine(past, target, np.ascontiguousarray(flow))
-        self.stage_seconds["model"] += time.perf_counter() - started
-        started = time.perf_counter()
-        for i, (result, state, _, _, _) in enumerate(ready):  # in order: smoothing is causal
+        past = np.stack([to_model_range(r.past).numpy() for r in ready])
+        target = np.stack([to_model_range(r.current).numpy() for r in ready])
+        flow = np.stack([no_flow if r.flow is None else r.flow.transpose(2, 0, 1)
+                         for r in ready])
+        out = self._timed_engine(past, target, np.ascontiguousarray(flow))
+        for i, item in enumerate(ready):  # in order: smoothing is causal
             one = {name: value[i:i + 1] for name, value in out.items()}
-            errors = VideoErrors(result.video, np.array([result.index]),
+            errors = VideoErrors(item.result.video, np.array([item.result.index]),
                                  flow_maps=one["flow_map"], frame_maps=one["frame_map"],
                                  **{p: one[p] for p in self._parts})
-            raw = float(self.scorer.frame_scores(errors, self.calibration)[0])
-            result.score = state.smoother.push(raw)  # score.causal_window: past frames only
-            result.parts = {p: float(one[p][0]) for p in self._parts}
-            result.heatmap = self.scorer.pixel_maps(errors, self.calibration)[0]
-        self.stage_seconds["score"] += time.perf_counter() - started
+            self._finish(item, errors)
+
+    def _score_objects(self, ready: list[Ready]) -> None:
+        """Each frame's objects cropped (``comemory.data.crops``) and scored in one pass
+        of the model; a frame takes the parts of its object with the largest flow error
+        (``comemory.scoring.objects``), each object gets its own score."""
+        crop = self.config.model.crop_size
+        size = self.config.model.image_size
+        past, target, flow = [], [], []
+        for item in ready:
+            window = np.concatenate([item.past, item.current[None]])
+            grid_flow = (item.flow if item.flow is not None
+                         else np.zeros((size, size, 2), np.float32))
+            for box in item.boxes:
+                frames, box_flow = crop_window(window, grid_flow, box, crop)
+                frames = to_model_range(frames).numpy()
+                past.append(frames[:-1])
+                target.append(frames[-1])
+                flow.append(box_flow)
+        out = self._timed_engine(np.stack(past), np.stack(target),
+                                 np.ascontiguousarray(np.stack(flow)))
+        start = 0
+        for item in ready:
+            count = len(item.boxes)
+            rows = {p: out[p][start:start + count] for p in self._parts}
+            start += count
+            objects = VideoErrors(item.result.video, np.full(count, item.result.index), **rows)
+            errors = frame_errors_of_objects(item.result.video, {
+                **rows, "frames": objects.frames, "boxes": item.boxes}, size, keep_maps=True)
+            self._finish(item, errors)
+            item.result.objects = self._object_scores(item, objects)
+
+    def _object_scores(self, item: Ready, objects: VideoErrors) -> list[ObjectScore]:
+        """The found objects (the scene box left out) in the frame's pixels, with their
+        scores: the formula on each one's parts, or the largest of its heatmap where the
+        formula reads maps (location)."""
+        image, size = item.result.image, self.config.model.image_size
+        if self.scorer.reads_maps:
+            scores = [float(item.result.heatmap[y:y + h, x:x + w].max())
+                      for x, y, w, h in item.boxes]
+        else:
+            scores = self.scorer.frame_scores(objects, self.calibration).tolist()
+        return [ObjectScore(*box_from_model_grid(box, image.shape[0], image.shape[1], size,
+                                                 self.config.model.resize), score)
+                for box, score in zip(item.boxes[1:], scores[1:], strict=True)]
+
+    def _finish(self, item: Ready, errors: VideoErrors) -> None:
+        """A frame's score (causally smoothed), parts and heatmap from its errors."""
+        result = item.result
+        raw = float(self.scorer.frame_scores(errors, self.calibration)[0])
+        result.score = item.state.smoother.push(raw)  # score.causal_window: past frames only
+        result.parts = {p: float(getattr(errors, p)[0]) for p in self._parts}
+        result.heatmap = self.scorer.pixel_maps(errors, self.calibration)[0]
+
+    def _timed_engine(self, past: np.ndarray, target: np.ndarray,
+                      flow: np.ndarray) -> dict[str, np.ndarray]:
+        started = time.perf_counter()
+        out = self._run_engine(past, target, flow)
+        self.stage_seconds["model"] += time.perf_counter() - started
+        return out
 
     def _run_engine(self, past: np.ndarray, target: np.ndarray,
                     flow: np.ndarray) -> dict[str, np.ndarray]:
@@ -247,15 +346,31 @@ class Detector:
 
 
 @dataclass
+class Ready:
+    """A frame ready to be scored: its result (filled in), its video's state, the past
+    frames (P, S, S, C) and the frame (S, S, C) on the grid, the flow (S, S, 2) between
+    the last two past frames (None without flow), its boxes (objects; None for frames)."""
+
+    result: FrameResult
+    state: StreamState
+    past: np.ndarray
+    current: np.ndarray
+    flow: np.ndarray | None
+    boxes: np.ndarray | None
+
+
+@dataclass
 class StreamState:
     """What a Detector remembers of one video between its frames: the last
     ``past_frames`` frames on the model grid, the causal smoother, the previous frame as
-    the flow reads it and the flow from the second-last frame to the last."""
+    the flow reads it, the flow from the second-last frame to the last, and (objects)
+    the object finder's background models."""
 
     frames: deque[np.ndarray]
     smoother: CausalMean
     flow_input: np.ndarray | None = None
     last_flow: np.ndarray | None = None
+    finder: ObjectFinder | None = None  # model.input objects: it learns this video's scene
 
 
 def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = False) -> Engine:
@@ -282,13 +397,3 @@ def score_parts(config: Config) -> list[str]:
         return ["psnr", "distance"]
     parts = ["psnr", "flow_error", "frame_error"]
     return parts + (["distance"] if config.model.appearance_memory > 0 else []) + ["motion"]
-
-
-def _checked_bgr(frame: np.ndarray) -> np.ndarray:
-    """A frame handed to ``score_frame`` as BGR, or a DataError saying what it must be."""
-    if (not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim not in (2, 3)
-            or (frame.ndim == 3 and frame.shape[-1] not in (1, 3, 4))):
-        raise DataError("a frame must be a uint8 array, (H, W) grey or (H, W, 3) BGR; got "
-                        f"{getattr(frame, 'dtype', type(frame).__name__)} "
-                        f"{getattr(frame, 'shape', '')}")
-    return as_bgr(frame)

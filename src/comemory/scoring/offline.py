@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from comemory.config import ScoreConfig
 from comemory.data.model_input import PreparedVideo
-from comemory.data.windows import FrameWindows
+from comemory.data.windows import ObjectWindows, model_windows
 from comemory.model import Memory, ModelOutput
 from comemory.progress import progress
 from comemory.scoring.errors import (
@@ -24,6 +24,7 @@ from comemory.scoring.errors import (
     frame_errors,
     most_moving_patch,
 )
+from comemory.scoring.objects import frame_errors_of_objects
 
 
 def video_errors(model: torch.nn.Module, videos: list[PreparedVideo], config: ScoreConfig,
@@ -46,7 +47,8 @@ def video_errors_per_patch(model: torch.nn.Module, videos: list[PreparedVideo],
     """``video_errors`` for several patch sizes from one pass of the model: {patch: errors}."""
     model.eval()
     device = next(model.parameters()).device
-    samples = FrameWindows(videos, model.past_frames)
+    samples = model_windows(videos, model)
+    objects = isinstance(samples, ObjectWindows)
     parts: dict[int, dict[str, list]] = {patch: {} for patch in patch_sizes}
     updating = config.test_time_update > 0
     with memory_updates(model) if updating else nullcontext([]) as memories:
@@ -57,7 +59,12 @@ def video_errors_per_patch(model: torch.nn.Module, videos: list[PreparedVideo],
                     config.test_time_update:
                 for memory in memories:
                     memory.update(memory.last_queries)
-            _collect(parts, out, batch, config, keep_maps, device)
+            _collect(parts, out, batch, config, keep_maps and not objects, device)
+    if objects:
+        size = videos[0].frames.shape[1]  # the grid the boxes are on
+        return {patch: [frame_errors_of_objects(name, columns, size, keep_maps)
+                        for name, columns in _columns_by_video(videos, parts[patch])]
+                for patch in patch_sizes}
     return {patch: _split_by_video(videos, parts[patch]) for patch in patch_sizes}
 
 
@@ -69,7 +76,8 @@ def _collect(parts: dict[int, dict[str, list]], out: ModelOutput, batch: dict,
                               batch["target"].to(device), replace(config, patch_size=patch))
         columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
                    "flow_error": errors.flow_error, "frame_error": errors.frame_error,
-                   "distance": out.feature_distance, "motion": errors.motion}
+                   "distance": out.feature_distance, "motion": errors.motion,
+                   "boxes": batch.get("box")}
         if keep_maps:
             columns.update(flow_maps=errors.flow_map, frame_maps=errors.frame_map)
         for key, value in columns.items():
@@ -128,12 +136,17 @@ def flow_floor_errors(videos: list[PreparedVideo], config: ScoreConfig, past_fra
 
 
 def _split_by_video(videos: list[PreparedVideo], parts: dict[str, list]) -> list[VideoErrors]:
+    return [VideoErrors(name, **{k: (v.astype(np.float16) if k.endswith("_maps") else v)
+                                 for k, v in columns.items()})
+            for name, columns in _columns_by_video(videos, parts)]
+
+
+def _columns_by_video(videos: list[PreparedVideo], parts: dict[str, list]
+                      ) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Batches' columns -> each video's name and rows."""
     columns = {k: np.concatenate(v) for k, v in parts.items()}
     video_index = columns.pop("video")
-    result = []
-    for index, video in enumerate(videos):
-        mine = video_index == index
-        fields = {k: (v[mine].astype(np.float16) if k.endswith("_maps") else v[mine])
-                  for k, v in columns.items()}
-        result.append(VideoErrors(video.name, **fields))
-    return result
+    order = np.argsort(video_index, kind="stable")
+    starts = np.searchsorted(video_index[order], np.arange(len(videos) + 1))
+    return [(video.name, {k: v[order[starts[i]:starts[i + 1]]] for k, v in columns.items()})
+            for i, video in enumerate(videos)]

@@ -163,7 +163,7 @@ class Camera:
 
     def handle(self, item: QueuedFrame, result: FrameResult) -> None:
         result.read_at = item.read_at
-        verdict = self.alerts.add(result.index, result.score)
+        verdict = self.alerts.add(result.index, result.score, result.top_box)
         for sink in self.sinks:
             sink.add(result, verdict)
 

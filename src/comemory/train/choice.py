@@ -257,7 +257,7 @@ def _set_threshold(calibration: Calibration, normal: np.ndarray, false_alarm_rat
 def _patch_sizes(config: Config) -> list[int]:
     """Patches of 4, 8 and 16 pixels and the configured size, where they fit the grid: a
     fixed list, so that choosing again on a checkpoint does not drift from its last choice."""
-    size, patch = config.model.image_size, config.score.patch_size
+    size, patch = config.model.network_size, config.score.patch_size
     return sorted({p for p in (*PATCH_SIZES, patch) if 2 <= p <= size // 2})
 
 

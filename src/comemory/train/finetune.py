@@ -40,7 +40,7 @@ from comemory.data.flow import flow_identity
 from comemory.data.frames import VideoFile
 from comemory.data.holdout import split_holdout
 from comemory.data.model_input import PreparedVideo, prepare_images
-from comemory.data.windows import FrameWindows
+from comemory.data.windows import model_windows
 from comemory.detect import Detector, torch_engine
 from comemory.errors import DataError, TrainingError
 from comemory.progress import progress
@@ -167,8 +167,8 @@ def _fit(model: torch.nn.Module, videos: list[PreparedVideo], reviewed: list[Pre
          config: Config, epochs: int, lr: float, review_share: float) -> None:
     """A few epochs of the training loss over the training windows and the reviewed
     clips' windows, repeated to make up ``review_share`` of the samples."""
-    normal = FrameWindows(videos, model.past_frames)
-    clips = FrameWindows(reviewed, model.past_frames)
+    normal = model_windows(videos, model)
+    clips = model_windows(reviewed, model)
     if len(clips) == 0:
         raise DataError("the reviewed clips are too short to make one training sample")
     repeats = max(1, math.ceil(review_share * len(normal) / ((1 - review_share) * len(clips))))

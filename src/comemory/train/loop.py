@@ -35,7 +35,7 @@ from comemory.data.datasets import Video
 from comemory.data.flow import flow_identity
 from comemory.data.holdout import split_holdout
 from comemory.data.model_input import PreparedVideo
-from comemory.data.windows import FrameWindows
+from comemory.data.windows import model_windows
 from comemory.errors import CheckpointError, TrainingError
 from comemory.model import ModelOutput, build_model
 from comemory.model.memory import share_updates
@@ -98,7 +98,7 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
                               "continue it or choose another --out")
     sources, whole_videos, videos, held_out = _training_videos(
         config, data_root, out_dir, cache_dir, dataset, process, model.past_frames)
-    samples = FrameWindows(videos, model.past_frames)
+    samples = model_windows(videos, model)
     flow = flow_identity(config.flow)
     log = _LossLog(out_dir / "losses.csv", keep_until_step=step) if process.is_main else None
     bf16 = resolve_precision(config.train.precision, process.device) == "bf16"

@@ -1,0 +1,51 @@
+"""From objects to frames (``model.input: objects``): each object's crop has its score
+parts (S_F(P~), S_I(P~) of its own worst patch, eq. 3.19, and the rest); a frame takes the
+parts of its object with the largest flow error, as eq. 3.19 takes the patch with the
+largest flow error for both terms; without a flow prediction (MNAD), of its object with
+the lowest PSNR. Every frame has at least the scene box, so every frame gets parts.
+
+Maps for localisation are painted on the S x S grid: each pixel holds the largest flow
+and frame errors of the boxes that cover it, so that a pixel scores its box's score.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from comemory.scoring.errors import VideoErrors
+
+PARTS = ("psnr", "flow_error", "frame_error", "distance", "motion")
+
+
+def frame_errors_of_objects(name: str, rows: dict[str, np.ndarray], size: int,
+                            keep_maps: bool = False) -> VideoErrors:
+    """One video's object rows (each column (N,): frames, boxes (N, 4) and the score
+    parts) -> VideoErrors of its scored frames, with (n, S, S) maps if ``keep_maps``."""
+    frames = rows["frames"]
+    chooser = rows["flow_error"] if "flow_error" in rows else -rows["psnr"]
+    order = np.lexsort((chooser, frames))  # by frame, then by the chooser, ascending
+    last_of_frame = np.r_[frames[order][1:] != frames[order][:-1], True]
+    chosen = order[last_of_frame]
+    parts = {key: rows[key][chosen] for key in PARTS if key in rows}
+    scored = frames[chosen]
+    if keep_maps:
+        parts.update(_painted_maps(rows, scored, size))
+    return VideoErrors(name, scored, **parts)
+
+
+def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
+                  ) -> dict[str, np.ndarray]:
+    """flow_maps and frame_maps (n, S, S) float16: each pixel the largest error of the
+    boxes over it, on the frames ``scored``."""
+    position = {frame: i for i, frame in enumerate(scored.tolist())}
+    maps = {}
+    for part, key in (("flow_error", "flow_maps"), ("frame_error", "frame_maps")):
+        if part not in rows:
+            continue
+        painted = np.zeros((len(scored), size, size), np.float32)
+        for frame, (x, y, width, height), value in zip(rows["frames"].tolist(),
+                                                       rows["boxes"].tolist(), rows[part],
+                                                       strict=True):
+            region = painted[position[frame], y:y + height, x:x + width]
+            np.maximum(region, value, out=region)
+        maps[key] = painted.astype(np.float16)
+    return maps

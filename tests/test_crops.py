@@ -16,6 +16,7 @@ import torch
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import ObjectsConfig
 from comemory.data.crops import crop_flow, crop_frames, frame_boxes, grown, video_boxes
+from comemory.data.frames import box_from_model_grid
 from comemory.data.model_input import PreparedVideo
 from comemory.data.objects import Box
 from comemory.data.windows import ObjectWindows
@@ -62,6 +63,18 @@ def test_boxes_grow_by_the_margin_and_stay_inside_the_frame():
     assert grown(Box(10, 10, 20, 10), 0.1, (64, 64)) == (8, 9, 24, 12)
     assert grown(Box(0, 60, 20, 4), 0.5, (64, 64)) == (0, 58, 30, 6)
     assert grown(Box(5, 5, 4, 4), 0.0, (64, 64)) == (5, 5, 4, 4)
+
+
+def test_a_grid_box_maps_back_to_the_frames_own_pixels():
+    # a 160 x 120 frame on a 64 x 64 grid: stretched, or fitted inside (64 x 48, 8 rows down)
+    assert box_from_model_grid(np.array([0, 0, 64, 64]), 120, 160, 64, "squash") == \
+        (0, 0, 160, 120)
+    assert box_from_model_grid(np.array([16, 16, 8, 32]), 120, 160, 64, "squash") == \
+        (40, 30, 20, 60)
+    assert box_from_model_grid(np.array([0, 8, 64, 48]), 120, 160, 64, "letterbox") == \
+        (0, 0, 160, 120)
+    assert box_from_model_grid(np.array([0, 0, 64, 4]), 120, 160, 64, "letterbox") == \
+        (0, 0, 160, 1)  # all in the bar: clipped to the frame, one pixel high
 
 
 def test_every_frame_has_the_scene_box_first_then_its_own():

@@ -117,6 +117,10 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                        "32 x 32 crops, a frame scored by its object with the largest flow "
                        "error; whole training videos held out",
                        [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
+    "objects_grid_flow_videos": ("co-memory on object crops, each crop's flow left in grid "
+                                 "pixels (HF2-VAD) instead of scaled to crop pixels",
+                                 [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid"],
+                                 FULL_EPOCHS),
     # short runs, one difference each, compared on validation
     "short_squash_flow": ("short: flow on the squashed frames (the old default)",
                           [SQUASHED_FLOW], SHORT_EPOCHS),
@@ -143,7 +147,7 @@ SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_vide
                  "comemory_paper_motion_videos": "comemory_paper_videos"}
 # rows built on another preset than "cpu"
 PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper",
-           "objects_videos": "objects"}
+           "objects_videos": "objects", "objects_grid_flow_videos": "objects"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
 # user's footage is compressed in training as in detection
 MP4_ROWS = {"comemory_videos_mp4"}

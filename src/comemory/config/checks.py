@@ -38,6 +38,7 @@ LR_SCHEDULES = ("constant", "cosine")
 CHOOSE_RULES = ("one_se", "best")
 BACKGROUND_MODELS = ("mog2", "knn")  # comemory.data.objects
 MODEL_INPUTS = ("frames", "objects")  # comemory.data.windows.model_windows
+CROP_FLOW_UNITS = ("crop", "grid")  # comemory.data.crops.crop_flow
 
 
 def problems(config: Config) -> list[str]:
@@ -98,6 +99,8 @@ def model_problems(model: ModelConfig) -> list[str]:
          "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
         (model.input in MODEL_INPUTS, f"model.input must be one of {list(MODEL_INPUTS)}, "
          f"got {model.input!r}"),
+        (model.crop_flow in CROP_FLOW_UNITS, f"model.crop_flow must be one of "
+         f"{list(CROP_FLOW_UNITS)}, got {model.crop_flow!r}"),
         (model.crop_size >= 16 and model.crop_size % 8 == 0,
          f"model.crop_size must be a multiple of 8 and at least 16 (the U-Net halves it "
          f"three times), got {model.crop_size}"),

@@ -2,10 +2,11 @@
 found from motion on the model grid (``comemory.data.objects``), grown by a margin, and
 each box's crop of the frames and of the flow resized to ``crop_size`` x ``crop_size``.
 
-A crop's flow is resized like its frames and its vectors scaled with it (u by
-crop_size / box width, v by crop_size / box height), so that a crop's flow is in crop
-pixels: a person far away, whose box is small, moves as many crop pixels as one near
-the camera walking at the same pace. Boxes are rows (frame, x, y, width, height) of
+A crop's flow is resized like its frames; with ``model.crop_flow: crop`` its vectors are
+scaled with it (u by crop_size / box width, v by crop_size / box height), so that a
+person far away, whose box is small, moves as many crop pixels as one near the camera
+walking at the same pace; with ``grid`` they stay in grid pixels, as HF2-VAD crops its
+flows, so that a box's size does not change how fast it seems. Boxes are rows (frame, x, y, width, height) of
 int32 on the S x S grid; every frame also has the scene box, the whole grid, so that a
 frame where nothing moves is scored too (as the quiet scene it is).
 """
@@ -50,12 +51,13 @@ def frame_boxes(boxes: np.ndarray, frame_count: int, size: int) -> list[np.ndarr
             for f in range(frame_count)]
 
 
-def crop_window(frames: np.ndarray, flow: np.ndarray, box: np.ndarray, crop_size: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def crop_window(frames: np.ndarray, flow: np.ndarray, box: np.ndarray, crop_size: int,
+                flow_units: str = "crop") -> tuple[np.ndarray, np.ndarray]:
     """One sample's crops: frames uint8 (P + 1, S, S, C) -> (P + 1, K, K, C) and the flow
-    F_t (S, S, 2) in grid pixels -> (2, K, K) float32 in crop pixels, K = crop_size."""
+    F_t (S, S, 2) in grid pixels -> (2, K, K) float32 in ``flow_units`` (crop or grid
+    pixels, ``model.crop_flow``), K = crop_size."""
     return (crop_frames(frames, box, crop_size),
-            crop_flow(flow, box, crop_size).transpose(2, 0, 1))
+            crop_flow(flow, box, crop_size, flow_units).transpose(2, 0, 1))
 
 
 def crop_frames(frames: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray:
@@ -65,11 +67,15 @@ def crop_frames(frames: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarr
                      for frame in frames])
 
 
-def crop_flow(flow: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray:
-    """A flow (S, S, 2) in grid pixels -> the box's flow (crop, crop, 2) in crop pixels."""
+def crop_flow(flow: np.ndarray, box: np.ndarray, crop_size: int,
+              units: str = "crop") -> np.ndarray:
+    """A flow (S, S, 2) in grid pixels -> the box's flow (crop, crop, 2), its vectors in
+    crop pixels (``units`` "crop") or left in grid pixels ("grid", as HF2-VAD crops)."""
     x, y, width, height = (int(v) for v in box)
     region = np.asarray(flow[y:y + height, x:x + width], dtype=np.float32)
     resized = cv2.resize(region, (crop_size, crop_size), interpolation=cv2.INTER_LINEAR)
+    if units == "grid":
+        return resized
     return resized * np.array([crop_size / width, crop_size / height], dtype=np.float32)
 
 

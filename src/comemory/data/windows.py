@@ -45,14 +45,15 @@ class ObjectWindows(Dataset):
     I_{t-P+1} .. I_{t+1} and from F_t, resized to ``crop_size``.
 
     Each item is a dict: past (P, C, K, K) and target (C, K, K) in [-1, 1], flow (2, K, K)
-    in crop pixels, K = crop_size; video; frame (t + 1); box (4,) int: x, y, width, height
+    in ``flow_units`` (crop or grid pixels), K = crop_size; video; frame (t + 1); box (4,) int: x, y, width, height
     of the crop on the S x S grid.
     """
 
-    def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int):
+    def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int,
+                 flow_units: str = "crop"):
         self.videos = videos
         self.past_frames = past_frames
-        self.crop_size = crop_size
+        self.crop_size, self.flow_units = crop_size, flow_units
         rows = []
         for v, video in enumerate(videos):
             if video.boxes is None:
@@ -70,7 +71,8 @@ class ObjectWindows(Dataset):
         v, frame, *box = (int(value) for value in self.index[item])
         video, box = self.videos[v], np.array(box)
         frames, flow = crop_window(video.frames[frame - self.past_frames:frame + 1],
-                                   video.flows[frame - 2], box, self.crop_size)
+                                   video.flows[frame - 2], box, self.crop_size,
+                                   self.flow_units)
         window = to_model_range(frames)
         return {"past": window[:-1], "target": window[-1],
                 "flow": torch.from_numpy(flow).to(torch.get_default_dtype()), "video": v,
@@ -82,5 +84,5 @@ def model_windows(videos: list[PreparedVideo], model: torch.nn.Module) -> Datase
     ``input: objects``, else FrameWindows."""
     config = model.config
     if config.input == "objects":
-        return ObjectWindows(videos, model.past_frames, config.crop_size)
+        return ObjectWindows(videos, model.past_frames, config.crop_size, config.crop_flow)
     return FrameWindows(videos, model.past_frames)

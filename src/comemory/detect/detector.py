@@ -289,7 +289,8 @@ class Detector:
             grid_flow = (item.flow if item.flow is not None
                          else np.zeros((size, size, 2), np.float32))
             for box in item.boxes:
-                frames, box_flow = crop_window(window, grid_flow, box, crop)
+                frames, box_flow = crop_window(window, grid_flow, box, crop,
+                                               self.config.model.crop_flow)
                 frames = to_model_range(frames).numpy()
                 past.append(frames[:-1])
                 target.append(frames[-1])

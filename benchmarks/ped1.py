@@ -74,7 +74,14 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "location formula offered to validation",
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "score.offer_location=true"],
                                  FULL_EPOCHS),
+    # Frozen later (issue 26), before its first Ped1 test figure: the co-memory network on
+    # objects' crops, preset "objects" as Ped2 (development) left it (flows in grid pixels)
+    "objects_videos": ("co-memory on objects' crops (preset objects: boxes from motion on "
+                       "a 256 x 256 grid, 32 x 32 crops, flows in grid pixels)",
+                       [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
 }
+# rows built on another preset than "cpu"
+PRESETS = {"objects_videos": "objects"}
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
 SAME_TRAINING = {"comemory_location_videos": "comemory_videos"}
@@ -124,7 +131,7 @@ def main() -> int:
 
 def ped1_config(name: str, seed: int, threads: int = 0) -> Config:
     _, settings, epochs = ROWS[name]
-    return build_row_config(settings, epochs, seed, threads)
+    return build_row_config(settings, epochs, seed, threads, PRESETS.get(name, "cpu"))
 
 
 def alerts(data: Path, runs: Path, row: str, results: Path) -> int:

@@ -114,11 +114,13 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                             [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
     # the co-memory network on objects' crops (issue 26): preset "objects"
     "objects_videos": ("co-memory on object crops: boxes from motion on a 256 x 256 grid, "
-                       "32 x 32 crops, a frame scored by its object with the largest flow "
-                       "error; whole training videos held out",
-                       [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
+                       "32 x 32 crops, each crop's flow scaled to crop pixels, a frame "
+                       "scored by its object with the largest flow error; whole training "
+                       "videos held out",
+                       [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=crop"], FULL_EPOCHS),
     "objects_grid_flow_videos": ("co-memory on object crops, each crop's flow left in grid "
-                                 "pixels (HF2-VAD) instead of scaled to crop pixels",
+                                 "pixels (HF2-VAD; the preset's since) instead of scaled to "
+                                 "crop pixels",
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid"],
                                  FULL_EPOCHS),
     # short runs, one difference each, compared on validation

@@ -37,16 +37,24 @@ from tests.test_serve import FAST_VIDEO, frames_folder, two_cameras, wait_for
 def test_a_crops_flow_is_scaled_to_crop_pixels_on_each_axis():
     flow = np.zeros((128, 128, 2), np.float32)
     flow[..., 0], flow[..., 1] = 2.0, 1.0  # 2 px right, 1 px down everywhere
-    crop = crop_flow(flow, np.array([8, 16, 64, 16]), 32)  # 64 wide, 16 high -> 32 x 32
+    crop = crop_flow(flow, np.array([8, 16, 64, 16]), 32, units="crop")  # 64 x 16 -> 32 x 32
     assert crop.shape == (32, 32, 2)
     np.testing.assert_allclose(crop[..., 0], 1.0, atol=1e-6)  # halved with the width
     np.testing.assert_allclose(crop[..., 1], 2.0, atol=1e-6)  # doubled with the height
 
 
+def test_a_crops_flow_may_stay_in_grid_pixels():
+    flow = np.zeros((128, 128, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 2.0, 1.0
+    crop = crop_flow(flow, np.array([8, 16, 64, 16]), 32, units="grid")
+    np.testing.assert_allclose(crop[..., 0], 2.0, atol=1e-6)
+    np.testing.assert_allclose(crop[..., 1], 1.0, atol=1e-6)
+
+
 def test_a_crop_keeps_where_in_the_box_the_motion_is():
     flow = np.zeros((64, 64, 2), np.float32)
     flow[20:40, 10:20, 0] = 3.0  # the left half of the box (10..30) moves
-    crop = crop_flow(flow, np.array([10, 20, 20, 20]), 32)
+    crop = crop_flow(flow, np.array([10, 20, 20, 20]), 32, units="crop")
     assert crop[:, :14, 0].min() > 4.0  # 3 px x 32 / 20
     assert np.abs(crop[:, 18:, 0]).max() < 1e-6
 
@@ -112,7 +120,7 @@ def test_the_finder_boxes_the_moving_square_and_each_object_is_a_sample():
     assert len(last) == 1
     x, y, width, height = last[0, 1:]
     assert x <= 20 and y <= 20 and x + width >= 32 and y + height >= 32  # square: 20..32
-    samples = ObjectWindows([video], past_frames=2, crop_size=16)
+    samples = ObjectWindows([video], past_frames=2, crop_size=16, flow_units="crop")
     per_frame = frame_boxes(video.boxes, 14, 64)
     assert len(samples) == sum(len(per_frame[f]) for f in range(2, 14))
     item = samples[len(samples) - 1]
@@ -138,7 +146,7 @@ def test_a_frame_takes_its_object_with_the_largest_flow_error_and_boxes_paint_th
     flow_map = errors.flow_maps[0].astype(np.float32)
     assert flow_map[1, 1] == pytest.approx(0.9, abs=1e-3)  # the top-left box
     assert flow_map[6, 6] == pytest.approx(0.5, abs=1e-3)  # the bottom-right box
-    assert flow_map[1, 6] == pytest.approx(0.1, abs=1e-3)  # only the scene box
+    assert flow_map[1, 6] == 0.0  # only the scene box, which is not painted
     assert errors.frame_maps[0, 6, 6] == pytest.approx(0.7, abs=1e-3)
 
 

@@ -58,9 +58,10 @@ class ModelConfig:
     # most unusual object (comemory.data.crops)
     input: str = "frames"
     crop_size: int = 32  # with input objects: the side of each crop (HF2-VAD: 32)
-    # with input objects: a crop's flow vectors in "crop" pixels (scaled with the box, so
-    # near and far objects at one pace move alike) or in "grid" pixels (HF2-VAD)
-    crop_flow: str = "crop"
+    # with input objects: a crop's flow vectors in "grid" pixels (HF2-VAD) or in "crop"
+    # pixels (scaled with the box, so near and far objects at one pace move alike; but a
+    # small fragment of a walker then seems fast: docs/benchmarks.md, "Objects")
+    crop_flow: str = "grid"
 
     @property
     def network_size(self) -> int:

@@ -52,7 +52,7 @@ def frame_boxes(boxes: np.ndarray, frame_count: int, size: int) -> list[np.ndarr
 
 
 def crop_window(frames: np.ndarray, flow: np.ndarray, box: np.ndarray, crop_size: int,
-                flow_units: str = "crop") -> tuple[np.ndarray, np.ndarray]:
+                flow_units: str) -> tuple[np.ndarray, np.ndarray]:
     """One sample's crops: frames uint8 (P + 1, S, S, C) -> (P + 1, K, K, C) and the flow
     F_t (S, S, 2) in grid pixels -> (2, K, K) float32 in ``flow_units`` (crop or grid
     pixels, ``model.crop_flow``), K = crop_size."""
@@ -67,8 +67,7 @@ def crop_frames(frames: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarr
                      for frame in frames])
 
 
-def crop_flow(flow: np.ndarray, box: np.ndarray, crop_size: int,
-              units: str = "crop") -> np.ndarray:
+def crop_flow(flow: np.ndarray, box: np.ndarray, crop_size: int, units: str) -> np.ndarray:
     """A flow (S, S, 2) in grid pixels -> the box's flow (crop, crop, 2), its vectors in
     crop pixels (``units`` "crop") or left in grid pixels ("grid", as HF2-VAD crops)."""
     x, y, width, height = (int(v) for v in box)

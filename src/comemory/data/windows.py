@@ -50,7 +50,7 @@ class ObjectWindows(Dataset):
     """
 
     def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int,
-                 flow_units: str = "crop"):
+                 flow_units: str):
         self.videos = videos
         self.past_frames = past_frames
         self.crop_size, self.flow_units = crop_size, flow_units

@@ -5,7 +5,9 @@ largest flow error for both terms; without a flow prediction (MNAD), of its obje
 the lowest PSNR. Every frame has at least the scene box, so every frame gets parts.
 
 Maps for localisation are painted on the S x S grid: each pixel holds the largest flow
-and frame errors of the boxes that cover it, so that a pixel scores its box's score.
+and frame errors of the object boxes that cover it, so that a pixel scores its box's
+score; the scene box is not painted (it would give every pixel of a frame with one
+unusual object that object's errors), so a pixel in no box scores 0.
 """
 from __future__ import annotations
 
@@ -35,16 +37,17 @@ def frame_errors_of_objects(name: str, rows: dict[str, np.ndarray], size: int,
 def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
                   ) -> dict[str, np.ndarray]:
     """flow_maps and frame_maps (n, S, S) float16: each pixel the largest error of the
-    boxes over it, on the frames ``scored``."""
+    object boxes over it (the scene box left out), on the frames ``scored``."""
     position = {frame: i for i, frame in enumerate(scored.tolist())}
+    objects = ~((rows["boxes"][:, 2] == size) & (rows["boxes"][:, 3] == size))
     maps = {}
     for part, key in (("flow_error", "flow_maps"), ("frame_error", "frame_maps")):
         if part not in rows:
             continue
         painted = np.zeros((len(scored), size, size), np.float32)
-        for frame, (x, y, width, height), value in zip(rows["frames"].tolist(),
-                                                       rows["boxes"].tolist(), rows[part],
-                                                       strict=True):
+        for frame, (x, y, width, height), value in zip(rows["frames"][objects].tolist(),
+                                                       rows["boxes"][objects].tolist(),
+                                                       rows[part][objects], strict=True):
             region = painted[position[frame], y:y + height, x:x + width]
             np.maximum(region, value, out=region)
         maps[key] = painted.astype(np.float16)

@@ -91,7 +91,7 @@ README_ROWS = {
     "floor: flow magnitude, flow at 238 x 158": ["floor_native_videos"],
     "co-memory, `cpu` preset, the default": [
         "comemory_videos", "comemory_videos_seed1", "comemory_videos_seed2"],
-    "co-memory, `location` offered to validation (seed 0 kept a frame-wide setting)": [
+    "co-memory, `location` offered to validation (never chosen; alerts: seeds 1 and 2)": [
         "comemory_location_videos", "comemory_location_videos_seed1",
         "comemory_location_videos_seed2"],
     "without motion memory": ["no_motion_memory_videos"],

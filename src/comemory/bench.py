@@ -7,7 +7,8 @@ channels_last (the bf16 ones only on CPUs with native bf16: elsewhere it is emul
 50 times slower, and measuring it would take many minutes): end-to-end frames per second
 of the streaming detector (decode, resize and flow, model, score, one frame at a time as a
 camera delivers them) and each stage's share
-of the time; the model's GFLOP per frame (counted by torch.utils.flop_counter) and the
+of the time; the model's GFLOP per frame (counted by torch.utils.flop_counter; with
+``model.input: objects``, per crop times the crops a frame had) and the
 GFLOP/s it achieves next to what this machine reaches on a large matrix product in the
 same precision (a reference, not a ceiling: oneDNN's convolutions can beat PyTorch's fp32
 matrix product). Speed does not depend on the weights, so the models are untrained;
@@ -53,14 +54,16 @@ def bench(presets: list[str], frames: int = 150, source: str | Path | None = Non
         rows = []
         for name in presets:
             config = preset(name)
-            gflop = gflop_per_frame(config)
+            gflop = gflop_per_frame(config)  # one call: a frame, or (objects) one crop
             for precision, channels_last in variants:
                 row = measure(config, video, frames, precision == "bf16", channels_last,
                               seconds)
+                per_frame = gflop * (row["crops_per_frame"] if config.model.input == "objects"
+                                     else 1.0)
                 row.update(preset=name, precision=precision, channels_last=channels_last,
                            image_size=config.model.image_size, width=config.model.width,
-                           gflop_per_frame=gflop,
-                           model_gflops=gflop / row["model_ms"] * 1e3,
+                           gflop_per_frame=per_frame,
+                           model_gflops=per_frame / row["model_ms"] * 1e3,
                            matmul_gflops=matmul[precision])
                 rows.append(row)
     return {"machine": machine(), "source": str(source or "synthetic 360x240 scene"),
@@ -82,15 +85,17 @@ def measure(config: Config, video: Path, frames: int, bf16: bool, channels_last:
         next(results)
     detector.stage_seconds = dict.fromkeys(STAGES, 0.0)
     started, count = time.perf_counter(), 0
-    for _ in progress(results, total=frames - WARM_UP_FRAMES, desc=label, unit="frame",
-                  leave=False):
+    crops = 0  # model.input objects: the network runs once per crop, the scene's included
+    for result in progress(results, total=frames - WARM_UP_FRAMES, desc=label, unit="frame",
+                           leave=False):
         count += 1
+        crops += len(result.objects) + 1 if result.score is not None else 0
         if time.perf_counter() - started > seconds:
             break
     wall = time.perf_counter() - started
     results.close()
     stages = detector.stage_seconds
-    return {"fps": count / wall, "frames_timed": count,
+    return {"fps": count / wall, "frames_timed": count, "crops_per_frame": crops / count,
             "model_ms": stages["model"] / count * 1e3,
             "share": {stage: spent / wall for stage, spent in stages.items()},
             "other_share": 1 - sum(stages.values()) / wall}
@@ -133,8 +138,8 @@ def synthetic_video(folder: Path, frames: int) -> Path:
 
 
 def markdown_table(results: dict) -> str:
-    header = ("| preset | precision | channels_last | frames/s | decode | flow | model | "
-              "score | GFLOP/frame | model GFLOP/s (matmul) |")
+    header = ("| preset | precision | channels_last | frames/s | " + " | ".join(STAGES)
+              + " | GFLOP/frame | model GFLOP/s (matmul) |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in results["rows"]:
         share = row["share"]

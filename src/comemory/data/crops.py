@@ -6,9 +6,9 @@ A crop's flow is resized like its frames; with ``model.crop_flow: crop`` its vec
 scaled with it (u by crop_size / box width, v by crop_size / box height), so that a
 person far away, whose box is small, moves as many crop pixels as one near the camera
 walking at the same pace; with ``grid`` they stay in grid pixels, as HF2-VAD crops its
-flows, so that a box's size does not change how fast it seems. Boxes are rows (frame, x, y, width, height) of
-int32 on the S x S grid; every frame also has the scene box, the whole grid, so that a
-frame where nothing moves is scored too (as the quiet scene it is).
+flows, so that a box's size does not change how fast it seems. Boxes are rows (frame, x,
+y, width, height) of int32 on the S x S grid; every frame also has the scene box, the
+whole grid, so that a frame where nothing moves is scored too (as the quiet scene it is).
 """
 from __future__ import annotations
 

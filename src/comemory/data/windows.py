@@ -45,8 +45,8 @@ class ObjectWindows(Dataset):
     I_{t-P+1} .. I_{t+1} and from F_t, resized to ``crop_size``.
 
     Each item is a dict: past (P, C, K, K) and target (C, K, K) in [-1, 1], flow (2, K, K)
-    in ``flow_units`` (crop or grid pixels), K = crop_size; video; frame (t + 1); box (4,) int: x, y, width, height
-    of the crop on the S x S grid.
+    in ``flow_units`` (crop or grid pixels), K = crop_size; video; frame (t + 1); box (4,)
+    int: x, y, width, height of the crop on the S x S grid.
     """
 
     def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int,

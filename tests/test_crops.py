@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from comemory.data.objects import Box
 from comemory.data.windows import ObjectWindows
 from comemory.detect import Detector, detect
 from comemory.detect.annotate import DISPLAY_WIDTH, RED, FramePainter
+from comemory.errors import ConfigError
 from comemory.evaluate.evaluation import evaluate
 from comemory.export import example_inputs, export_model, onnx_engine
 from comemory.scoring import FrameScorer
@@ -255,3 +257,17 @@ def test_serve_scores_objects_as_detect_does_and_draws_their_boxes(object_run, s
     events = EventStore(tmp_path / "serve" / "events.db").events(EventFilter(camera="street"))
     assert events and cv2.imread(str(tmp_path / "serve" / "media" / "thumbnails"
                                      / events[-1]["thumbnail"])) is not None
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["model.input=crops"], "model.input must be one of ['frames', 'objects']"),
+    (["model.input=objects", "model.crop_size=20"], "model.crop_size must be a multiple of 8"),
+    (["model.input=objects", "model.crop_flow=box"], "model.crop_flow must be one of"),
+    (["model.input=objects", "model.architecture=mnad"], "needs model.architecture comemory"),
+    (["model.input=objects", "model.crop_size=16", "score.patch_size=32"],
+     "score.patch_size must be between 1 and model.crop_size (16)"),
+    (["objects.margin=2"], "objects.margin must be between 0 and 1"),
+])
+def test_bad_object_model_settings_are_named(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        small_config(*settings).check()

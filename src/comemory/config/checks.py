@@ -99,6 +99,9 @@ def model_problems(model: ModelConfig) -> list[str]:
          "model.architecture mnad needs model.appearance_memory >= 1 (its score reads it)"),
         (model.input in MODEL_INPUTS, f"model.input must be one of {list(MODEL_INPUTS)}, "
          f"got {model.input!r}"),
+        (model.input != "objects" or model.architecture == "comemory",
+         "model.input objects needs model.architecture comemory (a frame takes its object "
+         "with the largest flow error, and MNAD predicts no flow)"),
         (model.crop_flow in CROP_FLOW_UNITS, f"model.crop_flow must be one of "
          f"{list(CROP_FLOW_UNITS)}, got {model.crop_flow!r}"),
         (model.crop_size >= 16 and model.crop_size % 8 == 0,

@@ -102,7 +102,8 @@ class Detector:
     OpenCV reads them; ``run(source)`` reads a source and yields a FrameResult per frame;
     ``reset()`` starts a new video. ``stage_seconds`` adds up the time spent in each stage:
     decode (reading the source), flow (resizing and optical flow), objects (finding them,
-    with ``model.input: objects``), model (the network, crops cut included), score.
+    with ``model.input: objects``), model (the network), score (the formula; with
+    objects, cutting the crops too).
     """
 
     def __init__(self, engine: Engine, config: Config, calibration: Calibration,

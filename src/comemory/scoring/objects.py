@@ -1,8 +1,9 @@
 """From objects to frames (``model.input: objects``): each object's crop has its score
 parts (S_F(P~), S_I(P~) of its own worst patch, eq. 3.19, and the rest); a frame takes the
 parts of its object with the largest flow error, as eq. 3.19 takes the patch with the
-largest flow error for both terms; without a flow prediction (MNAD), of its object with
-the lowest PSNR. Every frame has at least the scene box, so every frame gets parts.
+largest flow error for both terms (the co-memory network only: config refuses objects
+for MNAD, which predicts no flow). Every frame has at least the scene box, so every
+frame gets parts.
 
 Maps for localisation are painted on the S x S grid: each pixel holds the largest flow
 and frame errors of the object boxes that cover it, so that a pixel scores its box's
@@ -23,8 +24,7 @@ def frame_errors_of_objects(name: str, rows: dict[str, np.ndarray], size: int,
     """One video's object rows (each column (N,): frames, boxes (N, 4) and the score
     parts) -> VideoErrors of its scored frames, with (n, S, S) maps if ``keep_maps``."""
     frames = rows["frames"]
-    chooser = rows["flow_error"] if "flow_error" in rows else -rows["psnr"]
-    order = np.lexsort((chooser, frames))  # by frame, then by the chooser, ascending
+    order = np.lexsort((rows["flow_error"], frames))  # by frame, then flow error, ascending
     last_of_frame = np.r_[frames[order][1:] != frames[order][:-1], True]
     chosen = order[last_of_frame]
     parts = {key: rows[key][chosen] for key in PARTS if key in rows}
@@ -42,8 +42,6 @@ def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
     objects = ~((rows["boxes"][:, 2] == size) & (rows["boxes"][:, 3] == size))
     maps = {}
     for part, key in (("flow_error", "flow_maps"), ("frame_error", "frame_maps")):
-        if part not in rows:
-            continue
         painted = np.zeros((len(scored), size, size), np.float32)
         for frame, (x, y, width, height), value in zip(rows["frames"][objects].tolist(),
                                                        rows["boxes"][objects].tolist(),

@@ -24,10 +24,16 @@ def video_boxes(frames: np.ndarray, config: ObjectsConfig) -> np.ndarray:
     fresh ObjectFinder that learns the scene as the video goes, as live detection does:
     int32 (N, 5) rows (frame, x, y, width, height), each box grown by ``config.margin``."""
     finder = ObjectFinder(config)
-    size = frames.shape[1:3]
-    rows = [(index, *grown(box, config.margin, size))
-            for index, frame in enumerate(frames) for box in finder.find(_plane(frame))]
+    rows = [(index, *box) for index, frame in enumerate(frames)
+            for box in found_boxes(finder, frame, config.margin)]
     return np.array(rows, dtype=np.int32).reshape(-1, 5)
+
+
+def found_boxes(finder: ObjectFinder, frame: np.ndarray, margin: float
+                ) -> list[tuple[int, int, int, int]]:
+    """The boxes ``finder`` finds in a grid frame (S, S, C), each grown by ``margin``:
+    (x, y, width, height). The finder learns the frame: call it on every frame in order."""
+    return [grown(box, margin, frame.shape[:2]) for box in finder.find(_plane(frame))]
 
 
 def grown(box: Box, margin: float, size: tuple[int, int]) -> tuple[int, int, int, int]:

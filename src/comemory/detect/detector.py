@@ -29,7 +29,7 @@ import torch
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
 from comemory.cpu import PRECISIONS, resolve_precision
-from comemory.data.crops import crop_window, grown
+from comemory.data.crops import crop_window, found_boxes
 from comemory.data.flow import GridFlow
 from comemory.data.frames import box_from_model_grid, checked_bgr, resize_frame
 from comemory.data.model_input import as_cached_flow, to_model_range
@@ -203,10 +203,8 @@ class Detector:
         if state.finder is None:
             return None
         started = time.perf_counter()
-        size, margin = self.config.model.image_size, self.config.objects.margin
-        found = [grown(box, margin, (size, size))
-                 for box in state.finder.find(current[..., 0] if current.shape[-1] == 1
-                                              else current)]
+        size = self.config.model.image_size
+        found = found_boxes(state.finder, current, self.config.objects.margin)
         boxes = np.array([(0, 0, size, size), *found], dtype=np.int32)
         self.stage_seconds["objects"] += time.perf_counter() - started
         return boxes

@@ -170,7 +170,8 @@ README_ROWS = {
     "memories of 15 items": ["memory_15_videos"],
     "MNAD as its code trains it": ["mnad_videos"],
     "co-memory on objects' crops, `objects` preset (flows in grid pixels)": [
-        "objects_grid_flow_videos"],
+        "objects_grid_flow_videos", "objects_grid_flow_videos_seed1",
+        "objects_grid_flow_videos_seed2"],
 }
 
 

@@ -148,8 +148,8 @@ def add_export(commands: argparse._SubParsersAction) -> None:
 def add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure detection speed, stage by stage")
     bench.add_argument("--presets", nargs="+", choices=sorted(PRESETS),
-                       default=["tiny", "cpu", "paper"], help="presets to measure "
-                       "(default: all three)")
+                       default=["tiny", "cpu", "objects", "paper"], help="presets to measure "
+                       "(default: all four)")
     bench.add_argument("--frames", type=int, default=150, help="frames per variant")
     bench.add_argument("--seconds", type=float, default=60.0,
                        help="at most this long per variant")

@@ -17,45 +17,43 @@ benchmarks/results/ped2-motion-model.json. Skips where Ped2 is absent.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from comemory.bench import machine
-from comemory.config import Config, FlowConfig, ObjectsConfig, apply_overrides
+from comemory.config import FlowConfig, ObjectsConfig
 from comemory.data.datasets import read_dataset
 from comemory.data.flow import FlowEstimator
 from comemory.data.objects import ObjectFinder
 from comemory.scoring.motion_model import MotionModel, motion_vector
 from comemory.scoring.smoothing import causal_mean
-from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
+from ped2_rows import (  # beside this script
+    DEFAULT_DATA,
+    LEARN_EVERY,
+    PROJECT,
+    normal_frames,
+    object_benchmark_options,
+    ped2_missing,
+)
 from rows import git_commit, write_results
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-motion-model.json"
-LEARN_EVERY = 5
 COMPONENTS = 5
 CAUSAL_WINDOW = 9  # one fixed smoothing, the longest validation offers elsewhere
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="objects.KEY=VALUE", help="another object-finder setting "
-                        "(repeatable): an experiment, never a default")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args, settings = object_benchmark_options(__doc__, RESULTS)
     if ped2_missing(DEFAULT_DATA, "training", "testing"):
         return 0
-    settings = apply_overrides(Config(), args.overrides).check().objects
     started = time.perf_counter()
     training = read_dataset("frames", DEFAULT_DATA, "training")
-    normal = [image for video in training for image in video.source.read_bgr()[::LEARN_EVERY]]
+    normal = normal_frames(training)
     test = read_dataset("frames", DEFAULT_DATA, "testing")
     train_objects, test_objects = _cached_objects(training, test, normal, settings)
     labels = [video.labels.resolve(video.source.frame_count(), video.name) for video in test]

@@ -13,7 +13,6 @@ figures is listed in docs/benchmarks.md. Skips with a message where Ped2 is abse
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,29 +21,27 @@ import cv2
 import numpy as np
 
 from comemory.bench import machine
-from comemory.config import Config, apply_overrides
 from comemory.data.datasets import read_dataset
 from comemory.data.objects import Box, ObjectFinder, mask_coverage
-from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing  # beside this script
+from ped2_rows import (  # beside this script
+    DEFAULT_DATA,
+    LEARN_EVERY,
+    PROJECT,
+    normal_frames,
+    object_benchmark_options,
+    ped2_missing,
+)
 from rows import git_commit, write_results
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-objects.json"
-LEARN_EVERY = 5  # training frames shown to the background models: every fifth
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="objects.KEY=VALUE", help="another object-finder setting "
-                        "(repeatable): an experiment, never a default")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file (the "
-                        "picture goes beside it)")
-    args = parser.parse_args()
+    args, settings = object_benchmark_options(__doc__, RESULTS,
+                                              "JSON file (the picture goes beside it)")
     if ped2_missing(DEFAULT_DATA, "training", "testing"):
         return 0
-    settings = apply_overrides(Config(), args.overrides).check().objects
-    normal = [image for video in read_dataset("frames", DEFAULT_DATA, "training")
-              for image in video.source.read_bgr()[::LEARN_EVERY]]
+    normal = normal_frames(read_dataset("frames", DEFAULT_DATA, "training"))
     per_video, examples, seconds, frames = {}, [], 0.0, 0
     for video in read_dataset("frames", DEFAULT_DATA, "testing"):
         finder = ObjectFinder(settings)

@@ -3,14 +3,15 @@ it: a library for ped2.py and the ped2_* scripts, which import it, never each ot
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from comemory import storage
-from comemory.config import Config
-from comemory.data.datasets import read_dataset
+from comemory.config import Config, ObjectsConfig, apply_overrides
+from comemory.data.datasets import Video, read_dataset
 from comemory.detect.video_writer import write_video
 from rows import (  # beside this module
     CHOSEN,
@@ -178,6 +179,30 @@ README_ROWS = {
 def ped2_missing(data: Path, *splits: str) -> bool:
     """True, after saying so, when ``data`` holds none of ``splits``."""
     return dataset_missing(data, "UCSD Ped2", *splits)
+
+
+# The object benchmarks first show the finder's background models every fifth training frame
+LEARN_EVERY = 5
+
+
+def object_benchmark_options(doc: str, results: Path, results_help: str = "JSON file"
+                             ) -> tuple[argparse.Namespace, ObjectsConfig]:
+    """The options of the object benchmarks (ped2_objects.py, ped2_motion_model.py),
+    parsed: ``--set objects.KEY=VALUE`` (an experiment, never a default) and
+    ``--results``; with the object-finder settings they make, checked."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="objects.KEY=VALUE", help="another object-finder setting "
+                        "(repeatable): an experiment, never a default")
+    parser.add_argument("--results", type=Path, default=results, help=results_help)
+    args = parser.parse_args()
+    return args, apply_overrides(Config(), args.overrides).check().objects
+
+
+def normal_frames(training: list[Video]) -> list[np.ndarray]:
+    """Every ``LEARN_EVERY``-th frame of the training videos, BGR: what the object
+    finder's background models are shown before a video is read."""
+    return [image for video in training for image in video.source.read_bgr()[::LEARN_EVERY]]
 
 
 def row_config(name: str, seed: int, threads: int = 0, epochs: int | None = None) -> Config:

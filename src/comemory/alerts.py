@@ -166,9 +166,9 @@ class EventGrouper:
                 closed = self._close()
         if alarm:
             if self._open is None:
-                self._open = Event(frame, frame, frame, score)
+                self._open = Event(frame, frame, frame, score, peak_box=box)
             self._open.end_frame = frame
-            if score > self._open.peak_score or self._open.peak_frame == frame:
+            if score > self._open.peak_score:
                 self._open.peak_frame, self._open.peak_score = frame, score
                 self._open.peak_box = box
         return closed

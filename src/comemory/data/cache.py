@@ -103,7 +103,7 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
         record["resize"] = resize
     if flo_root is not None:  # precomputed flows: which files they are is part of the key
         record["source"] = str((flo_root / video.name).resolve())
-    flow_key = hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
+    flow_key = _settings_key(record)
     flow_path = entry / f"flow-{size}-{flow_key}.npy"
 
     def compute_flows() -> np.ndarray:
@@ -122,13 +122,18 @@ def prepare_video(video: Video, config: Config, cache_dir: Path,
     boxes = None
     if model.input == "objects":  # found on the grid frames, so keyed by them and the finder
         settings = asdict(config.objects)
-        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        key = _settings_key(settings)
         boxes = _cached(entry / f"boxes-{size}x{channels}{letterbox}-{key}.npy",
                         lambda: video_boxes(np.asarray(frames), config.objects), meta=settings)
     labels = video.labels.resolve(len(frames), video.name) if video.labels else None
     _check_mask_count(video, len(frames))
     return PreparedVideo(video.name, frames, flows, video.source.resolution(), labels,
                          video.masks, boxes)
+
+
+def _settings_key(settings: dict) -> str:
+    """A short name for a set of settings, part of a cache file's name."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _check_mask_count(video: Video, frame_count: int) -> None:

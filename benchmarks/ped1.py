@@ -3,6 +3,8 @@
     python benchmarks/ped1.py --rows floor_native_videos          # about 5 minutes
     python benchmarks/ped1.py --rows comemory_videos --seed 1      # one training run
     python benchmarks/ped1.py --alerts comemory_videos             # detect on the test MP4s
+    python benchmarks/ped1.py --alerts comemory_videos --adapt-from-held-out   # adaptation on
+    python benchmarks/ped1.py --alerts objects_videos --cross-fit 4   # threshold cross-fitted
     python benchmarks/ped1.py --table                              # every row
     python benchmarks/ped1.py --readme-table                       # the README's table
 
@@ -36,6 +38,8 @@ from rows import (  # beside this script
     PROJECT,
     SHARED_DATA,
     alerts_through_detect,
+    cross_fitted,
+    held_out_footage,
     build_row_config,
     dataset_missing,
     print_table,
@@ -107,6 +111,12 @@ def main() -> int:
                         "to ped1-alerts.json beside it)")
     parser.add_argument("--alerts", metavar="ROW", help="run `comemory detect` with ROW's "
                         "checkpoint (e.g. comemory_videos_seed1) on each test MP4")
+    parser.add_argument("--adapt-from-held-out", action="store_true", help="with --alerts: "
+                        "per-camera adaptation from ROW's held-out training videos, marked "
+                        "normal (the entry is ROW_adapted)")
+    parser.add_argument("--cross-fit", type=int, metavar="K", help="with --alerts: first set "
+                        "the threshold of a copy of ROW (ROW_crossfit) by K-fold "
+                        "cross-fitting (comemory calibrate; K trainings)")
     args = parser.parse_args()
     use_threads(args.threads)
     if args.table or args.readme_table:
@@ -116,7 +126,8 @@ def main() -> int:
     if dataset_missing(args.data, "UCSD Ped1", "training", "testing"):
         return 0
     if args.alerts:
-        return alerts(args.data, args.runs, args.alerts, args.results.parent / ALERTS.name)
+        return alerts(args.data, args.runs, args.alerts, args.results.parent / ALERTS.name,
+                      args.adapt_from_held_out, args.cross_fit)
     for name in args.rows:
         key = name if args.seed == 0 else f"{name}_seed{args.seed}"
         print(f"== {key}: {ROWS[name][0]}", flush=True)
@@ -135,13 +146,25 @@ def ped1_config(name: str, seed: int, threads: int = 0) -> Config:
     return build_row_config(settings, epochs, seed, threads, PRESETS.get(name, "cpu"))
 
 
-def alerts(data: Path, runs: Path, row: str, results: Path) -> int:
-    """The alert check through ``comemory detect`` on Ped1's own test MP4 files."""
+def alerts(data: Path, runs: Path, row: str, results: Path, adapt: bool = False,
+           cross_fit_folds: int | None = None) -> int:
+    """The alert check through ``comemory detect`` on Ped1's own test MP4 files; with
+    ``adapt``, per-camera adaptation from the row's held-out training videos; with
+    ``cross_fit_folds``, on a copy of the row whose threshold was cross-fitted."""
     videos = {video.name: (video.source.location,
                            video.labels.resolve(video.source.frame_count(), video.name))
               for video in read_dataset(DATASET, data, "testing")}
-    result = alerts_through_detect(runs / row / "checkpoint.pt", videos, runs / row / "detect")
-    save_alerts(results, row, result)
+    checkpoint, adapt_from, name = runs / row / "checkpoint.pt", None, row
+    if cross_fit_folds:
+        checkpoint = cross_fitted(runs / row, cross_fit_folds, data, DATASET, runs / "cache")
+        name = checkpoint.parent.name
+    if adapt:
+        training = {video.name: Path(video.source.location)
+                    for video in read_dataset(DATASET, data, "training")}
+        adapt_from = held_out_footage(checkpoint, training, runs / row / "held-out")
+        name = f"{row}_adapted"
+    result = alerts_through_detect(checkpoint, videos, runs / name / "detect", adapt_from)
+    save_alerts(results, name, result)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -22,9 +23,11 @@ from comemory import storage
 from comemory.bench import machine
 from comemory.checkpoint import asked_config, config_from_checkpoint, load_checkpoint
 from comemory.config import Config, apply_overrides, preset
+from comemory.data.holdout import holdout_starts
 from comemory.detect import detect
 from comemory.evaluate.evaluation import evaluate, evaluate_floor
 from comemory.evaluate.metrics import alarm_figures, all_metrics
+from comemory.train.crossfit import cross_fit
 from comemory.train.loop import train
 from comemory.train.validate import validate_checkpoint, validate_floor
 
@@ -164,21 +167,64 @@ def save_alerts(results: Path, key: str, result: dict) -> None:
 
 
 def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
-                          out: Path) -> dict:
+                          out: Path, adapt_from: Path | None = None) -> dict:
     """Does the alert threshold keep its promise, tried as a user would: ``comemory detect``
     on each test video file ({name: (path, frame labels)}) into ``out``. The share of
     normal frames flagged (the promise: alert.false_alarm_rate of held-out normal training
     frames), the share of anomalous frames flagged, and the events as an operator judges
     them. Videos whose outputs are there and complete are not scored again (``seconds``
-    is then None: it would time only part of the work)."""
+    is then None: it would time only part of the work). ``adapt_from``: per-camera
+    adaptation (detect --adapt-from) from that footage, marked normal; the videos are then
+    scored in one detect run on their folder (which must hold only them), so that the
+    footage is scored once, and a killed run starts that again."""
     started, ran = time.perf_counter(), 0
+    folders = {path.parent for path, _ in videos.values()}
+    if adapt_from is not None and len(folders) == 1:  # the marked footage is scored once
+        if not all(_finished(out / name / "events.json") for name in videos):
+            detect(folders.pop(), checkpoint, out, video=False, progress=False,
+                   adapt_from=adapt_from)
+            ran = len(videos)
     for name, (path, _) in videos.items():
         if not _finished(out / name / "events.json"):  # a killed run goes on where it was
-            detect(path, checkpoint, out, video=False, progress=False)
+            detect(path, checkpoint, out, video=False, progress=False, adapt_from=adapt_from)
             ran += 1
     return {"checkpoint": str(checkpoint), **detect_figures(checkpoint, videos, out),
+            "adapt_from": None if adapt_from is None else str(adapt_from),
             "git_commit": git_commit(), "machine": machine(),
             "seconds": time.perf_counter() - started if ran == len(videos) else None}
+
+
+def cross_fitted(run: Path, folds: int, data: Path, dataset: str, cache: Path) -> Path:
+    """A copy of ``run`` (RUN_crossfit beside it) whose threshold ``comemory calibrate
+    --folds`` set again from every training video; its checkpoint. Resumes a killed
+    calibration; one already done is kept."""
+    copy = run.parent / f"{run.name}_crossfit"
+    copy.mkdir(exist_ok=True)
+    for name in ("checkpoint.pt", "config.yaml", "validation.json"):
+        if not (copy / name).exists():
+            shutil.copyfile(run / name, copy / name)
+    checkpoint = copy / "checkpoint.pt"
+    if load_checkpoint(checkpoint).get("cross_fit", {}).get("folds") != folds:
+        cross_fit(checkpoint, data, folds, dataset, cache)
+    return checkpoint
+
+
+def held_out_footage(checkpoint: Path, training: dict[str, Path], folder: Path) -> Path:
+    """``folder`` holding a copy of each of ``training``'s video files ({name: path}, in
+    the dataset's order) that ``checkpoint``'s run held out whole: footage it never trained
+    on, which a benchmark marks normal for per-camera adaptation (detect --adapt-from)."""
+    config = asked_config(load_checkpoint(checkpoint), checkpoint)
+    if config.train.holdout != "videos":
+        raise SystemExit(f"{checkpoint}: held out tails, not whole videos: no footage to "
+                         "mark normal")
+    starts = holdout_starts([0] * len(training), config.train.holdout_fraction, 0, by="videos")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, start in zip(training.values(), starts, strict=True):
+        if start is not None and not (folder / path.name).exists():
+            partial = folder.parent / f".{folder.name}-{path.name}.part"  # not in the folder
+            shutil.copyfile(path, partial)  # detect reads: a kill leaves no half video there
+            partial.rename(folder / path.name)
+    return folder
 
 
 def _finished(events_json: Path) -> bool:
@@ -189,7 +235,7 @@ def detect_figures(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
                    out: Path) -> dict:
     """The alert figures of finished ``detect`` outputs in ``out``: the frame shares and
     the operator's event figures (``metrics.alarm_figures``, at the videos' frame rate)."""
-    flagged, labels, events, rates = [], [], [], set()
+    flagged, labels, events, rates, promise = [], [], [], set(), None
     for name, (_, truth) in videos.items():
         rows = [json.loads(line) for line in
                 (out / name / "scores.jsonl").read_text().splitlines()]
@@ -198,6 +244,7 @@ def detect_figures(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
         record = json.loads((out / name / "events.json").read_text())
         events.append([(e["start_frame"], e["end_frame"]) for e in record["events"]])
         rates.add(record["fps"])
+        promise = record.get("promise")
     flagged_all, labels_all = np.concatenate(flagged), np.concatenate(labels).astype(bool)
     calibration = load_checkpoint(checkpoint)["calibration"]
     fps = rates.pop() if len(rates) == 1 else None  # per hour needs one rate
@@ -208,6 +255,7 @@ def detect_figures(checkpoint: Path, videos: dict[str, tuple[Path, np.ndarray]],
         "anomalous_frames_flagged": float(flagged_all[labels_all].mean()),
         "frames": int(labels_all.size), "fps": fps,
         **alarm_figures(labels, events, fps),
+        "promise": promise,
     }
 
 

@@ -18,9 +18,11 @@ from comemory.alerts import (
     AlertPolicy,
     EventGrouper,
     FirstMinuteCheck,
+    calibrate_threshold,
     group_events,
     threshold_for,
 )
+from comemory.alerts.promise import video_threshold
 from comemory.checkpoint import load_checkpoint
 from comemory.cli import main
 from comemory.config import FlowConfig
@@ -123,11 +125,23 @@ def test_whole_videos_held_out_are_spread_and_never_trained_on():
 def test_training_calibrates_the_threshold_on_held_out_frames(trained_run):
     checkpoint, _, _ = trained_run
     calibration = Calibration.from_dict(load_checkpoint(checkpoint)["calibration"])
-    assert "held-out" in calibration.extra["threshold_source"]
+    assert "tails of 4 training videos" in calibration.extra["threshold_source"]
     normal = np.array(calibration.extra["normal_scores"])
     assert len(normal) >= 4 * 4  # four training videos of 48 frames, 10 % each held out
     assert calibration.false_alarm_rate == 0.01
-    assert calibration.threshold == pytest.approx(threshold_for(normal, 0.01))
+    # per video (alert.threshold_by): each tail is a calibration video; four back 80 %
+    tails = [np.array(v) for v in calibration.extra["video_scores"]]
+    promise = video_threshold(tails, 0.01, 0.9)
+    assert len(tails) == 4 and calibration.threshold == pytest.approx(promise.threshold)
+    assert calibration.extra["promise"]["confidence"] == pytest.approx(0.8)
+    policy = AlertPolicy.from_calibration(calibration, false_alarm_rate=0.2)
+    assert policy.threshold == pytest.approx(video_threshold(tails, 0.2, 0.9).threshold)
+    # pooled frames, as before: the frames' quantile, the video-level promise still said
+    calibrate_threshold(calibration, tails, 0.01, "tails", by="frames")
+    assert calibration.threshold == pytest.approx(threshold_for(np.concatenate(tails), 0.01))
+    pooled = AlertPolicy.from_calibration(calibration)
+    assert "the pooled frames' quantile" in pooled.statement()
+    assert "set by hand" in AlertPolicy.from_calibration(calibration, threshold=3.0).statement()
 
 
 def live_column(row: dict) -> str:

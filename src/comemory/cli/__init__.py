@@ -25,6 +25,7 @@ COMMANDS = (
     offline.add_prepare,
     offline.add_train,
     offline.add_validate,
+    offline.add_calibrate,
     offline.add_evaluate,
     offline.add_floor,
     live.add_detect,

@@ -40,6 +40,13 @@ def add_detect(commands: argparse._SubParsersAction) -> None:
                        "the checkpoint's, set on held-out normal frames)")
     alarm.add_argument("--false-alarm-rate", type=float, help="set the threshold for this "
                        "rate on the checkpoint's held-out normal frames, e.g. 0.001")
+    detect.add_argument("--adapt", type=float, metavar="SECONDS", help="per-camera "
+                        "adaptation (opt-in): learn each source's own threshold from its "
+                        "first SECONDS, taken as normal, and follow its recent normal scores "
+                        "(README: Alerts that keep their promise)")
+    detect.add_argument("--adapt-from", type=Path, metavar="FOOTAGE", help="per-camera "
+                        "adaptation from footage you mark normal (a video, or a folder of "
+                        "them), scored first; with --adapt, each source also learns that long")
     detect.add_argument("--min-event-frames", type=int, default=MIN_EVENT_FRAMES,
                         help=f"drop events shorter than this (default {MIN_EVENT_FRAMES})")
     detect.add_argument("--event-gap", type=int, default=EVENT_GAP, help="join events "
@@ -119,7 +126,8 @@ def _detect(args: argparse.Namespace) -> None:
     summaries = detect(args.source, args.checkpoint, args.out, args.threshold,
                        args.false_alarm_rate, args.min_event_frames, args.event_gap,
                        args.video, args.engine, args.onnx, args.reconnect_seconds,
-                       precision=args.precision, channels_last=args.channels_last)
+                       precision=args.precision, channels_last=args.channels_last,
+                       adapt_seconds=args.adapt, adapt_from=args.adapt_from)
     for s in summaries:
         fps = f"{s['fps']:.1f} frames/s" if s["fps"] else "n/a"
         print(f"{s['video']}: {counted(s['frames'], 'frame')}, {s['scored']} scored, "

@@ -1,5 +1,5 @@
 """The commands that work on datasets and checkpoints: demo, synth, prepare, train,
-validate, evaluate, floor, export, bench. Each has ``add_<command>`` (its arguments)
+validate, calibrate, evaluate, floor, export, bench. Each has ``add_<command>`` (its arguments)
 and the function it runs, which imports its work when it starts."""
 from __future__ import annotations
 
@@ -102,6 +102,29 @@ def add_validate(commands: argparse._SubParsersAction) -> None:
     add_device_argument(validate)
     validate.set_defaults(run=_validate, on_interrupt="run it again: the checkpoint is only "
                           "rewritten (atomically) once validation ends")
+
+
+def add_calibrate(commands: argparse._SubParsersAction) -> None:
+    calibrate = commands.add_parser(
+        "calibrate", help="set a checkpoint's alert threshold again from every training "
+        "video, by cross-fitting",
+        description="Train --folds models, each on all training videos but one fold, score "
+        "each fold's videos with the model that did not train on them, and set the "
+        "checkpoint's threshold from those videos: the one that keeps alert.false_alarm_rate "
+        "on a new video with alert.confidence (9 videos back 90 %%). Costs --folds trainings; "
+        "the fold runs go to folds/ beside the checkpoint, and a killed run resumes.")
+    calibrate.add_argument("--checkpoint", required=True, type=Path,
+                           help="a finished run's checkpoint.pt (rewritten atomically)")
+    add_data_arguments(calibrate, labels=False)
+    calibrate.add_argument("--folds", type=int, default=4,
+                           help="folds, so models to train (default 4; at least 2)")
+    calibrate.add_argument("--false-alarm-rate", type=float,
+                           help="the rate to back (default: the run's alert.false_alarm_rate)")
+    calibrate.add_argument("--confidence", type=float, help="how sure the promise on a new "
+                           "video must be (default: the run's alert.confidence, 0.9)")
+    add_cache_argument(calibrate)
+    calibrate.set_defaults(run=_calibrate, on_interrupt="run the same command again: the "
+                           "fold runs continue where they stopped")
 
 
 def add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -226,6 +249,14 @@ def format_validation(report: dict) -> str:
     settings = ", ".join(f"{k} {v}" for k, v in report["chosen"].items())
     return "\n".join(lines + [f"settings: {settings} ({report['chosen_by']})",
                               f"frames: {report['frames']}"])
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from comemory.train.crossfit import cross_fit
+
+    result = cross_fit(args.checkpoint, args.root, args.folds, args.dataset, args.cache_dir,
+                       args.false_alarm_rate, args.confidence)
+    print(f"{args.checkpoint}: {result['statement']} (fold runs in {result['folds']})")
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -108,6 +108,10 @@ class TrainConfig:
     # (unseen people and moments, as test footage is)
     holdout: str = "tail"
     holdout_fraction: float = 0.1
+    # cross-fitting (set by `comemory calibrate --folds`): with folds > 0 the videos whose
+    # index modulo folds is fold are held out whole instead
+    fold: int = 0
+    folds: int = 0
     lr_schedule: str = "constant"  # constant | cosine (MNAD: annealed to 0 over the run)
 
 
@@ -156,6 +160,11 @@ class ChooseConfig:
 @dataclass
 class AlertConfig:
     false_alarm_rate: float = 0.01  # of held-out normal frames above the alert threshold
+    # videos: the threshold keeps false_alarm_rate on a new normal video with probability
+    # `confidence`, from the spread between held-out videos (comemory.alerts.promise);
+    # frames: the pooled held-out frames' quantile (before 2026-12; promises nothing per video)
+    threshold_by: str = "videos"
+    confidence: float = 0.9
 
 
 @dataclass

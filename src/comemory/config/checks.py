@@ -30,6 +30,7 @@ FLOW_METHODS = ("dis", "farneback", "flo")  # comemory.data.flow
 DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # comemory.data.flow.DIS_PRESETS
 FLOW_PLACES = ("model", "native")
 HOLDOUT_MODES = ("tail", "videos")  # comemory.data.holdout.holdout_starts
+THRESHOLD_BY = ("videos", "frames")  # comemory.alerts.calibrate_threshold
 SCORE_FORMULAS = ("thesis", "zscore", "location")  # comemory.scoring.formulas
 MEMORY_READS = ("attached", "detached")
 COMPACTNESS_LOSSES = ("l2", "mse")
@@ -197,9 +198,13 @@ def objects_problems(objects: ObjectsConfig) -> list[str]:
 
 
 def alert_problems(alert: AlertConfig) -> list[str]:
-    if 0.0 < alert.false_alarm_rate < 1.0:
-        return []
-    return [f"alert.false_alarm_rate must be between 0 and 1, got {alert.false_alarm_rate}"]
+    checks = [(0.0 < alert.false_alarm_rate < 1.0,
+               f"alert.false_alarm_rate must be between 0 and 1, got {alert.false_alarm_rate}"),
+              (alert.threshold_by in THRESHOLD_BY,
+               f"alert.threshold_by must be one of {THRESHOLD_BY}, got {alert.threshold_by!r}"),
+              (0.0 < alert.confidence < 1.0,
+               f"alert.confidence must be between 0 and 1, got {alert.confidence}")]
+    return [message for ok, message in checks if not ok]
 
 
 def _loss_weights(train: TrainConfig) -> list[float]:

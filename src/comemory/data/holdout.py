@@ -3,13 +3,14 @@ threshold, and the validation set is made from them (``train.holdout``,
 ``train.holdout_fraction``)."""
 from __future__ import annotations
 
-from comemory.config import HOLDOUT_MODES
+from comemory.config import HOLDOUT_MODES, TrainConfig
 from comemory.data.model_input import PreparedVideo
 from comemory.errors import DataError
 
 
 def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int, *,
-                  by: str) -> tuple[list[PreparedVideo], list[PreparedVideo]]:
+                  by: str, fold: tuple[int, int] | None = None
+                  ) -> tuple[list[PreparedVideo], list[PreparedVideo]]:
     """(training part, held-out part) of the videos.
 
     ``by="tail"``: the last ``fraction`` of each video's frames are held out. A held-out
@@ -17,9 +18,12 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
     those first frames are inputs only. A video too short to give both parts is used whole
     for training. ``by="videos"``: ``fraction`` of the videos (at least one, evenly spread
     over the list) are held out whole, so no one seen in training appears in them.
+    ``fold=(j, k)`` (cross-fitting, ``comemory calibrate``) overrides both: the videos
+    whose index modulo k is j are held out whole.
     """
     training, held_out = [], []
-    starts = holdout_starts([len(v.frames) for v in videos], fraction, past_frames, by=by)
+    starts = holdout_starts([len(v.frames) for v in videos], fraction, past_frames, by=by,
+                            fold=fold)
     for video, start in zip(videos, starts, strict=True):
         if start is None:
             training.append(video)
@@ -33,10 +37,12 @@ def split_holdout(videos: list[PreparedVideo], fraction: float, past_frames: int
 
 
 def holdout_starts(counts: list[int], fraction: float, past_frames: int, *,
-                   by: str) -> list[int | None]:
+                   by: str, fold: tuple[int, int] | None = None) -> list[int | None]:
     """For videos of ``counts`` frames, where each one's held-out part starts (its
     ``past_frames`` input frames included): 0 for a video held out whole, None for one
     not held out. See ``split_holdout``."""
+    if fold is not None:
+        return fold_starts(len(counts), *fold)
     if by not in HOLDOUT_MODES:
         raise DataError(f"train.holdout must be one of {HOLDOUT_MODES}, got {by!r}")
     if not 0.0 <= fraction < 1.0:
@@ -62,3 +68,19 @@ def holdout_start(count: int, fraction: float, past_frames: int) -> int | None:
     if held < 1 or cut < past_frames + 1:
         return None
     return cut - past_frames
+
+
+def fold_starts(count: int, fold: int, folds: int) -> list[int | None]:
+    """Cross-fitting's split of ``count`` videos: those whose index modulo ``folds`` is
+    ``fold`` are held out whole (0), the others trained on (None)."""
+    if not 0 <= fold < folds or folds < 2:
+        raise DataError(f"fold {fold} of {folds}: needs 2 or more folds and 0 <= fold < folds")
+    if count < folds:
+        raise DataError(f"{folds} folds need at least {folds} training videos, found {count}")
+    return [0 if index % folds == fold else None for index in range(count)]
+
+
+def holdout_of(train: TrainConfig) -> dict:
+    """``split_holdout``'s and ``holdout_starts``'s keyword arguments for a run's
+    train settings (train.holdout, or the cross-fitting fold train.fold of train.folds)."""
+    return {"by": train.holdout, "fold": (train.fold, train.folds) if train.folds else None}

@@ -91,9 +91,13 @@ class AnnotatedVideo:
         self.scores: deque[float | None] = deque(maxlen=CURVE_FRAMES)
         self.file = VideoWriter(path, fps, "mp4v", advice="; use --no-video")
 
-    def add(self, result: FrameResult, in_event: bool, alarm: bool) -> None:
+    def add(self, result: FrameResult, in_event: bool, alarm: bool,
+            threshold: float | None = None) -> None:
         """``in_event``: the frame lies in one of the events of events.json; ``alarm``: its
-        score is above the threshold."""
+        score is above the threshold; ``threshold``: the one it was judged by, where it
+        moves (a camera that adapts)."""
+        if threshold is not None:
+            self.threshold = self.painter.threshold = threshold
         frame = self.painter.picture(result, in_event, alarm)
         self.scores.append(result.score)
         self.file.write(np.vstack([frame, self._strip(result, in_event, alarm)]))

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from comemory import storage
 from comemory.alerts import EVENT_GAP, MIN_EVENT_FRAMES, AlertPolicy, AlertStream, Sink
+from comemory.alerts.adapt import Adaptation
 from comemory.data.stream import open_sources
 from comemory.detect.detector import Detector
 from comemory.detect.outputs import file_outputs
-from comemory.errors import Interrupted
+from comemory.errors import DataError, Interrupted
 
 
 def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
@@ -19,14 +20,18 @@ def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
            video: bool = True,
            engine: str = "torch", onnx_path: str | Path | None = None,
            reconnect_seconds: float = 30.0, progress: bool = True, precision: str = "fp32",
-           channels_last: bool = False) -> list[dict]:
+           channels_last: bool = False, adapt_seconds: float | None = None,
+           adapt_from: str | Path | None = None) -> list[dict]:
     """Score ``source`` and write the results; returns one summary dict per video.
 
     Each video gets a folder under ``out_dir`` (named after it) with scores.csv and
     scores.jsonl (a row per frame, flushed as written), events.json, annotated.mp4
     (unless ``video`` is False) and scores.png. The threshold is ``threshold`` if given,
     else the one for ``false_alarm_rate`` on the checkpoint's held-out normal scores, else
-    the checkpoint's own. If the run stops early (Ctrl-C, a stream that cannot be
+    the checkpoint's own. With ``adapt_seconds`` or ``adapt_from`` each source learns its
+    own threshold (comemory.alerts.adapt): from its first ``adapt_seconds``, and from the
+    footage ``adapt_from``, which the operator marks normal and which is scored first.
+    If the run stops early (Ctrl-C, a stream that cannot be
     reopened), events.json says ``"complete": false``, where and why it stopped, and marks
     an event still going on as ``"cut": true``; Ctrl-C then raises Interrupted, whose
     message says what was kept and how to go on.
@@ -34,12 +39,28 @@ def detect(source: str | Path, checkpoint: str | Path, out_dir: str | Path,
     detector = Detector.from_checkpoint(checkpoint, engine, onnx_path, precision, channels_last)
     policy = AlertPolicy.from_calibration(detector.calibration, threshold, false_alarm_rate,
                                           min_event_frames, event_gap, checkpoint)
+    policy = policy.adapted(adaptation(detector, adapt_seconds, adapt_from, progress))
+    policy.announce("detect")
     summaries = []
     for stream in open_sources(source, reconnect_seconds):
         folder = Path(out_dir) / stream.name
         with storage.folder_lock(folder, "detect"):
             summaries.append(_detect_video(stream, detector, policy, folder, video, progress))
     return summaries
+
+
+def adaptation(detector: Detector, seconds: float | None, footage: str | Path | None,
+               progress: bool = True) -> Adaptation | None:
+    """The per-camera adaptation asked for: learning each source's first ``seconds``, the
+    ``footage`` marked normal (scored here, every video of it), both, or None."""
+    if seconds is None and footage is None:
+        return None
+    normal = []
+    for stream in open_sources(footage, 0.0) if footage is not None else []:
+        normal += [r.score for r in detector.run_stream(stream, progress) if r.score is not None]
+    if footage is not None and not normal:
+        raise DataError(f"{footage}: no frame of the footage marked normal could be scored")
+    return Adaptation(seconds or 0.0, normal_scores=tuple(normal))
 
 
 def _detect_video(stream, detector: Detector, policy: AlertPolicy, folder: Path, video: bool,

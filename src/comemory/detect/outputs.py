@@ -49,7 +49,7 @@ class ScoreFiles:
                               for p in self.parts)])
         self._csv_handle.flush()
         record = {"frame": result.index, "time": result.time, "score": result.score,
-                  "anomalous": verdict.alarm, **result.parts}
+                  "anomalous": verdict.alarm, "threshold": verdict.threshold, **result.parts}
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
 
@@ -78,6 +78,7 @@ class EventsFile:
     def _write(self, final: bool, stopped_because: str | None = None) -> None:
         record = {**self.policy.to_dict(), "fps": self.fps, "complete": final,
                   "frames_read": self.alerts.frames, "last_frame": self.alerts.last_frame,
+                  "last_threshold": self.alerts.threshold,
                   "events": [e.to_dict() for e in self.alerts.events]}
         if stopped_because is not None:
             record["stopped_because"] = stopped_because
@@ -98,7 +99,7 @@ class ScorePlot:
 
     def close(self, closed: list[Event], stopped_because: str | None = None) -> None:
         if self.scores.count:
-            plots.detection_plot(self.path, self.scores, self.policy.threshold,
+            plots.detection_plot(self.path, self.scores, self.alerts.threshold,
                                  [(e.start_frame, e.end_frame) for e in self.alerts.events],
                                  self.path.parent.name)
 
@@ -110,10 +111,10 @@ class VideoOutput:
 
     def __init__(self, video: AnnotatedVideo, alerts: AlertStream):
         self.video, self.alerts = video, alerts
-        self._unsettled: deque[tuple[FrameResult, bool]] = deque()
+        self._unsettled: deque[tuple[FrameResult, Verdict]] = deque()
 
     def add(self, result: FrameResult, verdict: Verdict) -> None:
-        self._unsettled.append((result, verdict.alarm))
+        self._unsettled.append((result, verdict))
         self._release(self.alerts.settled_until())
 
     def close(self, closed: list[Event], stopped_because: str | None = None) -> None:
@@ -124,5 +125,6 @@ class VideoOutput:
         """Write the waiting frames before ``settled_until`` (all with None)."""
         while self._unsettled and (settled_until is None
                                    or self._unsettled[0][0].index < settled_until):
-            result, alarm = self._unsettled.popleft()
-            self.video.add(result, self.alerts.in_event(result.index), alarm)
+            result, verdict = self._unsettled.popleft()
+            self.video.add(result, self.alerts.in_event(result.index), verdict.alarm,
+                           verdict.threshold)

@@ -199,7 +199,7 @@ def _alert_shares(kinds: dict[str, list[np.ndarray]], labels: list[np.ndarray],
     events = [[(e.start_frame, e.end_frame) for e in
                policy.events(np.arange(len(scores)), scores)] for scores in kinds[name]]
     return {"score": name, "threshold": policy.threshold,
-            "false_alarm_rate": policy.false_alarm_rate,
+            "false_alarm_rate": policy.false_alarm_rate, "promise": policy.statement(),
             "normal_frames_flagged": float(flagged[~truth].mean()),
             "anomalous_frames_flagged": float(flagged[truth].mean()),
             **alarm_figures(labels, events, fps)}

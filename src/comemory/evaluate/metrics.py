@@ -151,6 +151,8 @@ def metrics_text(metrics: dict) -> str:
                      f"{alerts['false_alarm_rate']:.1%} of normal frames): "
                      f"{alerts['normal_frames_flagged']:.1%} of normal and "
                      f"{alerts['anomalous_frames_flagged']:.1%} of anomalous test frames above it")
+        if alerts.get("promise"):
+            lines.append(f"the promise: {alerts['promise']}")
         per_hour = alerts.get("false_events_per_hour")
         rate = (f"{per_hour:.1f} an hour of normal footage" if per_hour is not None else
                 f"{alerts.get('false_events_per_1000_normal_frames', 0):.1f} per 1,000 "

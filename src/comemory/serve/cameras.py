@@ -153,17 +153,19 @@ class Camera:
         self.feed: CameraFeed | None = None
         self.state = detector.new_state()
         self.alerts = policy.watch(self.name)
-        painter = FramePainter(policy.threshold, detector.calibration.median_score(),
-                               detector.config.model.resize)
-        self.recorder = EventRecorder(self.name, store, media, painter, policy.threshold,
+        self.painter = FramePainter(policy.threshold, detector.calibration.median_score(),
+                                    detector.config.model.resize)
+        self.recorder = EventRecorder(self.name, store, media, self.painter, policy.threshold,
                                       serve, self._fps)
-        self.view = LiveView(painter)
+        self.view = LiveView(self.painter)
         self.sinks: list[Sink] = [self.recorder, self.view]
         self.error: str | None = None
 
     def handle(self, item: QueuedFrame, result: FrameResult) -> None:
         result.read_at = item.read_at
         verdict = self.alerts.add(result.index, result.score, result.top_box)
+        if self.alerts.tracker is not None:  # a camera that adapts: pictures and events
+            self.painter.threshold = self.recorder.threshold = self.alerts.threshold  # follow
         for sink in self.sinks:
             sink.add(result, verdict)
 
@@ -180,7 +182,7 @@ class Camera:
         return {"name": self.name, "status": self.error or (feed.status if feed else "?"),
                 "fps": figures["fps"], "source_fps": feed.fps if feed else None,
                 "lag_s": figures["lag_s"], "dropped": feed.dropped if feed else 0,
-                "scored": figures["scored"], "threshold": self.policy.threshold,
+                "scored": figures["scored"], "threshold": self.alerts.threshold,
                 "in_event": self.recorder.event_id is not None, "curve": figures["curve"]}
 
     def picture(self) -> np.ndarray | None:

@@ -12,6 +12,7 @@
         source: rtsp://10.0.0.5/stream1     # file, folder, camera index or URL
         checkpoint: runs/cpu/checkpoint.pt
         false_alarm_rate: 0.01    # or threshold: 2.5; neither: the checkpoint's own
+        adapt_seconds: 120        # opt-in: learn this camera's own threshold (README)
       - name: yard
         source: yard.mp4          # a file is looped, read at its own frame rate
         checkpoint: runs/cpu/checkpoint.pt
@@ -44,6 +45,7 @@ class CameraConfig:
     checkpoint: str
     threshold: float | None = None
     false_alarm_rate: float | None = None
+    adapt_seconds: float | None = None  # per-camera adaptation: learn from the first seconds
     loop: bool = True
     realtime: bool = True
 
@@ -86,6 +88,11 @@ class ServeConfig:
             if camera.false_alarm_rate is not None and not 0 < camera.false_alarm_rate < 1:
                 raise ConfigError(f"{source}: camera {camera.name}: false_alarm_rate must "
                                   f"lie between 0 and 1, got {camera.false_alarm_rate}")
+            if camera.adapt_seconds is not None and (camera.adapt_seconds <= 0
+                                                     or camera.threshold is not None):
+                raise ConfigError(f"{source}: camera {camera.name}: adapt_seconds must be "
+                                  "above 0, and needs the threshold from a false-alarm rate "
+                                  "(leave out threshold)")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"{source}: port must be 0-65535, got {self.port}")
         for name in ("clip_before_s", "clip_after_s", "clip_budget_mb", "queue_seconds"):

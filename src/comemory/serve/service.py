@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from comemory.alerts import AlertPolicy
+from comemory.alerts.adapt import Adaptation
 from comemory.detect import Detector
 from comemory.errors import ConfigError
 from comemory.progress import counted
@@ -64,6 +65,9 @@ class Service:
             policy = AlertPolicy.from_calibration(
                 detector.calibration, camera.threshold, camera.false_alarm_rate,
                 config.min_event_frames, config.event_gap, camera.checkpoint)
+            if camera.adapt_seconds:
+                policy = policy.adapted(Adaptation(camera.adapt_seconds))
+            policy.announce(f"camera {camera.name}")
             self.cameras.append(Camera(camera, detector, policy, config, self.store,
                                        self.media))
         self.stopping = threading.Event()

@@ -92,7 +92,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         # no held-out frames: the training frames set the threshold, optimistically
         normal = _held_out_scores(errors_of, architecture, training, held_out, chosen,
                                   calibration)
-        _set_threshold(calibration, normal, config.alert.false_alarm_rate, held_out)
+        _set_threshold(calibration, normal, config, held_out)
         return chosen, calibration, {
             "skipped": "no frames held out (train.holdout_fraction 0): nothing to validate "
                        "on; the configured score settings are kept"}
@@ -120,8 +120,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
     calibration = statistics[chosen.patch_size]
     _set_threshold(calibration, _normal_scores(raw, clip_errors, validation,
-                                               chosen.causal_window),
-                   config.alert.false_alarm_rate, held_out)
+                                               chosen.causal_window), config, held_out)
     return chosen, calibration, report
 
 
@@ -230,28 +229,36 @@ def finish_report(chosen: ScoreConfig, raw: list[np.ndarray], clip_errors: list[
 
 
 def _normal_scores(raw: list[np.ndarray], clip_errors: list[VideoErrors],
-                   validation: ValidationSet, window: int) -> np.ndarray:
-    """The held-out normal frames' causal scores (the "normal" clips are those frames)."""
-    return np.concatenate([causal_mean(s, window) for s, kind in
-                           zip(raw, validation.kinds, strict=True) if kind == "normal"])
+                   validation: ValidationSet, window: int) -> list[np.ndarray]:
+    """The held-out normal frames' causal scores, one array per held-out video or part
+    (the "normal" clips are those frames)."""
+    return [causal_mean(s, window) for s, kind in
+            zip(raw, validation.kinds, strict=True) if kind == "normal"]
 
 
 def _held_out_scores(errors_of: ErrorFunction, architecture: str,
                      training: list[PreparedVideo], held_out: list[PreparedVideo],
-                     score: ScoreConfig, calibration: Calibration) -> np.ndarray:
+                     score: ScoreConfig, calibration: Calibration) -> list[np.ndarray]:
     scorer = scorer_for(architecture, score)
     frames = held_out or training
     errors = errors_of(frames, score, [score.patch_size], "held-out frames",
                        scorer.reads_maps)[score.patch_size]
-    return np.concatenate([causal_mean(scorer.frame_scores(e, calibration), score.causal_window)
-                           for e in errors])
+    return [causal_mean(scorer.frame_scores(e, calibration), score.causal_window)
+            for e in errors]
 
 
-def _set_threshold(calibration: Calibration, normal: np.ndarray, false_alarm_rate: float,
+def _set_threshold(calibration: Calibration, normal: list[np.ndarray], config: Config,
                    held_out: list[PreparedVideo]) -> None:
-    source = (f"{normal.size} held-out normal frames" if held_out
-              else "training frames (no frames held out: optimistic)")
-    calibrate_threshold(calibration, normal, false_alarm_rate, source)
+    frames = sum(len(scores) for scores in normal)
+    if not held_out:
+        source = "training frames (no frames held out: optimistic)"
+    elif config.train.holdout == "tail" and not config.train.folds:
+        source = (f"{frames} held-out frames, the tails of {len(normal)} training videos "
+                  "(next to frames trained on: optimistic)")
+    else:
+        source = f"{frames} frames of {len(normal)} held-out training videos"
+    calibrate_threshold(calibration, normal, config.alert.false_alarm_rate, source,
+                        config.alert.threshold_by, config.alert.confidence)
 
 
 def _patch_sizes(config: Config) -> list[int]:

@@ -38,7 +38,7 @@ from comemory.cpu import use_threads
 from comemory.data.cache import prepare_split, read_split
 from comemory.data.flow import flow_identity
 from comemory.data.frames import VideoFile
-from comemory.data.holdout import split_holdout
+from comemory.data.holdout import holdout_of, split_holdout
 from comemory.data.model_input import PreparedVideo, prepare_images
 from comemory.data.windows import model_windows
 from comemory.detect import Detector, torch_engine
@@ -125,7 +125,7 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
     videos, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
-                                     by=config.train.holdout)
+                                     **holdout_of(config.train))
     validation = validation_set(sources, whole, config, model.past_frames) if held_out else None
     reviewed = [prepare_images(f"review-{event}", clip, config)
                 for (event, _), clip in zip(clips, images, strict=True)]

@@ -33,7 +33,7 @@ from comemory.cpu import resolve_precision, use_threads
 from comemory.data.cache import prepare_split, read_split
 from comemory.data.datasets import Video
 from comemory.data.flow import flow_identity
-from comemory.data.holdout import split_holdout
+from comemory.data.holdout import holdout_of, split_holdout
 from comemory.data.model_input import PreparedVideo
 from comemory.data.windows import model_windows
 from comemory.errors import CheckpointError, TrainingError
@@ -195,7 +195,7 @@ def _training_videos(config: Config, data_root: str | Path, out_dir: Path,
         sources = read_split(data_root, "training", dataset=dataset)
         whole = prepare_split(sources, "training", config, cache_dir)
     return (sources, whole, *split_holdout(whole, config.train.holdout_fraction, past_frames,
-                                           by=config.train.holdout))
+                                           **holdout_of(config.train)))
 
 
 def epoch_steps(samples: int, batch_size: int, world_size: int = 1) -> int:
@@ -252,7 +252,8 @@ def _restore(path: Path, config: Config, model: torch.nn.Module,
     if saved.model != config.model or saved.flow != config.flow:
         raise CheckpointError(f"{path}: was trained with another model or flow config; "
                               "resume with the same preset and settings")
-    for key in ("batch_size", "seed", "holdout_fraction"):  # they fix which samples a step saw
+    # these fix which samples a step saw
+    for key in ("batch_size", "seed", "holdout_fraction", "fold", "folds"):
         if getattr(saved.train, key) != getattr(config.train, key):
             raise CheckpointError(f"{path}: was trained with train.{key}="
                                   f"{getattr(saved.train, key)}; resume with the same value")

@@ -10,7 +10,7 @@ from comemory import storage
 from comemory.checkpoint import asked_config, load_checkpoint, model_from_checkpoint
 from comemory.config import Config, ScoreConfig, apply_overrides
 from comemory.data.cache import prepare_split, read_split
-from comemory.data.holdout import split_holdout
+from comemory.data.holdout import holdout_of, split_holdout
 from comemory.distributed import resolve_device
 from comemory.errors import ConfigError
 from comemory.scoring import scorer_for, video_errors
@@ -41,7 +41,7 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
     training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
-                                     by=config.train.holdout)
+                                     **holdout_of(config.train))
     validation = validation_set(sources, whole, config, model.past_frames)
     architecture = config.model.architecture
     if choose:  # from the settings asked for, choosing whatever the run said about it
@@ -85,7 +85,7 @@ def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path 
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
     training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames,
-                                     by=config.train.holdout)
+                                     **holdout_of(config.train))
     validation = validation_set(sources, whole, config, past_frames)
     score, _, report = fit_scores(floor_errors, "flow_floor", training, held_out, validation,
                                   config)

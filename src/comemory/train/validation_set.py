@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from comemory.config import Config
 from comemory.data.datasets import Video
-from comemory.data.holdout import holdout_starts
+from comemory.data.holdout import holdout_of, holdout_starts
 from comemory.data.model_input import PreparedVideo, prepare_images
 from comemory.data.pseudo_anomalies import KINDS, make_clips
 from comemory.errors import DataError
@@ -48,7 +48,7 @@ def validation_set(sources: list[Video], prepared: list[PreparedVideo], config: 
     tails = {}
     starts = holdout_starts([len(ready.frames) for ready in prepared],
                             config.train.holdout_fraction, past_frames,
-                            by=config.train.holdout)
+                            **holdout_of(config.train))
     for video, start in zip(sources, starts, strict=True):
         if start is not None:
             tails[video.name] = video.source.read_bgr(start)

@@ -23,6 +23,7 @@ def test_the_tail_model_finds_the_rate_beyond_its_samples():
     scores = rng.exponential(1.0, 5000)
     # the 0.1 % point lies in the last five samples: the fitted tail is steadier
     assert tail_threshold(scores, 0.001) == pytest.approx(np.log(1000), rel=0.1)
+    assert type(tail_threshold(scores, 0.001)) is float  # written to JSON as it is
     assert tail_threshold(scores, 0.05) == pytest.approx(np.quantile(scores, 0.95))
 
 
@@ -59,6 +60,7 @@ def test_adaptation_tracks_a_slow_level_change_and_still_alarms_on_an_anomaly():
     [event] = [e for e in stream.events if e.start_frame <= 27_000 <= e.end_frame + 5]
     assert event.end_frame >= 27_050
     assert verdicts[-1].threshold > 2.33 + 2.0  # the camera's own threshold rose with it
+    assert all(type(v.alarm) is bool for v in verdicts)  # scores.jsonl writes it
 
 
 def test_frames_of_an_event_are_not_learned():

@@ -99,6 +99,8 @@ def checkpoint_promise(calibration: Calibration, false_alarm_rate: float | None 
     if not kept or not videos:
         return None
     rate = false_alarm_rate or calibration.false_alarm_rate
+    if rate == kept["rate"]:  # as set from every frame, not from the kept quantiles
+        return Promise(**{name: kept[name] for name in Promise.__dataclass_fields__})
     return video_threshold([np.array(v) for v in videos], rate, kept["asked"], kept["source"])
 
 

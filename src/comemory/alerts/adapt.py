@@ -108,5 +108,5 @@ def tail_threshold(scores: np.ndarray, rate: float) -> float:
     shape, _, scale = genpareto.fit(peaks, floc=0.0)
     ratio = rate * len(scores) / len(peaks)  # < 1: how far into the tail
     if abs(shape) < 1e-6:
-        return start - scale * math.log(ratio)
-    return start + scale / shape * (ratio ** -shape - 1.0)
+        return float(start - scale * math.log(ratio))
+    return float(start + scale / shape * (ratio ** -shape - 1.0))

@@ -213,7 +213,7 @@ class AlertStream:
     def add(self, frame: int, score: float | None, box: list[int] | None = None) -> Verdict:
         """The verdict on one frame, in order (``box``: its top object's, if any)."""
         threshold = self.threshold
-        alarm = score is not None and score > threshold
+        alarm = bool(score is not None and score > threshold)
         self.frames, self.last_frame = self.frames + 1, frame
         if score is not None:
             self.scored += 1

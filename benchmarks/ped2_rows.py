@@ -170,7 +170,7 @@ README_ROWS = {
     "without motion memory": ["no_motion_memory_videos"],
     "memories of 15 items": ["memory_15_videos"],
     "MNAD as its code trains it": ["mnad_videos"],
-    "co-memory on objects' crops, `objects` preset (flows in grid pixels)": [
+    "co-memory on objects' crops, `objects` preset (flows in grid pixels; alerts: seed 0)": [
         "objects_grid_flow_videos", "objects_grid_flow_videos_seed1",
         "objects_grid_flow_videos_seed2"],
 }

@@ -2,6 +2,7 @@
 (comemory calibrate)."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from comemory.alerts import AlertPolicy
 from comemory.alerts.promise import video_quantile, video_threshold, videos_needed
 from comemory.checkpoint import load_checkpoint
+from comemory.cli import main
+from comemory.detect import detect
 from comemory.errors import ConfigError, DataError
 from comemory.scoring import Calibration
 from comemory.train.crossfit import cross_fit
@@ -96,6 +99,13 @@ def test_cross_fitting_sets_the_threshold_from_every_training_video(trained_run,
         cross_fit(run / "checkpoint.pt", scene, folds=5, cache_dir=cache)
 
 
+def test_calibrate_on_the_command_line_names_what_is_wrong(trained_run, capsys):
+    checkpoint, scene, cache = trained_run
+    code = main(["calibrate", "--checkpoint", str(checkpoint), "--root", str(scene),
+                 "--cache-dir", str(cache), "--folds", "9"])
+    assert code == 2 and "9 folds need at least 9 training videos" in capsys.readouterr().err
+
+
 def test_a_checkpoint_calibrated_before_promises_says_it_promises_nothing_per_video():
     old = Calibration(threshold=1.0, false_alarm_rate=0.01,
                       extra={"threshold_source": "300 held-out normal frames",
@@ -104,3 +114,13 @@ def test_a_checkpoint_calibrated_before_promises_says_it_promises_nothing_per_vi
     assert policy.promise is None and policy.threshold == 1.0
     assert "before video-level promises" in policy.statement()
     assert AlertPolicy.from_calibration(old, false_alarm_rate=0.5).threshold == 1.0
+
+
+def test_detect_warns_when_the_checkpoint_cannot_back_its_rate(trained_run, tmp_path, caplog):
+    checkpoint, scene, _ = trained_run  # four tails held out: 80 %, not the 90 % asked
+    detect(scene / "testing" / "frames" / "01", checkpoint, tmp_path / "out", video=False,
+           progress=False)
+    [warning] = [r for r in caplog.records if "cannot promise" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "with 80% confidence" in warning.getMessage()
+    events = json.loads((tmp_path / "out" / "01" / "events.json").read_text())
+    assert events["promise"]["videos"] == 4 and not events["promise"]["kept"]

@@ -189,8 +189,10 @@ class AlertPolicy:
 
     def announce(self, name: str) -> None:
         """Say what the threshold promises for ``name`` (a command, a camera): a warning
-        where it cannot back its rate at the asked confidence, else a note."""
-        if self.promise is not None and not self.promise.kept:
+        where it cannot back its rate at the asked confidence or states no promise (a
+        checkpoint calibrated before promises), else a note."""
+        unbacked = self.promise is None and self.threshold_source != "set by hand"
+        if unbacked or (self.promise is not None and not self.promise.kept):
             log.warning("%s: %s", name, self.statement())
         else:
             log.info("%s: %s", name, self.statement())

@@ -123,6 +123,7 @@ def add_finetune(commands: argparse._SubParsersAction) -> None:
 def _detect(args: argparse.Namespace) -> None:
     from comemory.detect import detect  # imports OpenCV's video writer only when needed
 
+    logging.getLogger("comemory.alerts").setLevel(logging.INFO)  # what the threshold promises
     summaries = detect(args.source, args.checkpoint, args.out, args.threshold,
                        args.false_alarm_rate, args.min_event_frames, args.event_gap,
                        args.video, args.engine, args.onnx, args.reconnect_seconds,

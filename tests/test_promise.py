@@ -92,6 +92,7 @@ def test_cross_fitting_sets_the_threshold_from_every_training_video(trained_run,
     for fold in folds:  # each fold's model held out its own videos, whole
         state = load_checkpoint(run / "folds" / fold / "checkpoint.pt")
         assert state["config"]["train"]["folds"] == 2
+        assert "cross-fitting fold" in state["validation"]["skipped"]  # no validation set
     stamp = (run / "folds" / "1-of-2" / "checkpoint.pt").stat().st_mtime_ns
     cross_fit(run / "checkpoint.pt", scene, folds=2, cache_dir=cache)  # finished: read again
     assert (run / "folds" / "1-of-2" / "checkpoint.pt").stat().st_mtime_ns == stamp

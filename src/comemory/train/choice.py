@@ -89,13 +89,15 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     if validation is None:
         chosen = config.score
         calibration = statistics[chosen.patch_size]
-        # no held-out frames: the training frames set the threshold, optimistically
+        # a fold run's held-out videos set the threshold; with none held out, the
+        # training frames do, optimistically
         normal = _held_out_scores(errors_of, architecture, training, held_out, chosen,
                                   calibration)
         _set_threshold(calibration, normal, config, held_out)
-        return chosen, calibration, {
-            "skipped": "no frames held out (train.holdout_fraction 0): nothing to validate "
-                       "on; the configured score settings are kept"}
+        why = ("a cross-fitting fold (comemory calibrate): its held-out videos only set "
+               "its threshold" if held_out else "no frames held out (train.holdout_fraction "
+               "0): nothing to validate on")
+        return chosen, calibration, {"skipped": f"{why}; the configured score settings are kept"}
     errors_by_patch = errors_of(validation.videos, config.score, patches, "validating", maps)
     grid = _grid(architecture, errors_by_patch, statistics, validation, config.score,
                  choose, offer)

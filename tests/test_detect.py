@@ -463,7 +463,7 @@ class _RecordedVideo:
     def __init__(self):
         self.frames: list[tuple[int, bool]] = []
 
-    def add(self, result, in_event: bool, alarm: bool) -> None:
+    def add(self, result, in_event: bool, alarm: bool, threshold: float | None = None) -> None:
         self.frames.append((result.index, in_event))
 
     def close(self) -> None:

@@ -272,15 +272,16 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 def test_every_option_of_every_command_has_help_and_heavy_ones_take_threads(capsys):
     parser = cli.build_parser()
     commands = _subcommands(parser)
-    assert set(commands) == {"demo", "synth", "prepare", "train", "validate", "evaluate",
-                             "floor", "detect", "serve", "finetune", "export", "bench"}
+    assert set(commands) == {"demo", "synth", "prepare", "train", "validate", "calibrate",
+                             "evaluate", "floor", "detect", "serve", "finetune", "export",
+                             "bench"}
     for name, sub in commands.items():
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
             assert action.help, f"comemory {name} {action.option_strings or action.dest}"
-    for name in ("demo", "prepare", "train", "validate", "evaluate", "floor", "detect", "serve",
-                 "finetune", "bench"):
+    for name in ("demo", "prepare", "train", "validate", "calibrate", "evaluate", "floor",
+                 "detect", "serve", "finetune", "bench"):
         assert any("--threads" in a.option_strings for a in commands[name]._actions), name
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])

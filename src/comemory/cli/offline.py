@@ -123,6 +123,7 @@ def add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--confidence", type=float, help="how sure the promise on a new "
                            "video must be (default: the run's alert.confidence, 0.9)")
     add_cache_argument(calibrate)
+    add_threads_argument(calibrate, "train.threads of the fold runs")
     calibrate.set_defaults(run=_calibrate, on_interrupt="run the same command again: the "
                            "fold runs continue where they stopped")
 
@@ -255,7 +256,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     from comemory.train.crossfit import cross_fit
 
     result = cross_fit(args.checkpoint, args.root, args.folds, args.dataset, args.cache_dir,
-                       args.false_alarm_rate, args.confidence)
+                       args.false_alarm_rate, args.confidence, args.threads)
     print(f"{args.checkpoint}: {result['statement']} (fold runs in {result['folds']})")
 
 

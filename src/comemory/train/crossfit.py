@@ -46,17 +46,21 @@ def fold_config(config: Config, chosen: Config, fold: int, folds: int) -> Config
 
 def cross_fit(checkpoint: str | Path, data_root: str | Path, folds: int,
               dataset: str = "frames", cache_dir: str | Path | None = None,
-              false_alarm_rate: float | None = None, confidence: float | None = None) -> dict:
-    """Train ``folds`` fold models beside ``checkpoint``, gather every training video's
-    held-out scores, and set the checkpoint's threshold from them for
-    ``false_alarm_rate`` (default: the run's) at ``confidence`` (default: the run's
-    alert.confidence), per video or pooled as the run's alert.threshold_by says.
-    Returns the promise as a dict, with the fold runs' folder."""
+              false_alarm_rate: float | None = None, confidence: float | None = None,
+              threads: int | None = None) -> dict:
+    """Train ``folds`` fold models beside ``checkpoint`` (on ``threads`` CPU threads,
+    default the run's train.threads), gather every training video's held-out scores, and
+    set the checkpoint's threshold from them for ``false_alarm_rate`` (default: the
+    run's) at ``confidence`` (default: the run's alert.confidence), per video or pooled
+    as the run's alert.threshold_by says. Returns the promise as a dict, with the fold
+    runs' folder."""
     state = load_checkpoint(checkpoint)
     if state.get("calibration") is None:
         raise CheckpointError(f"{checkpoint}: the run has not finished training; finish it "
                               "(comemory train --resume) before calibrating")
     asked, chosen = asked_config(state, checkpoint), config_from_checkpoint(state, checkpoint)
+    if threads is not None:
+        asked = replace(asked, train=replace(asked.train, threads=threads))
     fold_starts(len(read_split(data_root, "training", dataset=dataset)), 0, folds)  # checks
     folder = Path(checkpoint).parent / "folds"
     videos = []

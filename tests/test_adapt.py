@@ -92,6 +92,8 @@ def test_detect_learns_the_camera_from_footage_marked_normal(trained_run, tmp_pa
                        adapt_from=marked)
     events = json.loads((tmp_path / "out" / "01" / "events.json").read_text())
     assert events["adaptation"]["frames_marked_normal"] == 48 - 2
+    policy = AlertPolicy(1.0, false_alarm_rate=0.01).adapted(Adaptation(0.0, None, (1.0,)))
+    assert "learns its own threshold" in policy.statement()
     rows = [json.loads(line) for line in (tmp_path / "out" / "01" / "scores.jsonl").open()]
     judged = {row["threshold"] for row in rows if row["score"] is not None}
     assert events["threshold"] not in judged  # the camera's own from the first frame

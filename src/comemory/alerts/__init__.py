@@ -119,7 +119,9 @@ class AlertPolicy:
 
     threshold: a score above it alarms. min_event_frames, event_gap: EventGrouper's rule.
     false_alarm_rate: the share of held-out normal frames above the threshold (None for a
-    threshold set by hand); threshold_source: which frames set it.
+    threshold set by hand); threshold_source: which frames set it. promise: what the
+    threshold backs on a new video (alerts.promise; None where nothing is backed).
+    adaptation: each source then learns its own threshold (alerts.adapt; None: off).
     """
 
     threshold: float
@@ -171,7 +173,16 @@ class AlertPolicy:
 
     def statement(self) -> str:
         """What the threshold promises, in a line: the promise's statement where the
-        calibration kept one, else where the threshold came from."""
+        calibration kept one, else where the threshold came from; and whether each
+        source learns its own."""
+        text = self._promised()
+        if self.adaptation is None:
+            return text
+        return (f"{text}; each source then learns its own threshold for that rate "
+                f"(adaptation: {len(self.adaptation.normal_scores)} frames marked normal, "
+                f"then its first {self.adaptation.learn_seconds:g} s)")
+
+    def _promised(self) -> str:
         if self.threshold_source == "set by hand":
             return f"threshold {self.threshold:.4g}, set by hand: it promises no rate"
         if self.promise is None:

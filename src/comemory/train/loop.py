@@ -150,9 +150,8 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
         saved_step = step
 
     if process.is_main:  # score settings chosen on validation, then the alert threshold
-        # a cross-fitting fold's held-out videos only set its threshold (train.crossfit)
         validation = (validation_set(sources, whole_videos, config, model.past_frames)
-                      if held_out and not config.train.folds else None)
+                      if held_out and not config.train.folds else None)  # a fold: threshold only
         chosen, calibration, report = fit_scores(
             model_errors(model), config.model.architecture, videos, held_out, validation,
             config)

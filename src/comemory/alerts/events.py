@@ -221,8 +221,8 @@ class AlertStream:
             _warn(self._fit.add(alarm))
         closed = self.grouper.update(frame, score, alarm, box)
         self.events += closed
-        if self.tracker is not None and score is not None:  # a blip is the normal tail's:
-            self.tracker.add(score, normal=self.grouper.current() is None)  # only events not
+        if self.tracker is not None and score is not None:  # blips are learned, events not
+            self.tracker.add(score, normal=self.grouper.current() is None)
         return Verdict(alarm, self.grouper.confirmed(frame), self.grouper.current(), closed,
                        threshold)
 

@@ -37,9 +37,8 @@ from rows import (  # beside this script
     MNAD_AS_ITS_CODE,
     PROJECT,
     SHARED_DATA,
+    alert_variant,
     alerts_through_detect,
-    cross_fitted,
-    held_out_footage,
     build_row_config,
     dataset_missing,
     print_table,
@@ -154,15 +153,10 @@ def alerts(data: Path, runs: Path, row: str, results: Path, adapt: bool = False,
     videos = {video.name: (video.source.location,
                            video.labels.resolve(video.source.frame_count(), video.name))
               for video in read_dataset(DATASET, data, "testing")}
-    checkpoint, adapt_from, name = runs / row / "checkpoint.pt", None, row
-    if cross_fit_folds:
-        checkpoint = cross_fitted(runs / row, cross_fit_folds, data, DATASET, runs / "cache")
-        name = checkpoint.parent.name
-    if adapt:
-        training = {video.name: Path(video.source.location)
-                    for video in read_dataset(DATASET, data, "training")}
-        adapt_from = held_out_footage(checkpoint, training, runs / row / "held-out")
-        name = f"{row}_adapted"
+    training = ({video.name: Path(video.source.location)
+                 for video in read_dataset(DATASET, data, "training")} if adapt else None)
+    checkpoint, adapt_from, name = alert_variant(runs, row, data, DATASET, cross_fit_folds,
+                                                 training)
     result = alerts_through_detect(checkpoint, videos, runs / name / "detect", adapt_from)
     save_alerts(results, name, result)
     print(json.dumps(result, indent=2))

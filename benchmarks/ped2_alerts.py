@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
-from rows import alerts_through_detect, cross_fitted, held_out_footage, save_alerts
+from rows import alert_variant, alerts_through_detect, save_alerts
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
 
@@ -43,18 +43,12 @@ def main() -> int:
     args = parser.parse_args()
     if ped2_missing(args.data, "testing", "training"):
         return 0
-    checkpoint = args.runs / args.row / "checkpoint.pt"
     videos = write_mp4s(args.data, args.runs / "ped2-mp4")
-    adapt_from, name = None, args.row
-    if args.cross_fit:
-        checkpoint = cross_fitted(args.runs / args.row, args.cross_fit, args.data, "frames",
-                                  args.runs / "cache")
-        name = checkpoint.parent.name
-    if args.adapt_from_held_out:
-        training = {name: path for name, (path, _) in
-                    write_mp4s(args.data, args.runs / "ped2-mp4-training", "training").items()}
-        adapt_from = held_out_footage(checkpoint, training, args.runs / args.row / "held-out")
-        name = f"{args.row}_adapted"
+    training = ({video: path for video, (path, _) in
+                 write_mp4s(args.data, args.runs / "ped2-mp4-training", "training").items()}
+                if args.adapt_from_held_out else None)
+    checkpoint, adapt_from, name = alert_variant(args.runs, args.row, args.data, "frames",
+                                                 args.cross_fit, training)
     result = alerts_through_detect(checkpoint, videos, args.runs / name / "detect", adapt_from)
     save_alerts(RESULTS, name, result)
     print(json.dumps(result, indent=2))

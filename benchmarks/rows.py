@@ -194,6 +194,24 @@ def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.nda
             "seconds": time.perf_counter() - started if ran == len(videos) else None}
 
 
+def alert_variant(runs: Path, row: str, data: Path, dataset: str,
+                  cross_fit_folds: int | None = None,
+                  training: dict[str, Path] | None = None) -> tuple[Path, Path | None, str]:
+    """(checkpoint, footage marked normal, results key) of an alert check of ``row``
+    under ``runs``: as trained (ROW); its threshold cross-fitted with ``cross_fit_folds``
+    folds (ROW_crossfit, ``cross_fitted``); with ``training`` ({name: video file} of the
+    training split), adapted from the videos the run held out (ROW_adapted,
+    ``held_out_footage``)."""
+    checkpoint, adapt_from, name = runs / row / "checkpoint.pt", None, row
+    if cross_fit_folds:
+        checkpoint = cross_fitted(runs / row, cross_fit_folds, data, dataset, runs / "cache")
+        name = checkpoint.parent.name
+    if training is not None:
+        adapt_from = held_out_footage(checkpoint, training, runs / row / "held-out")
+        name = f"{row}_adapted"
+    return checkpoint, adapt_from, name
+
+
 def cross_fitted(run: Path, folds: int, data: Path, dataset: str, cache: Path) -> Path:
     """A copy of ``run`` (RUN_crossfit beside it) whose threshold ``comemory calibrate
     --folds`` set again from every training video; its checkpoint. Resumes a killed

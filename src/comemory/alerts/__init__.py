@@ -41,6 +41,7 @@ from comemory.alerts.events import (
 from comemory.alerts.promise import (
     DEFAULT_CONFIDENCE,
     Promise,
+    summarise_scores,
     summarise_video_scores,
     video_threshold,
 )
@@ -83,7 +84,7 @@ def calibrate_threshold(calibration: Calibration, normal: list[np.ndarray],
         "score_mean": float(pooled.mean()), "score_std": float(pooled.std()),
         "score_quantiles": {str(q): float(np.quantile(pooled, q)) for q in NORMAL_QUANTILES},
         "frames": int(pooled.size), "threshold_source": source,
-        "normal_scores": summarise_normal_scores(pooled),
+        "normal_scores": summarise_scores(pooled, KEPT_NORMAL_SCORES),
         "video_scores": summarise_video_scores(normal), "threshold_by": by,
         "promise": promise.to_dict(),
         "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -102,15 +103,6 @@ def checkpoint_promise(calibration: Calibration, false_alarm_rate: float | None 
     if rate == kept["rate"]:  # as set from every frame, not from the kept quantiles
         return Promise(**{name: kept[name] for name in Promise.__dataclass_fields__})
     return video_threshold([np.array(v) for v in videos], rate, kept["asked"], kept["source"])
-
-
-def summarise_normal_scores(scores: np.ndarray) -> list[float]:
-    """Up to KEPT_NORMAL_SCORES evenly spaced quantiles of ``scores``, ascending: enough
-    to set any false-alarm rate down to about 1 / KEPT_NORMAL_SCORES later."""
-    scores = np.sort(np.asarray(scores, dtype=np.float64))
-    if scores.size > KEPT_NORMAL_SCORES:
-        scores = np.quantile(scores, np.linspace(0.0, 1.0, KEPT_NORMAL_SCORES))
-    return [float(s) for s in scores]
 
 
 @dataclass(frozen=True)
@@ -247,4 +239,4 @@ class Sink(Protocol):
 
 __all__ = ["EVENT_GAP", "MIN_EVENT_FRAMES", "AlertPolicy", "AlertStream", "Event",
            "EventGrouper", "FirstMinuteCheck", "Sink", "Verdict", "calibrate_threshold",
-           "checkpoint_promise", "group_events", "summarise_normal_scores", "threshold_for"]
+           "checkpoint_promise", "group_events", "threshold_for"]

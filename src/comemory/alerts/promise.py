@@ -98,16 +98,18 @@ def video_threshold(videos: list[np.ndarray], rate: float,
                    source or f"{count} videos")
 
 
+def summarise_scores(scores: np.ndarray, kept: int) -> list[float]:
+    """Up to ``kept`` evenly spaced quantiles of ``scores``, ascending: what a checkpoint
+    keeps to set another rate later without the footage (down to about 1 / ``kept``)."""
+    values = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    if values.size > kept:
+        values = np.quantile(values, np.linspace(0.0, 1.0, kept))
+    return [float(v) for v in values]
+
+
 def summarise_video_scores(videos: list[np.ndarray]) -> list[list[float]]:
-    """Each video's scores as up to KEPT_VIDEO_SCORES evenly spaced quantiles, ascending:
-    what a checkpoint keeps to set another rate later without the footage."""
-    kept = []
-    for scores in videos:
-        values = np.sort(np.asarray(scores, dtype=np.float64).ravel())
-        if values.size > KEPT_VIDEO_SCORES:
-            values = np.quantile(values, np.linspace(0.0, 1.0, KEPT_VIDEO_SCORES))
-        kept.append([float(v) for v in values])
-    return kept
+    """Each video's scores as up to KEPT_VIDEO_SCORES quantiles (``summarise_scores``)."""
+    return [summarise_scores(scores, KEPT_VIDEO_SCORES) for scores in videos]
 
 
 def _check_confidence(confidence: float) -> None:

@@ -124,6 +124,15 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "crop pixels",
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid"],
                                  FULL_EPOCHS),
+    "objects_no_motion_memory_videos": ("co-memory on object crops (the objects preset) "
+                                        "without motion memory",
+                                        [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid",
+                                         "model.motion_memory=0"], FULL_EPOCHS),
+    "objects_memory_15_videos": ("co-memory on object crops (the objects preset), memories "
+                                 "of 15 items",
+                                 [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid",
+                                  "model.appearance_memory=15", "model.motion_memory=15"],
+                                 FULL_EPOCHS),
     # short runs, one difference each, compared on validation
     "short_squash_flow": ("short: flow on the squashed frames (the old default)",
                           [SQUASHED_FLOW], SHORT_EPOCHS),
@@ -150,7 +159,8 @@ SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_vide
                  "comemory_paper_motion_videos": "comemory_paper_videos"}
 # rows built on another preset than "cpu"
 PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper",
-           "objects_videos": "objects", "objects_grid_flow_videos": "objects"}
+           "objects_videos": "objects", "objects_grid_flow_videos": "objects",
+           "objects_no_motion_memory_videos": "objects", "objects_memory_15_videos": "objects"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
 # user's footage is compressed in training as in detection
 MP4_ROWS = {"comemory_videos_mp4"}

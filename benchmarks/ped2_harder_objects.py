@@ -59,8 +59,8 @@ def main() -> int:
     pseudo_anomalies.OBJECT_SIDE, pseudo_anomalies.OBJECT_SPEED = args.side, args.speed
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     harder = f"side {args.side:g} speed {args.speed:g}"
-    _, floor_report = validate_floor(row_config("floor_native_videos", 0), args.data,
-                                     args.runs / "cache")
+    _, _, floor_report = validate_floor(row_config("floor_native_videos", 0), args.data,
+                                        args.runs / "cache")
     results[f"floor_native_videos {harder}"] = summary(floor_report)
     write_results(RESULTS, results)
     for row in args.rows:

@@ -60,6 +60,11 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "settings chosen on validation whose pasted objects fade "
                                  "in at their edges", ["flow.at=native", *HELD_OUT_VIDEOS],
                                  None),
+    "floor_perspective_videos": ("floor: flow at 360 x 240, each pixel's magnitude divided "
+                                 "by the speed training frames show at its row "
+                                 "(score.perspective), whole held-out training videos",
+                                 ["flow.at=native", *HELD_OUT_VIDEOS,
+                                  "score.perspective=true"], None),
     "comemory": ("co-memory, the chosen settings", CHOSEN, FULL_EPOCHS),
     "comemory_videos": ("co-memory, whole training videos held out for validation and the "
                         "threshold", [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
@@ -169,6 +174,7 @@ MP4_ROWS = {"comemory_videos_mp4"}
 # the one-standard-error rule), each configuration with its seeds
 README_ROWS = {
     "floor: flow magnitude, flow at 360 x 240": ["floor_native_soft_videos"],
+    "floor: flow magnitude per row speed (`score.perspective`)": ["floor_perspective_videos"],
     "co-memory, `cpu` preset, the default": [
         "comemory_soft_videos", "comemory_soft_videos_seed1", "comemory_soft_videos_seed2"],
     "co-memory + motion prior (not chosen by validation)": [

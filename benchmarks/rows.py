@@ -113,8 +113,10 @@ def run_row(description: str, config: Config, trained: bool, data: Path, folder:
            # the scorer: the floor's where nothing is trained, else the architecture's
            "score": config.model.architecture if trained else "flow_floor"}
     if not trained:
-        config.score, report = validate_floor(config, data, cache, dataset=dataset)
-        metrics = evaluate_floor(config, data, folder / "eval", cache, dataset=dataset)
+        config.score, calibration, report = validate_floor(config, data, cache,
+                                                           dataset=dataset)
+        metrics = evaluate_floor(config, data, folder / "eval", cache, dataset=dataset,
+                                 calibration=calibration)
         row.update(train_seconds=0.0, epochs=0, validation=report)
     else:
         checkpoint = (rescored_copy(rescore_from, folder, config, data, cache, dataset)

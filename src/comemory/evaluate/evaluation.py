@@ -50,6 +50,7 @@ from comemory.scoring import (
     VideoErrors,
     flow_floor_errors,
     mnad_scores_video_minmax,
+    score_statistics,
     scorer_for,
     smooth,
     video_errors,
@@ -96,23 +97,40 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
 
 def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
                    cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
-                   dataset: str = "frames", past_frames: int = 2) -> dict[str, Any]:
+                   dataset: str = "frames", past_frames: int = 2,
+                   calibration: Calibration | None = None) -> dict[str, Any]:
     """The training-free floor: score each test frame by its most moving patch (mean flow
     magnitude over ``config.score.patch_size`` patches of ``config.flow`` flows).
 
     Same outputs as ``evaluate``, with the one score "flow_floor". A learned model that
-    does not beat it has learned nothing the flow extractor did not already know.
+    does not beat it has learned nothing the flow extractor did not already know. With
+    ``score.perspective`` the floor reads the row speeds of ``calibration`` (from
+    ``validate_floor``), or, where none is given, of every training video.
     """
-    videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
-    errors = flow_floor_errors(videos, config.score, past_frames, keep_maps=_has_masks(videos))
     scorer = scorer_for("flow_floor", config.score)
-    kinds = _smoothed_kinds("flow_floor", [scorer.frame_scores(e, Calibration()) for e in errors],
+    if calibration is None:
+        calibration = (floor_calibration(config, data_root, cache_dir, dataset, past_frames)
+                       if scorer.reads_maps else Calibration())
+    videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
+    errors = flow_floor_errors(videos, config.score, past_frames,
+                               keep_maps=_has_masks(videos) or scorer.reads_maps)
+    kinds = _smoothed_kinds("flow_floor", [scorer.frame_scores(e, calibration) for e in errors],
                             config)
     record = {"checkpoint": None, "flow": flow_identity(config.flow),
-              "architecture": "flow_floor (training-free)",
+              "architecture": "flow_floor (training-free)"
+              if calibration.statistics is None else "flow_floor (training-calibrated)",
               "score_settings": _score_settings(config)}
-    return _report(videos, errors, kinds, {}, scorer, Calibration(), config, data_root, out_dir,
+    return _report(videos, errors, kinds, {}, scorer, calibration, config, data_root, out_dir,
                    record)
+
+
+def floor_calibration(config: Config, data_root: str | Path, cache_dir: str | Path | None,
+                      dataset: str, past_frames: int = 2) -> Calibration:
+    """The floor's training statistics (the row speeds of ``score.perspective``) from every
+    video of the training split."""
+    training = load_split(data_root, "training", config, cache_dir, None, dataset)
+    errors = flow_floor_errors(training, config.score, past_frames, keep_maps=True)
+    return score_statistics(errors, "flow_floor")
 
 
 def _smoothed_kinds(name: str, raw: list[np.ndarray], config: Config) -> dict[str, list]:

@@ -71,16 +71,61 @@ class MNADStatistics:
                    _spread(distance))
 
 
-Statistics = ErrorStatistics | MNADStatistics
-_KINDS: tuple[type, ...] = (ErrorStatistics, MNADStatistics)
+# The row speed is this quantile, over training frames, of the fastest patch in that row:
+# how fast the quickest normal thing there moves (a walker near the camera, not a crowd)
+ROW_SPEED_QUANTILE = 0.99
+# Rows whose quantile is below this share of the rows' (sky, walls, the lawn nobody
+# crosses) do not set the line: nothing normal moves there to measure
+STILL_ROWS = 0.25
+
+
+@dataclass
+class FloorStatistics:
+    """What the floor reads of its training frames where ``score.perspective`` is set:
+    row_speeds (S,) float32, the speed the fastest normal motion has at each image row of
+    the S x S grid, so that a flow magnitude counts against what that row usually shows
+    (far from the camera a cyclist moves fewer pixels than a walker near it).
+
+    On a camera looking down at a ground plane, an object's image size, and so its image
+    speed at a given real speed, grows linearly with its row's distance from the horizon:
+    the rows' ``ROW_SPEED_QUANTILE`` speeds are fitted with a straight line over the rows
+    where something moves, floored at the slowest of those rows."""
+
+    row_speeds: np.ndarray
+
+    @classmethod
+    def fit(cls, errors: list[VideoErrors]) -> FloorStatistics | None:
+        """From the floor's training errors with their maps (the patch-mean flow magnitude
+        of every pixel); None where the maps were not kept (``score.perspective`` off)."""
+        if not errors or any(e.flow_maps is None for e in errors):
+            return None
+        fastest = np.concatenate([e.flow_maps.astype(np.float32).max(2) for e in errors])
+        if not len(fastest):
+            raise ValueError("no training frames to learn the row speeds from")
+        return cls(row_speeds(np.quantile(fastest, ROW_SPEED_QUANTILE, axis=0)))
+
+
+def row_speeds(by_row: np.ndarray) -> np.ndarray:
+    """(S,) each row's measured speed -> (S,) float32 the straight line through the rows
+    where something moves, never below the slowest of them (nor 0)."""
+    rows = np.arange(len(by_row))
+    moving = by_row >= np.quantile(by_row, STILL_ROWS)
+    slope, intercept = np.polyfit(rows[moving], by_row[moving], 1)
+    lowest = max(float(by_row[moving].min()), 1e-3)
+    return np.maximum(slope * rows + intercept, lowest).astype(np.float32)
+
+
+Statistics = ErrorStatistics | MNADStatistics | FloorStatistics
+_KINDS: tuple[type, ...] = (ErrorStatistics, MNADStatistics, FloorStatistics)
 
 
 @dataclass
 class Calibration:
     """A checkpoint's training statistics and alert threshold.
 
-    statistics: the scorer's own (ErrorStatistics for co-memory, MNADStatistics for MNAD;
-    None for the training-free floor, which reads none). threshold: the alert threshold,
+    statistics: the scorer's own (ErrorStatistics for co-memory, MNADStatistics for MNAD,
+    FloorStatistics for the floor with ``score.perspective``; None for the plain floor,
+    which reads none). threshold: the alert threshold,
     the score exceeded by ``false_alarm_rate`` of the held-out normal frames
     (``extra["normal_scores"]`` keeps their distribution; comemory.alerts sets it).
     """
@@ -102,8 +147,9 @@ class Calibration:
         record = {name: None for kind in _KINDS for name in kind.__dataclass_fields__}
         if self.statistics is not None:
             record.update(asdict(self.statistics))
-        if record["pixel_statistics"] is not None:
-            record["pixel_statistics"] = torch.from_numpy(record["pixel_statistics"])
+        for name in ("pixel_statistics", "row_speeds"):
+            if record[name] is not None:
+                record[name] = torch.from_numpy(record[name])
         return {**self.extra, **record, "threshold": self.threshold,
                 "false_alarm_rate": self.false_alarm_rate}
 
@@ -118,6 +164,8 @@ class Calibration:
         if isinstance(statistics, ErrorStatistics) and statistics.pixel_statistics is not None:
             statistics.pixel_statistics = np.asarray(statistics.pixel_statistics,
                                                      dtype=np.float32)
+        if isinstance(statistics, FloorStatistics):
+            statistics.row_speeds = np.asarray(statistics.row_speeds, dtype=np.float32)
         known = {name for kind in _KINDS for name in kind.__dataclass_fields__}
         known |= {"threshold", "false_alarm_rate"}
         return cls(statistics, record.get("threshold"), record.get("false_alarm_rate"),

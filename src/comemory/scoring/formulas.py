@@ -19,7 +19,9 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
                   more where people walk than on the lawn). Its maps are z(x).
   MNADScorer      MNAD's mix of low PSNR and feature distance, each standardised on the
                   training frames: 0.6 x PSNR term + 0.4 x distance term.
-  FloorScorer     the training-free floor: the flow magnitude of the most moving patch.
+  FloorScorer     the training-free floor: the flow magnitude of the most moving patch;
+                  with ``score.perspective``, each pixel's divided by the speed training
+                  frames show at its row (FloorStatistics), the largest ratio.
 
 Each says in ``reads_maps`` whether its frame scores read the error maps, which are then
 kept (``keep_maps``) wherever frames are scored. All are training-calibrated;
@@ -31,7 +33,12 @@ from __future__ import annotations
 import numpy as np
 
 from comemory.config import SCORE_FORMULAS, ScoreConfig
-from comemory.scoring.calibration import Calibration, ErrorStatistics, MNADStatistics
+from comemory.scoring.calibration import (
+    Calibration,
+    ErrorStatistics,
+    FloorStatistics,
+    MNADStatistics,
+)
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
 
 FORMULAS = SCORE_FORMULAS  # the names config checks
@@ -161,19 +168,41 @@ class MNADScorer:
 
 
 class FloorScorer:
-    """The training-free floor: flow magnitude; needs no statistics."""
+    """The training-free floor: flow magnitude; needs no statistics. With
+    ``score.perspective`` each pixel's patch-mean magnitude is divided by the speed the
+    training frames show at its row (FloorStatistics), and the frame scores its largest
+    ratio: motion counted against what that distance from the camera usually shows."""
 
-    reads_maps = False
-    Statistics = None
+    Statistics = FloorStatistics
 
     def __init__(self, config: ScoreConfig):
         self.config = config
 
+    @property
+    def reads_maps(self) -> bool:
+        return self.config.perspective
+
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        return np.asarray(errors.flow_error, dtype=np.float64)
+        if not self.config.perspective:
+            return np.asarray(errors.flow_error, dtype=np.float64)
+        maps = self.pixel_maps(errors, calibration)
+        return maps.reshape(len(maps), -1).max(1).astype(np.float64)
 
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
-        return errors.flow_maps.astype(np.float32)
+        if errors.flow_maps is None:
+            raise ValueError(f"{errors.name}: no flow maps kept; score it with keep_maps=True")
+        maps = errors.flow_maps.astype(np.float32)
+        if not self.config.perspective:
+            return maps
+        if not isinstance(calibration.statistics, FloorStatistics):
+            raise ValueError("score.perspective needs the speed of each row on training "
+                             "frames: calibrate the floor on the training split first "
+                             "(validate_floor, or evaluate_floor without a calibration)")
+        speeds = calibration.statistics.row_speeds
+        if len(speeds) != maps.shape[1]:
+            raise ValueError(f"the row speeds cover {len(speeds)} rows, the maps "
+                             f"{maps.shape[1]}: calibrate again at this image size")
+        return maps / speeds[None, :, None]
 
 
 Scorer = CoMemoryScorer | MNADScorer | FloorScorer
@@ -188,8 +217,7 @@ def scorer_for(architecture: str, config: ScoreConfig) -> Scorer:
 def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
     """A calibration holding the statistics the architecture's scorer reads, fitted on its
     training frames' errors (none for the training-free floor); no threshold yet."""
-    kind = SCORERS[architecture].Statistics
-    return Calibration(None if kind is None else kind.fit(errors))
+    return Calibration(SCORERS[architecture].Statistics.fit(errors))
 
 
 def own_statistics(calibration: Calibration, kind: type) -> ErrorStatistics | MNADStatistics:

@@ -13,7 +13,7 @@ from comemory.data.cache import prepare_split, read_split
 from comemory.data.holdout import holdout_of, split_holdout
 from comemory.distributed import resolve_device
 from comemory.errors import ConfigError
-from comemory.scoring import scorer_for, video_errors
+from comemory.scoring import Calibration, scorer_for, video_errors
 from comemory.train.choice import finish_report, fit_scores, floor_errors, model_errors
 from comemory.train.validation_set import validation_set
 
@@ -78,15 +78,14 @@ def _score_overrides(config: Config, overrides: list[str], choose: bool) -> Conf
 
 
 def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,
-                   dataset: str = "frames", past_frames: int = 2) -> tuple[ScoreConfig, dict]:
+                   dataset: str = "frames", past_frames: int = 2
+                   ) -> tuple[ScoreConfig, Calibration, dict]:
     """The training-free floor on the same validation set as a model: its patch size and
-    smoothing chosen there (when ``choose.on_validation``). Returns (settings,
-    report)."""
+    smoothing chosen there (when ``choose.on_validation``). Returns (settings, calibration:
+    the row speeds where ``score.perspective`` and the alert threshold, report)."""
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
     training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames,
                                      **holdout_of(config.train))
     validation = validation_set(sources, whole, config, past_frames)
-    score, _, report = fit_scores(floor_errors, "flow_floor", training, held_out, validation,
-                                  config)
-    return score, report
+    return fit_scores(floor_errors, "flow_floor", training, held_out, validation, config)

@@ -90,6 +90,15 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "pixel's divided by the speed training frames show at "
                                  "its row (score.perspective)",
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "score.perspective=true"], None),
+    # Frozen later (issue 27's alert check for it), before its first Ped1 figure: the same
+    # floor as a detector (model.architecture flow_floor), the checkpoint `comemory train`
+    # writes, scored by evaluate and, for alerts, by detect on the test MP4s; the epochs
+    # are not used
+    "floor_perspective_checkpoint_videos": ("floor per row speed as a detector "
+                                            "(model.architecture flow_floor)",
+                                            [*CHOSEN, *HELD_OUT_VIDEOS,
+                                             "score.perspective=true",
+                                             "model.architecture=flow_floor"], FULL_EPOCHS),
 }
 # rows built on another preset than "cpu"
 PRESETS = {"objects_videos": "objects"}

@@ -65,6 +65,14 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "(score.perspective), whole held-out training videos",
                                  ["flow.at=native", *HELD_OUT_VIDEOS,
                                   "score.perspective=true"], None),
+    # the same as a detector: `comemory train` writes a checkpoint without a network that
+    # evaluate, detect (ped2_alerts.py) and calibrate read; the epochs are not used
+    "floor_perspective_checkpoint_videos": ("floor per row speed as a detector "
+                                            "(model.architecture flow_floor): its checkpoint "
+                                            "scored by evaluate and detect",
+                                            ["flow.at=native", *HELD_OUT_VIDEOS,
+                                             "score.perspective=true",
+                                             "model.architecture=flow_floor"], FULL_EPOCHS),
     "comemory": ("co-memory, the chosen settings", CHOSEN, FULL_EPOCHS),
     "comemory_videos": ("co-memory, whole training videos held out for validation and the "
                         "threshold", [*CHOSEN, *HELD_OUT_VIDEOS], FULL_EPOCHS),
@@ -189,6 +197,8 @@ README_ROWS = {
     "co-memory on objects' crops, `objects` preset (flows in grid pixels; alerts: seed 0)": [
         "objects_grid_flow_videos", "objects_grid_flow_videos_seed1",
         "objects_grid_flow_videos_seed2"],
+    "objects without motion memory": ["objects_no_motion_memory_videos"],
+    "objects, memories of 15 items": ["objects_memory_15_videos"],
 }
 
 

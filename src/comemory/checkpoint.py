@@ -26,19 +26,21 @@ from comemory.scoring import Calibration
 FORMAT = "comemory-checkpoint-v1"
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    config: Config, flow: dict[str, str], epoch: int, step: int,
-                    train_seconds: float, calibration: dict[str, Any] | None = None,
+def save_checkpoint(path: str | Path, model: torch.nn.Module | None,
+                    optimizer: torch.optim.Optimizer | None, config: Config,
+                    flow: dict[str, str], epoch: int, step: int, train_seconds: float,
+                    calibration: dict[str, Any] | None = None,
                     validation: dict[str, Any] | None = None,
                     chosen_score: ScoreConfig | None = None) -> None:
-    """``config``: the settings asked for; ``chosen_score``: validation's choice, if made."""
+    """``config``: the settings asked for; ``chosen_score``: validation's choice, if made.
+    ``model`` and ``optimizer`` are None for the floor, which has no network."""
     storage.save_torch(path, {
         "format": FORMAT,
         "config": config.to_dict(),
         "chosen_score": None if chosen_score is None else asdict(chosen_score),
         "flow": flow,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": {} if model is None else model.state_dict(),
+        "optimizer": {} if optimizer is None else optimizer.state_dict(),
         "epoch": epoch,
         "step": step,
         "train_seconds": train_seconds,
@@ -67,16 +69,32 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def model_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint",
                           device: torch.device | str = "cpu"
-                          ) -> tuple[torch.nn.Module, Config, Calibration]:
+                          ) -> tuple[torch.nn.Module | None, Config, Calibration]:
     """Rebuild the trained, calibrated model in eval mode, on ``device``, from a loaded
-    checkpoint; with the configuration it runs with (``config_from_checkpoint``)."""
+    checkpoint; with the configuration it runs with (``config_from_checkpoint``). The
+    floor's checkpoint (``model.architecture`` flow_floor) has no network: None."""
     config = config_from_checkpoint(state, path)
     if state.get("calibration") is None:
         raise CheckpointError(f"{path}: training did not finish (no calibration); "
                               "run `comemory train --resume` on its folder first")
+    calibration = Calibration.from_dict(state["calibration"])
+    if config.model.architecture == "flow_floor":
+        return None, config, calibration
     model = build_model(config.model, margin=config.train.margin)
     model.load_state_dict(state["model"])
-    return model.to(device).eval(), config, Calibration.from_dict(state["calibration"])
+    return model.to(device).eval(), config, calibration
+
+
+def network_from_checkpoint(state: dict[str, Any], path: str | Path, action: str,
+                            device: torch.device | str = "cpu"
+                            ) -> tuple[torch.nn.Module, Config, Calibration]:
+    """``model_from_checkpoint`` where ``action`` (e.g. "export") needs a network: the
+    floor's checkpoint is refused, saying so."""
+    model, config, calibration = model_from_checkpoint(state, path, device)
+    if model is None:
+        raise CheckpointError(f"{path}: a floor checkpoint (model.architecture flow_floor) "
+                              f"has no network to {action}")
+    return model, config, calibration
 
 
 def asked_config(state: dict[str, Any], path: str | Path = "checkpoint") -> Config:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from comemory import storage
-from comemory.checkpoint import load_checkpoint, model_from_checkpoint
+from comemory.checkpoint import load_checkpoint, network_from_checkpoint
 from comemory.config import Config
 from comemory.errors import ComemoryError, ConfigError
 from comemory.scoring import FrameScorer
@@ -45,7 +45,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str = "onnx") -> 
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {FORMATS}, got {fmt!r}")
     state = load_checkpoint(checkpoint)
-    model, config, _ = model_from_checkpoint(state, checkpoint)
+    model, config, _ = network_from_checkpoint(state, checkpoint, "export")
     scorer = FrameScorer(model, config.score).eval()
     inputs = example_inputs(config, model.past_frames)
     out = Path(out)

@@ -39,7 +39,9 @@ from comemory.errors import ConfigError
 
 @dataclass
 class ModelConfig:
-    architecture: str = "comemory"  # comemory | mnad (the baseline: frames only, one memory)
+    # comemory | mnad (the baseline: frames only, one memory) | flow_floor (no network: the
+    # flow magnitude, calibrated and chosen on validation like a network; comemory.train.floor)
+    architecture: str = "comemory"
     image_size: int = 256  # frames are resized to image_size x image_size
     channels: int = 3  # 1 = grey, 3 = colour input frames
     resize: str = "squash"  # squash (stretch to S x S) | letterbox (keep the aspect, pad)

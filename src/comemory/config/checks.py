@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # The values a setting may take live here, where they are checked; the modules that act
 # on them import them from here (config imports nothing of comemory's but errors and cpu).
-ARCHITECTURES = ("comemory", "mnad")  # comemory.model.network.NETWORKS
+# comemory.model.network.NETWORKS, and the floor: no network (comemory.train.floor)
+ARCHITECTURES = ("comemory", "mnad", "flow_floor")
 RESIZE_MODES = ("squash", "letterbox")  # comemory.data.frames.resize_frame
 FLOW_METHODS = ("dis", "farneback", "flo")  # comemory.data.flow
 DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # comemory.data.flow.DIS_PRESETS

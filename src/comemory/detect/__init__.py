@@ -4,12 +4,7 @@
     (detect.outputs for ``detect``; comemory.serve.recorder for ``serve``)
 """
 from comemory.detect.command import detect
-from comemory.detect.detector import (
-    STAGES,
-    Detector,
-    FrameResult,
-    StreamState,
-    torch_engine,
-)
+from comemory.detect.detector import STAGES, Detector, FrameResult, StreamState
+from comemory.detect.engines import torch_engine
 
 __all__ = ["STAGES", "Detector", "FrameResult", "StreamState", "detect", "torch_engine"]

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from comemory.checkpoint import load_checkpoint, model_from_checkpoint
 from comemory.config import Config
@@ -35,6 +34,7 @@ from comemory.data.frames import box_from_model_grid, checked_bgr, resize_frame
 from comemory.data.model_input import as_cached_flow, to_model_range
 from comemory.data.objects import ObjectFinder
 from comemory.data.stream import open_sources
+from comemory.detect.engines import Engine, floor_engine, score_parts, torch_engine
 from comemory.errors import CheckpointError, ConfigError
 from comemory.progress import progress as progress_bar
 from comemory.scoring import (
@@ -44,12 +44,10 @@ from comemory.scoring import (
     VideoErrors,
     scorer_for,
 )
+from comemory.scoring.formulas import FloorScorer
 from comemory.scoring.objects import frame_errors_of_objects
 
-# engine(past (1, P, C, S, S), target (1, C, S, S), flow (1, 2, S, S)) float32 arrays
-# -> FrameScorer.OUTPUTS as numpy arrays
 STAGES = ("decode", "flow", "objects", "model", "score")
-Engine = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
 @dataclass
@@ -112,6 +110,9 @@ class Detector:
         self.past_frames = past_frames
         self.uses_flow = config.model.architecture != "mnad"
         self.objects = config.model.input == "objects"
+        # a network predicts frame t+1 from the flow between the past frames; the floor
+        # scores the flow into the frame itself, as the offline floor does
+        self.floor = config.model.architecture == "flow_floor"
         model = config.model
         self.flow = (GridFlow(config.flow, model.image_size, model.channels, model.resize)
                      if self.uses_flow else None)
@@ -130,6 +131,9 @@ class Detector:
         to the torch engine."""
         state = load_checkpoint(path)
         model, config, calibration = model_from_checkpoint(state, path)
+        if model is None:  # the floor: no network to run, in any engine
+            return cls(floor_engine(config.score), config, calibration,
+                       FloorScorer.PAST_FRAMES)
         if engine == "torch":
             if precision not in PRECISIONS:
                 raise ConfigError(f"precision must be one of {list(PRECISIONS)}, "
@@ -184,7 +188,7 @@ class Detector:
             boxes = self._boxes(current, state)  # every frame: the finder learns the scene
             if len(state.frames) == self.past_frames:
                 ready.append(Ready(result, state, np.stack(state.frames), current,
-                                   state.last_flow, boxes))
+                                   flow if self.floor else state.last_flow, boxes))
             state.frames.append(current)
             state.last_flow = flow
         if ready:
@@ -371,29 +375,3 @@ class StreamState:
     flow_input: np.ndarray | None = None
     last_flow: np.ndarray | None = None
     finder: ObjectFinder | None = None  # model.input objects: it learns this video's scene
-
-
-def torch_engine(scorer: FrameScorer, bf16: bool = False, channels_last: bool = False) -> Engine:
-    """Run a FrameScorer in PyTorch without gradients: fp32, or the network under bf16
-    autocast (errors and scores stay fp32); ``channels_last`` runs convolutions NHWC."""
-    scorer.eval()
-    if channels_last:
-        scorer.to(memory_format=torch.channels_last)
-
-    @torch.no_grad()
-    def run(past: np.ndarray, target: np.ndarray, flow: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            outputs = scorer(torch.from_numpy(past), torch.from_numpy(target),
-                             torch.from_numpy(flow))
-        return {name: value.float().numpy() for name, value in
-                zip(FrameScorer.OUTPUTS, outputs, strict=True)}
-
-    return run
-
-
-def score_parts(config: Config) -> list[str]:
-    """The score parts this model has, in the order of scores.csv."""
-    if config.model.architecture == "mnad":
-        return ["psnr", "distance"]
-    parts = ["psnr", "flow_error", "frame_error"]
-    return parts + (["distance"] if config.model.appearance_memory > 0 else []) + ["motion"]

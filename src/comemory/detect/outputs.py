@@ -11,7 +11,8 @@ from pathlib import Path
 from comemory import storage
 from comemory.alerts import AlertPolicy, AlertStream, Event, Sink, Verdict
 from comemory.detect.annotate import AnnotatedVideo
-from comemory.detect.detector import Detector, FrameResult, score_parts
+from comemory.detect.detector import Detector, FrameResult
+from comemory.detect.engines import score_parts
 from comemory.evaluate import plots
 
 

@@ -78,6 +78,11 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
                                   f"score with {flow_identity(flow)}; a model's flow errors are "
                                   "only meaningful with the extractor it learned")
         config.flow = flow
+    if model is None:  # the floor's checkpoint: its chosen settings and calibration
+        return evaluate_floor(config, data_root, out_dir, cache_dir, labels_path, dataset,
+                              calibration=calibration,
+                              record={"checkpoint": str(checkpoint), "fps": fps,
+                                      "validation": state.get("validation")})
     videos = _labelled_test_videos(data_root, config, cache_dir, labels_path, dataset)
     architecture = config.model.architecture
     scorer = scorer_for(architecture, config.score)
@@ -98,14 +103,16 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
 def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
                    cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
                    dataset: str = "frames", past_frames: int = 2,
-                   calibration: Calibration | None = None) -> dict[str, Any]:
+                   calibration: Calibration | None = None,
+                   record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The training-free floor: score each test frame by its most moving patch (mean flow
     magnitude over ``config.score.patch_size`` patches of ``config.flow`` flows).
 
     Same outputs as ``evaluate``, with the one score "flow_floor". A learned model that
     does not beat it has learned nothing the flow extractor did not already know. With
     ``score.perspective`` the floor reads the row speeds of ``calibration`` (from
-    ``validate_floor``), or, where none is given, of every training video.
+    ``validate_floor`` or a floor checkpoint), or, where none is given, of every training
+    video. ``record`` adds to what metrics.json says of the run (a checkpoint's path).
     """
     scorer = scorer_for("flow_floor", config.score)
     if calibration is None:
@@ -119,7 +126,7 @@ def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
     record = {"checkpoint": None, "flow": flow_identity(config.flow),
               "architecture": "flow_floor (training-free)"
               if calibration.statistics is None else "flow_floor (training-calibrated)",
-              "score_settings": _score_settings(config)}
+              "score_settings": _score_settings(config), **(record or {})}
     return _report(videos, errors, kinds, {}, scorer, calibration, config, data_root, out_dir,
                    record)
 

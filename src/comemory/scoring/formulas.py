@@ -174,6 +174,9 @@ class FloorScorer:
     ratio: motion counted against what that distance from the camera usually shows."""
 
     Statistics = FloorStatistics
+    # frame t+1 scores the flow from I_t to I_{t+1}; the first two frames of a video are
+    # skipped, as a two-frame network skips them, so that both score the same frames
+    PAST_FRAMES = 2
 
     def __init__(self, config: ScoreConfig):
         self.config = config

@@ -30,7 +30,7 @@ from comemory.alerts import AlertPolicy
 from comemory.checkpoint import (
     asked_config,
     load_checkpoint,
-    model_from_checkpoint,
+    network_from_checkpoint,
     save_checkpoint,
 )
 from comemory.config import Config
@@ -112,7 +112,7 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
     started = time.perf_counter()
     out_dir = Path(out_dir)
     state = load_checkpoint(checkpoint)
-    model, config, calibration = model_from_checkpoint(state, checkpoint)
+    model, config, calibration = network_from_checkpoint(state, checkpoint, "fine-tune")
     asked = asked_config(state, checkpoint)  # the score settings are chosen again from these
     use_threads(config.train.threads)
     clips, elsewhere = false_alarm_clips(database, clips_dir)

@@ -41,6 +41,7 @@ from comemory.model import ModelOutput, build_model
 from comemory.model.memory import share_updates
 from comemory.progress import progress
 from comemory.train.choice import fit_scores, model_errors
+from comemory.train.floor import train_floor
 from comemory.train.validate import write_report
 from comemory.train.validation_set import validation_set
 
@@ -75,8 +76,11 @@ def train(config: Config, data_root: str | Path, out_dir: str | Path,
     main process writes the run folder. See ``comemory.distributed``.
     """
     config.check()  # before anything is read or written
-    process = distributed.start(config.train.device)
     out_dir = Path(out_dir)
+    if config.model.architecture == "flow_floor":  # no network: choose and calibrate only
+        with storage.folder_lock(out_dir, "train"):
+            return train_floor(config, data_root, out_dir, cache_dir, resume, dataset)
+    process = distributed.start(config.train.device)
     if not process.is_main:  # only the main process writes, so only it holds the folder
         return _train(config, data_root, out_dir, cache_dir, resume, dataset, process)
     with storage.folder_lock(out_dir, "train"):

@@ -7,14 +7,15 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from comemory import storage
-from comemory.checkpoint import asked_config, load_checkpoint, model_from_checkpoint
+from comemory.checkpoint import asked_config, load_checkpoint, network_from_checkpoint
 from comemory.config import Config, ScoreConfig, apply_overrides
 from comemory.data.cache import prepare_split, read_split
 from comemory.data.holdout import holdout_of, split_holdout
 from comemory.distributed import resolve_device
 from comemory.errors import ConfigError
 from comemory.scoring import Calibration, scorer_for, video_errors
-from comemory.train.choice import finish_report, fit_scores, floor_errors, model_errors
+from comemory.train.choice import finish_report, fit_scores, model_errors
+from comemory.train.floor import fit_floor
 from comemory.train.validation_set import validation_set
 
 
@@ -33,8 +34,8 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
     ("score.key=value", e.g. a motion prior) change the score settings. The network runs
     on ``device`` (auto: a GPU if there is one). Returns the report."""
     state = load_checkpoint(checkpoint)
-    model, config, calibration = model_from_checkpoint(state, checkpoint,
-                                                       resolve_device(device))
+    model, config, calibration = network_from_checkpoint(state, checkpoint, "validate",
+                                                         resolve_device(device))
     asked = asked_config(state, checkpoint)
     if overrides:
         asked = _score_overrides(asked, overrides, choose)
@@ -78,14 +79,8 @@ def _score_overrides(config: Config, overrides: list[str], choose: bool) -> Conf
 
 
 def validate_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,
-                   dataset: str = "frames", past_frames: int = 2
-                   ) -> tuple[ScoreConfig, Calibration, dict]:
+                   dataset: str = "frames") -> tuple[ScoreConfig, Calibration, dict]:
     """The training-free floor on the same validation set as a model: its patch size and
     smoothing chosen there (when ``choose.on_validation``). Returns (settings, calibration:
     the row speeds where ``score.perspective`` and the alert threshold, report)."""
-    sources = read_split(data_root, "training", dataset=dataset)
-    whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, past_frames,
-                                     **holdout_of(config.train))
-    validation = validation_set(sources, whole, config, past_frames)
-    return fit_scores(floor_errors, "flow_floor", training, held_out, validation, config)
+    return fit_floor(config, data_root, cache_dir, dataset)

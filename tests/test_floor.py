@@ -1,15 +1,23 @@
-"""The floor with a perspective learned from motion (``score.perspective``): each row's
-normal speed from training frames, and motion counted against it."""
+"""The floor: with a perspective learned from motion (``score.perspective``: each row's
+normal speed from training frames, and motion counted against it), and as a detector
+(``model.architecture: flow_floor``: a checkpoint without a network that detect, serve
+and evaluate read)."""
 import csv
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
+from comemory.checkpoint import load_checkpoint
 from comemory.config import ScoreConfig
-from comemory.evaluate.evaluation import evaluate_floor, floor_calibration
+from comemory.detect import Detector
+from comemory.errors import CheckpointError
+from comemory.evaluate.evaluation import evaluate, evaluate_floor, floor_calibration
+from comemory.export import export_model
 from comemory.scoring import Calibration, VideoErrors, scorer_for
 from comemory.scoring.calibration import FloorStatistics, row_speeds
+from comemory.train.loop import train
 from tests.conftest import small_config
 
 SIZE = 32
@@ -92,3 +100,36 @@ def test_floor_with_perspective_end_to_end(scene, tmp_path):
             rows = [r for r in csv.DictReader(handle) if r["video"] == "01"]
         assert roc_auc_score([int(r["label"]) for r in rows],
                              [float(r["flow_floor_score"]) for r in rows]) > 0.8
+
+
+def test_the_floor_as_a_detector_scores_live_as_evaluate_does(scene, tmp_path):
+    config = small_config("model.architecture=flow_floor", "score.perspective=true")
+    run, cache = tmp_path / "floor", tmp_path / "cache"
+    checkpoint = train(config, scene, run, cache)
+    state = load_checkpoint(checkpoint)
+    assert state["model"] == {} and state["calibration"]["threshold"] is not None
+    assert len(state["calibration"]["row_speeds"]) == config.model.network_size
+    assert train(config, scene, run, cache, resume=True) == checkpoint  # finished: kept
+    with pytest.raises(CheckpointError, match="already here"):
+        train(config, scene, run, cache)
+    with pytest.raises(CheckpointError, match="no network to export"):
+        export_model(checkpoint, tmp_path / "floor.onnx")
+
+    metrics = evaluate(checkpoint, scene, tmp_path / "eval", cache)
+    assert metrics["checkpoint"] == str(checkpoint)
+    assert metrics["architecture"] == "flow_floor (training-calibrated)"
+    with open(tmp_path / "eval" / "scores.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["video"] == "01"]
+    column = ("flow_floor_causal_score" if "flow_floor_causal_score" in rows[0]
+              else "flow_floor_score")
+    offline = {int(r["frame"]): float(r[column]) for r in rows}
+    results = list(Detector.from_checkpoint(checkpoint).run(
+        scene / "testing" / "frames" / "01", progress=False))
+    assert all(r.score is None for r in results[:2])  # the flow into frame 2 is the first
+    live = {r.index: r.score for r in results[2:]}
+    assert live.keys() == offline.keys()
+    frames = sorted(live)
+    np.testing.assert_allclose([live[f] for f in frames], [offline[f] for f in frames],
+                               rtol=1e-4, atol=1e-4)
+    # the fast object (test video 01) is what the floor sees
+    assert roc_auc_score([int(r["label"]) for r in rows], [float(r[column]) for r in rows]) > 0.8

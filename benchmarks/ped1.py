@@ -119,7 +119,8 @@ README_ROWS = {
     "without motion memory": ["no_motion_memory_videos"],
     "memories of 15 items": ["memory_15_videos"],
     "MNAD as its code trains it": ["mnad_videos"],
-    "co-memory on objects' crops, `objects` preset (frozen 13979ee)": ["objects_videos"],
+    "co-memory on objects' crops, `objects` preset (frozen 13979ee)": [
+        "objects_videos", "objects_videos_seed1", "objects_videos_seed2"],
 }
 
 

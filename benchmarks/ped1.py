@@ -109,8 +109,8 @@ SAME_TRAINING = {"comemory_location_videos": "comemory_videos"}
 # The README's table, each configuration with its seeds
 README_ROWS = {
     "floor: flow magnitude, flow at 238 x 158": ["floor_native_videos"],
-    "floor: flow magnitude per row speed (`score.perspective`, frozen before its figure)": [
-        "floor_perspective_videos"],
+    "floor: flow magnitude per row speed (`score.perspective`; alerts: as a detector)": [
+        "floor_perspective_checkpoint_videos"],
     "co-memory, `cpu` preset, the default": [
         "comemory_videos", "comemory_videos_seed1", "comemory_videos_seed2"],
     "co-memory, `location` offered to validation (never chosen; alerts: seeds 1 and 2)": [

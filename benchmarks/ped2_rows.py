@@ -182,7 +182,8 @@ MP4_ROWS = {"comemory_videos_mp4"}
 # the one-standard-error rule), each configuration with its seeds
 README_ROWS = {
     "floor: flow magnitude, flow at 360 x 240": ["floor_native_soft_videos"],
-    "floor: flow magnitude per row speed (`score.perspective`)": ["floor_perspective_videos"],
+    "floor: flow magnitude per row speed (`score.perspective`; alerts: as a detector)": [
+        "floor_perspective_checkpoint_videos"],
     "co-memory, `cpu` preset, the default": [
         "comemory_soft_videos", "comemory_soft_videos_seed1", "comemory_soft_videos_seed2"],
     "co-memory + motion prior (not chosen by validation)": [

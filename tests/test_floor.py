@@ -4,6 +4,7 @@ normal speed from training frames, and motion counted against it), and as a dete
 and evaluate read)."""
 import csv
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +18,12 @@ from comemory.evaluate.evaluation import evaluate, evaluate_floor, floor_calibra
 from comemory.export import export_model
 from comemory.scoring import Calibration, VideoErrors, scorer_for
 from comemory.scoring.calibration import FloorStatistics, row_speeds
+from comemory.serve import EventStore, Service
+from comemory.serve.config import serve_config_from_dict
+from comemory.serve.database import EventFilter
 from comemory.train.loop import train
 from tests.conftest import small_config
+from tests.test_serve import two_cameras, wait_for
 
 SIZE = 32
 
@@ -102,10 +107,20 @@ def test_floor_with_perspective_end_to_end(scene, tmp_path):
                              [float(r["flow_floor_score"]) for r in rows]) > 0.8
 
 
-def test_the_floor_as_a_detector_scores_live_as_evaluate_does(scene, tmp_path):
-    config = small_config("model.architecture=flow_floor", "score.perspective=true")
-    run, cache = tmp_path / "floor", tmp_path / "cache"
-    checkpoint = train(config, scene, run, cache)
+FLOOR = ("model.architecture=flow_floor", "score.perspective=true")
+
+
+@pytest.fixture(scope="module")
+def floor_run(scene, tmp_path_factory) -> tuple[Path, Path]:
+    """(checkpoint, cache) of the floor per row speed trained as a detector on ``scene``."""
+    run, cache = tmp_path_factory.mktemp("floor"), tmp_path_factory.mktemp("cache")
+    return train(small_config(*FLOOR), scene, run / "train", cache), cache
+
+
+def test_the_floor_as_a_detector_scores_live_as_evaluate_does(scene, floor_run, tmp_path):
+    config = small_config(*FLOOR)
+    checkpoint, cache = floor_run
+    run = checkpoint.parent
     state = load_checkpoint(checkpoint)
     assert state["model"] == {} and state["calibration"]["threshold"] is not None
     assert len(state["calibration"]["row_speeds"]) == config.model.network_size
@@ -133,3 +148,22 @@ def test_the_floor_as_a_detector_scores_live_as_evaluate_does(scene, tmp_path):
                                rtol=1e-4, atol=1e-4)
     # the fast object (test video 01) is what the floor sees
     assert roc_auc_score([int(r["label"]) for r in rows], [float(r[column]) for r in rows]) > 0.8
+
+
+def test_serve_runs_the_floor_as_detect_does(scene, floor_run, tmp_path):
+    """Two cameras on the floor's checkpoint, batched: each frame scores as ``detect``
+    scores it alone, and the fast object raises an event."""
+    checkpoint, _ = floor_run
+    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
+    for camera in config.cameras:
+        camera.loop, camera.realtime = False, False
+    service = Service(config, environ={})
+    service.start(web=False)
+    wait_for(lambda: all(c.feed.status == "ended" and c.view.scored == c.feed.read
+                         for c in service.cameras), 120, "both files read and scored")
+    service.stop()
+    alone = [r.score for r in Detector.from_checkpoint(checkpoint).run(
+        scene / "testing" / "frames" / "01", progress=False) if r.score is not None]
+    together = [score for _, score in service.camera("street").view.curve]
+    np.testing.assert_allclose(together, alone[-len(together):], rtol=1e-4, atol=1e-4)
+    assert EventStore(tmp_path / "serve" / "events.db").events(EventFilter(camera="street"))

@@ -28,12 +28,11 @@ from comemory.evaluate.evaluation import evaluate
 from comemory.export import example_inputs, export_model, onnx_engine
 from comemory.scoring import FrameScorer
 from comemory.scoring.objects import frame_errors_of_objects
-from comemory.serve import EventStore, Service
-from comemory.serve.config import serve_config_from_dict
+from comemory.serve import EventStore
 from comemory.serve.database import EventFilter
 from comemory.train.loop import train
 from tests.conftest import small_config
-from tests.test_serve import FAST_VIDEO, frames_folder, two_cameras, wait_for
+from tests.test_serve import FAST_VIDEO, frames_folder, served_to_the_end
 
 
 def test_a_crops_flow_is_scaled_to_crop_pixels_on_each_axis():
@@ -237,14 +236,7 @@ def test_the_crop_network_exports(object_run, tmp_path, fmt):
 def test_serve_scores_objects_as_detect_does_and_draws_their_boxes(object_run, scene,
                                                                    tmp_path):
     checkpoint, _, _ = object_run
-    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
-    for camera in config.cameras:
-        camera.loop, camera.realtime = False, False
-    service = Service(config, environ={})
-    service.start(web=False)
-    wait_for(lambda: all(c.feed.status == "ended" and c.view.scored == c.feed.read
-                         for c in service.cameras), 120, "both files read and scored")
-    service.stop()
+    service = served_to_the_end(checkpoint, scene, tmp_path / "serve")
     street = service.camera("street")
     alone = [r.score for r in Detector.from_checkpoint(checkpoint).run(
         frames_folder(scene, "testing", FAST_VIDEO), progress=False) if r.score is not None]

@@ -18,12 +18,11 @@ from comemory.evaluate.evaluation import evaluate, evaluate_floor, floor_calibra
 from comemory.export import export_model
 from comemory.scoring import Calibration, VideoErrors, scorer_for
 from comemory.scoring.calibration import FloorStatistics, row_speeds
-from comemory.serve import EventStore, Service
-from comemory.serve.config import serve_config_from_dict
+from comemory.serve import EventStore
 from comemory.serve.database import EventFilter
 from comemory.train.loop import train
 from tests.conftest import small_config
-from tests.test_serve import two_cameras, wait_for
+from tests.test_serve import served_to_the_end
 
 SIZE = 32
 
@@ -154,14 +153,7 @@ def test_serve_runs_the_floor_as_detect_does(scene, floor_run, tmp_path):
     """Two cameras on the floor's checkpoint, batched: each frame scores as ``detect``
     scores it alone, and the fast object raises an event."""
     checkpoint, _ = floor_run
-    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
-    for camera in config.cameras:
-        camera.loop, camera.realtime = False, False
-    service = Service(config, environ={})
-    service.start(web=False)
-    wait_for(lambda: all(c.feed.status == "ended" and c.view.scored == c.feed.read
-                         for c in service.cameras), 120, "both files read and scored")
-    service.stop()
+    service = served_to_the_end(checkpoint, scene, tmp_path / "serve")
     alone = [r.score for r in Detector.from_checkpoint(checkpoint).run(
         scene / "testing" / "frames" / "01", progress=False) if r.score is not None]
     together = [score for _, score in service.camera("street").view.curve]

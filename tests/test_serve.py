@@ -58,6 +58,19 @@ def two_cameras(checkpoint: Path, scene: Path, data: Path, **settings) -> dict:
                  "checkpoint": str(checkpoint)}]}
 
 
+def served_to_the_end(checkpoint: Path, scene: Path, data: Path) -> Service:
+    """A stopped Service that scored ``two_cameras`` once through, as fast as it could."""
+    config = serve_config_from_dict(two_cameras(checkpoint, scene, data))
+    for camera in config.cameras:
+        camera.loop, camera.realtime = False, False
+    service = Service(config, environ={})
+    service.start(web=False)
+    wait_for(lambda: all(c.feed.status == "ended" and c.view.scored == c.feed.read
+                         for c in service.cameras), 120, "both files read and scored")
+    service.stop()
+    return service
+
+
 def wait_for(condition, seconds: float, what: str):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -412,15 +425,8 @@ def test_serve_scores_as_detect_does_and_keeps_events(tmp_path, trained_run):
     """Two cameras batched through one model score each frame as ``detect`` scores it
     alone; the anomalous one raises an event with a thumbnail and a playable clip."""
     checkpoint, scene, _ = trained_run
-    config = serve_config_from_dict(two_cameras(checkpoint, scene, tmp_path / "serve"))
-    for camera in config.cameras:
-        camera.loop, camera.realtime = False, False
-    service = Service(config, environ={})
+    service = served_to_the_end(checkpoint, scene, tmp_path / "serve")
     assert len(service.detectors) == 1  # one model for both cameras
-    service.start(web=False)
-    wait_for(lambda: all(c.feed.status == "ended" and c.view.scored == c.feed.read
-                         for c in service.cameras), 120, "both files read and scored")
-    service.stop()
     detector = Detector.from_checkpoint(checkpoint)
     alone = [r.score for r in detector.run(frames_folder(scene, "testing", FAST_VIDEO),
                                            progress=False)]

@@ -219,7 +219,8 @@ def scorer_for(architecture: str, config: ScoreConfig) -> Scorer:
 
 def score_statistics(errors: list[VideoErrors], architecture: str) -> Calibration:
     """A calibration holding the statistics the architecture's scorer reads, fitted on its
-    training frames' errors (none for the training-free floor); no threshold yet."""
+    training frames' errors (for the floor: the row speeds where its maps were kept for
+    ``score.perspective``, else none); no threshold yet."""
     return Calibration(SCORERS[architecture].Statistics.fit(errors))
 
 

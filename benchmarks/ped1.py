@@ -99,9 +99,15 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                             [*CHOSEN, *HELD_OUT_VIDEOS,
                                              "score.perspective=true",
                                              "model.architecture=flow_floor"], FULL_EPOCHS),
+    # Frozen later (issue 26's ablation), before its first Ped1 figure: the objects row
+    # without motion memory, as Ped2 (development) ran it (0.868 against 0.880-0.896)
+    "objects_no_motion_memory_videos": ("co-memory on objects' crops (preset objects) "
+                                        "without motion memory",
+                                        [*CHOSEN, *HELD_OUT_VIDEOS, "model.motion_memory=0"],
+                                        FULL_EPOCHS),
 }
 # rows built on another preset than "cpu"
-PRESETS = {"objects_videos": "objects"}
+PRESETS = {"objects_videos": "objects", "objects_no_motion_memory_videos": "objects"}
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
 SAME_TRAINING = {"comemory_location_videos": "comemory_videos"}

@@ -127,6 +127,7 @@ README_ROWS = {
     "MNAD as its code trains it": ["mnad_videos"],
     "co-memory on objects' crops, `objects` preset (frozen 13979ee)": [
         "objects_videos", "objects_videos_seed1", "objects_videos_seed2"],
+    "objects without motion memory (frozen c1797e3)": ["objects_no_motion_memory_videos"],
 }
 
 

@@ -27,12 +27,11 @@ from comemory.data import pseudo_anomalies
 from comemory.train.validate import validate_checkpoint, validate_floor
 from ped2_rows import (  # beside this script
     DEFAULT_DATA,
-    MOTION_PRIOR,
     PROJECT,
     ped2_missing,
     row_config,
 )
-from rows import write_results
+from rows import MOTION_PRIOR, write_results
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-harder-objects.json"
 

@@ -18,6 +18,7 @@ from rows import (  # beside this module
     FULL_EPOCHS,
     HELD_OUT_VIDEOS,
     MNAD_AS_ITS_CODE,
+    MOTION_PRIOR,
     PROJECT,
     SHARED_DATA,
     build_row_config,
@@ -34,10 +35,6 @@ ALERTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
 # above (the preset has since taken native flow, so the rows that measure the old way say so)
 SQUASHED_FLOW = "flow.at=model"
 SHORT_EPOCHS = 3
-# The network's terms plus the floor's own score, each z-scored on the training frames and
-# weighted alike (1.0, as HF2-VAD weights its flow term; not chosen on validation, whose
-# motion pseudo-anomalies every setting already separates).
-MOTION_PRIOR = ["score.formula=zscore", "score.zscore_motion_weight=1.0"]
 # The paper's size (preset "paper": 256 x 256, C = 512, colour input, batch 4, Adam 1e-4) on
 # a GPU (benchmarks/ped2_device.py), with the CPU rows' choices: native flow, whole videos
 # held out, and bf16 autocast with NHWC convolutions (as the cpu preset, for speed);
@@ -97,6 +94,18 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "formula among the candidates",
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "score.offer_location=true"],
                                  FULL_EPOCHS),
+    # the network's flow error (and motion prior) counted against each row's speed, as the
+    # floor per row speed counts its flow magnitude (issue 26: does the learning add to it?)
+    "comemory_perspective_videos": ("co-memory (comemory_videos's checkpoints), S_F "
+                                    "divided by the square of its row's speed "
+                                    "(score.perspective), settings chosen again on "
+                                    "validation", [*CHOSEN, *HELD_OUT_VIDEOS,
+                                                   "score.perspective=true"], FULL_EPOCHS),
+    "comemory_motion_perspective_videos": ("co-memory + the motion prior, both per row speed "
+                                           "(score.perspective; zscore, motion weight 1; "
+                                           "comemory_videos's checkpoints)",
+                                           [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR,
+                                            "score.perspective=true"], FULL_EPOCHS),
     "comemory_paper_videos": ("co-memory at the paper's size (256 x 256, C = 512) on a GPU, "
                               "whole training videos held out",
                               [*CHOSEN, *HELD_OUT_VIDEOS, *PAPER_ON_GPU], PAPER_EPOCHS),
@@ -169,6 +178,8 @@ SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_vide
                  "comemory_soft_videos": "comemory_videos",
                  "comemory_location_videos": "comemory_videos",
                  "comemory_motion_soft_videos": "comemory_videos",
+                 "comemory_perspective_videos": "comemory_videos",
+                 "comemory_motion_perspective_videos": "comemory_videos",
                  "comemory_paper_motion_videos": "comemory_paper_videos"}
 # rows built on another preset than "cpu"
 PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper",

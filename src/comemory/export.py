@@ -7,7 +7,8 @@ What is exported is ``FrameScorer``: the network and the patch errors of eq. 3.1
 graph. Inputs, float32 with batch 1: ``past`` (1, P, C, S, S) and ``target`` (1, C, S, S)
 frames in [-1, 1], ``flow`` (1, 2, S, S), the flow F_t between the last two past frames.
 Outputs: ``FrameScorer.OUTPUTS`` (the predicted frame and flow, PSNR, S_F(P~), S_I(P~),
-feature distance, and the two (1, S, S) patch-error maps). The score of eq. 3.18 and the
+feature distance, the motion, the two (1, S, S) patch-error maps and each row's motion and
+flow error, (1, S)). The score of eq. 3.18 and the
 threshold are a few numbers from the checkpoint's calibration, applied outside the graph
 (``comemory detect --engine onnx`` does it). ONNX needs the ``export`` extra:
 ``pip install -e .[export]`` (onnx, onnxscript, onnxruntime).

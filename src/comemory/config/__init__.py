@@ -130,9 +130,11 @@ class ScoreConfig:
     # patch (the training-free floor's score) added to the network's terms; 0: none. Not
     # chosen on validation: set it, and the formula is then always zscore
     zscore_motion_weight: float = 0.0
-    # the floor only: divide each pixel's flow magnitude by the speed the training frames
-    # show at its image row (a perspective learned from motion), so that a far cyclist
-    # counts as much as a near one; fitted when the floor is calibrated
+    # count motion against the speed the training frames show at each image row (a
+    # perspective learned from motion), so that a far cyclist counts as much as a near one:
+    # the floor divides each pixel's flow magnitude by it; the co-memory network (whole
+    # frames, thesis or zscore) its S_F by its square and its motion prior by it. Fitted
+    # wherever the training statistics are
     perspective: bool = False
     causal_window: int = 1  # mean over the last k frames; detect applies it live (1: none)
     centred_sigma: float = 0.0  # Gaussian over past and future frames, offline only (0: none)

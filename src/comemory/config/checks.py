@@ -51,6 +51,12 @@ def problems(config: Config) -> list[str]:
     across = [
         (1 <= score.patch_size <= model.network_size, f"score.patch_size must be between 1 "
          f"and {name} ({model.network_size}), got {score.patch_size}"),
+        (model.input != "objects" or not score.perspective,
+         "score.perspective needs whole frames (it divides by each image row's speed): "
+         "set model.input frames, or leave score.perspective off"),
+        (model.architecture != "mnad" or not score.perspective,
+         "score.perspective divides flow by each row's speed, and MNAD scores no flow: "
+         "leave it off for model.architecture mnad"),
     ]
     return (flow_problems(config.flow) + model_problems(model) + train_problems(config.train)
             + [message for ok, message in across if not ok] + score_problems(score)
@@ -157,6 +163,9 @@ def score_problems(score: ScoreConfig) -> list[str]:
         (score.zscore_motion_weight == 0 or score.formula == "zscore",
          "score.zscore_motion_weight adds a term to the zscore formula only: set "
          "score.formula=zscore too"),
+        (not score.perspective or score.formula != "location",
+         "score.perspective does not apply to the location formula, which already weighs "
+         "each pixel against its own training errors: set score.formula thesis or zscore"),
         (score.causal_window >= 1, f"score.causal_window must be >= 1 (1: no smoothing), "
          f"got {score.causal_window}"),
         (finite(score.centred_sigma) and score.centred_sigma >= 0,

@@ -277,6 +277,8 @@ class Detector:
             one = {name: value[i:i + 1] for name, value in out.items()}
             errors = VideoErrors(item.result.video, np.array([item.result.index]),
                                  flow_maps=one["flow_map"], frame_maps=one["frame_map"],
+                                 motion_rows=one.get("motion_rows"),
+                                 flow_error_rows=one.get("flow_error_rows"),
                                  **{p: one[p] for p in self._parts})
             self._finish(item, errors)
 

@@ -5,7 +5,7 @@ statistics of the training frames only, never the test video's own, so it can ru
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -27,7 +27,10 @@ class ErrorStatistics:
     motion_mean/std: of the most moving patch's flow magnitude (the motion prior; None
     where not measured). pixel_statistics: (4, S, S) float32, the ``location`` formula's
     per-pixel mean and spread of the log flow-error map, then of the log frame-error map
-    (None: not kept).
+    (None: not kept). motion_row_speeds: (S,) float32, the speed of each image row's
+    fastest normal motion (as the floor's ``FloorStatistics``), and per_row_speed: these
+    statistics again for the parts divided by it (``per_row_speed``), which
+    ``score.perspective`` reads (both None where the row parts were not measured).
     """
 
     flow_weight: float
@@ -39,18 +42,45 @@ class ErrorStatistics:
     motion_mean: float | None = None
     motion_std: float | None = None
     pixel_statistics: np.ndarray | None = None
+    motion_row_speeds: np.ndarray | None = None
+    per_row_speed: ErrorStatistics | None = None
 
     @classmethod
     def fit(cls, errors: list[VideoErrors]) -> ErrorStatistics:
         """From the training frames' errors: eq. 3.20, the z-score statistics, the motion's
-        where every video has it, the per-pixel ones where every video kept its maps."""
+        where every video has it, the per-pixel ones where every video kept its maps, the
+        row speeds and the statistics per row speed where every video has its row parts."""
         motion = (np.concatenate([e.motion for e in errors])
                   if all(e.motion is not None for e in errors) else None)
         statistics = calibrate(np.concatenate([e.flow_error for e in errors]),
                                np.concatenate([e.frame_error for e in errors]), motion)
         if all(e.flow_maps is not None and e.frame_maps is not None for e in errors):
             statistics.pixel_statistics = pixel_statistics(errors)
+        if all(e.motion_rows is not None and e.flow_error_rows is not None for e in errors):
+            speeds = fit_row_speeds(np.concatenate([e.motion_rows for e in errors]))
+            divided = [per_row_speed(e, speeds) for e in errors]
+            statistics.motion_row_speeds = speeds
+            statistics.per_row_speed = calibrate(
+                np.concatenate([e.flow_error for e in divided]),
+                np.concatenate([e.frame_error for e in divided]),
+                np.concatenate([e.motion for e in divided]))
         return statistics
+
+
+def per_row_speed(errors: VideoErrors, speeds: np.ndarray) -> VideoErrors:
+    """``errors`` with S_F and the motion counted against each row's speed (S,): the
+    motion is the largest of each row's fastest patch divided by that row's speed, S_F
+    the largest of each row's worst flow error divided by its square (a squared end-point
+    error grows with the square of the image speed). S_I stays at the worst flow patch."""
+    if errors.motion_rows is None or errors.flow_error_rows is None:
+        raise ValueError(f"{errors.name}: score.perspective needs each row's motion and flow "
+                         "error, which only the co-memory network on whole frames measures")
+    if len(speeds) != errors.motion_rows.shape[1]:
+        raise ValueError(f"the row speeds cover {len(speeds)} rows, {errors.name}'s frames "
+                         f"{errors.motion_rows.shape[1]}: calibrate again at this image size")
+    rows = speeds[None, :]
+    return replace(errors, motion=(errors.motion_rows / rows).max(1),
+                   flow_error=(errors.flow_error_rows / np.square(rows)).max(1))
 
 
 @dataclass
@@ -99,10 +129,16 @@ class FloorStatistics:
         of every pixel); None where the maps were not kept (``score.perspective`` off)."""
         if not errors or any(e.flow_maps is None for e in errors):
             return None
-        fastest = np.concatenate([e.flow_maps.astype(np.float32).max(2) for e in errors])
-        if not len(fastest):
-            raise ValueError("no training frames to learn the row speeds from")
-        return cls(row_speeds(np.quantile(fastest, ROW_SPEED_QUANTILE, axis=0)))
+        return cls(fit_row_speeds(np.concatenate([e.flow_maps.astype(np.float32).max(2)
+                                                  for e in errors])))
+
+
+def fit_row_speeds(fastest: np.ndarray) -> np.ndarray:
+    """(n, S) each training frame's fastest patch-mean flow magnitude per row -> (S,) the
+    speed of each row's fastest normal motion (``row_speeds`` of its quantile)."""
+    if not len(fastest):
+        raise ValueError("no training frames to learn the row speeds from")
+    return row_speeds(np.quantile(fastest.astype(np.float32), ROW_SPEED_QUANTILE, axis=0))
 
 
 def row_speeds(by_row: np.ndarray) -> np.ndarray:
@@ -117,6 +153,8 @@ def row_speeds(by_row: np.ndarray) -> np.ndarray:
 
 Statistics = ErrorStatistics | MNADStatistics | FloorStatistics
 _KINDS: tuple[type, ...] = (ErrorStatistics, MNADStatistics, FloorStatistics)
+# the statistics a checkpoint's record holds as tensors (read back as float32 arrays)
+ARRAYS = ("pixel_statistics", "motion_row_speeds", "row_speeds")
 
 
 @dataclass
@@ -147,7 +185,7 @@ class Calibration:
         record = {name: None for kind in _KINDS for name in kind.__dataclass_fields__}
         if self.statistics is not None:
             record.update(asdict(self.statistics))
-        for name in ("pixel_statistics", "row_speeds"):
+        for name in ARRAYS:
             if record[name] is not None:
                 record[name] = torch.from_numpy(record[name])
         return {**self.extra, **record, "threshold": self.threshold,
@@ -161,11 +199,12 @@ class Calibration:
             names = list(kind.__dataclass_fields__)
             if record.get(names[0]) is not None:
                 statistics = kind(**{name: record.get(name) for name in names})
-        if isinstance(statistics, ErrorStatistics) and statistics.pixel_statistics is not None:
-            statistics.pixel_statistics = np.asarray(statistics.pixel_statistics,
-                                                     dtype=np.float32)
-        if isinstance(statistics, FloorStatistics):
-            statistics.row_speeds = np.asarray(statistics.row_speeds, dtype=np.float32)
+        for name in ARRAYS:
+            if getattr(statistics, name, None) is not None:
+                setattr(statistics, name, np.asarray(getattr(statistics, name),
+                                                      dtype=np.float32))
+        if isinstance(statistics, ErrorStatistics) and statistics.per_row_speed is not None:
+            statistics.per_row_speed = ErrorStatistics(**statistics.per_row_speed)
         known = {name for kind in _KINDS for name in kind.__dataclass_fields__}
         known |= {"threshold", "false_alarm_rate"}
         return cls(statistics, record.get("threshold"), record.get("false_alarm_rate"),

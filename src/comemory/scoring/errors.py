@@ -26,7 +26,10 @@ class FrameErrors:
     flow_error S_F(P~) and frame_error S_I(P~) (None without a flow prediction); motion:
     the mean flow magnitude of the most moving patch of the target flow (None without a
     flow prediction); flow_map, frame_map (B, H, W): each pixel's mean error over the
-    patch centred on it, for localisation (flow_map None without a flow prediction)."""
+    patch centred on it, for localisation (flow_map None without a flow prediction);
+    motion_rows, flow_error_rows (B, H): each image row's largest patch-centred flow
+    magnitude and flow error, which ``score.perspective`` divides by the row's speed
+    (None without a flow prediction)."""
 
     psnr: torch.Tensor
     flow_error: torch.Tensor | None
@@ -34,6 +37,8 @@ class FrameErrors:
     flow_map: torch.Tensor | None
     frame_map: torch.Tensor
     motion: torch.Tensor | None = None
+    motion_rows: torch.Tensor | None = None
+    flow_error_rows: torch.Tensor | None = None
 
 
 def patch_means(error_map: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
@@ -75,10 +80,13 @@ def frame_errors(pred_flow: torch.Tensor | None, true_flow: torch.Tensor,
     flow_patches = patch_means(flow_map, config.patch_size, config.patch_stride).flatten(1)
     frame_patches = patch_means(frame_map, config.patch_size, config.patch_stride).flatten(1)
     worst = flow_patches.argmax(dim=1, keepdim=True)  # P~ of each frame
+    flow_pixels = centred_patch_means(flow_map, config.patch_size)
+    magnitude = centred_patch_means(true_flow.float().norm(dim=1, keepdim=True),
+                                    config.patch_size)
     return FrameErrors(psnr, flow_patches.gather(1, worst).squeeze(1),
-                       frame_patches.gather(1, worst).squeeze(1),
-                       centred_patch_means(flow_map, config.patch_size), frame_pixels,
-                       most_moving_patch(true_flow, config.patch_size, config.patch_stride))
+                       frame_patches.gather(1, worst).squeeze(1), flow_pixels, frame_pixels,
+                       most_moving_patch(true_flow, config.patch_size, config.patch_stride),
+                       magnitude.amax(2), flow_pixels.amax(2))
 
 
 class FrameScorer(torch.nn.Module):
@@ -89,13 +97,14 @@ class FrameScorer(torch.nn.Module):
     [-1, 1] and the flow F_t between the last two past frames, returns the tuple named by
     OUTPUTS: pred_frame (B, C, S, S) and pred_flow (B, 2, S, S); psnr, flow_error S_F(P~),
     frame_error S_I(P~), feature distance and motion (the most moving patch of F_t), each
-    (B,); flow_map and frame_map (B, S, S), each pixel's patch-mean error. Parts a model
-    lacks (MNAD's flow, a missing memory's distance) are zeros, so that every model
-    exports the same outputs.
+    (B,); flow_map and frame_map (B, S, S), each pixel's patch-mean error; motion_rows and
+    flow_error_rows (B, S), each row's largest patch-mean flow magnitude and flow error
+    (``score.perspective``). Parts a model lacks (MNAD's flow, a missing memory's
+    distance) are zeros, so that every model exports the same outputs.
     """
 
     OUTPUTS = ("pred_frame", "pred_flow", "psnr", "flow_error", "frame_error", "distance",
-               "motion", "flow_map", "frame_map")
+               "motion", "flow_map", "frame_map", "motion_rows", "flow_error_rows")
 
     def __init__(self, model: torch.nn.Module, config: ScoreConfig):
         super().__init__()
@@ -107,14 +116,16 @@ class FrameScorer(torch.nn.Module):
         errors = frame_errors(out.flow, flow, out.frame, target, self.config)
         zeros = torch.zeros_like(errors.psnr)
         zero_map = torch.zeros_like(errors.frame_map)
-        return (out.frame, out.flow if out.flow is not None else torch.zeros_like(flow),
-                errors.psnr,
-                errors.flow_error if errors.flow_error is not None else zeros,
-                errors.frame_error if errors.frame_error is not None else zeros,
-                out.feature_distance if out.feature_distance is not None else zeros,
-                errors.motion if errors.motion is not None else zeros,
-                errors.flow_map if errors.flow_map is not None else zero_map,
-                errors.frame_map)
+        zero_rows = zero_map[..., 0]
+
+        def part(value: torch.Tensor | None, zero: torch.Tensor) -> torch.Tensor:
+            return value if value is not None else zero
+
+        return (out.frame, part(out.flow, torch.zeros_like(flow)), errors.psnr,
+                part(errors.flow_error, zeros), part(errors.frame_error, zeros),
+                part(out.feature_distance, zeros), part(errors.motion, zeros),
+                part(errors.flow_map, zero_map), errors.frame_map,
+                part(errors.motion_rows, zero_rows), part(errors.flow_error_rows, zero_rows))
 
 
 @dataclass
@@ -125,7 +136,9 @@ class VideoErrors:
     S_F(P~), S_I(P~) (None for MNAD); distance: MNAD's feature distance (None without
     appearance memory); motion: the most moving patch's mean flow magnitude in the measured
     flow F_t that S_F is scored against (co-memory only); flow_maps, frame_maps: float16
-    (n, S, S) centred patch-error maps, kept only when asked for.
+    (n, S, S) centred patch-error maps, kept only when asked for; motion_rows,
+    flow_error_rows: (n, S) each row's largest patch-mean flow magnitude and flow error
+    (co-memory on whole frames only: ``score.perspective``).
     """
 
     name: str
@@ -137,3 +150,5 @@ class VideoErrors:
     motion: np.ndarray | None = None
     flow_maps: np.ndarray | None = None
     frame_maps: np.ndarray | None = None
+    motion_rows: np.ndarray | None = None
+    flow_error_rows: np.ndarray | None = None

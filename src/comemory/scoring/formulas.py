@@ -11,6 +11,10 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
                   where ``score.zscore_motion_weight`` m > 0, a motion prior: M is the
                   flow magnitude of the most moving patch (the floor's score) of the
                   flow S_F is measured on. Frame scores only: maps show the errors;
+                  with ``score.perspective`` (thesis and zscore) S_F and M are counted
+                  against the speed training frames show at each image row
+                  (``calibration.per_row_speed``): a far cyclist moves and errs in
+                  fewer pixels than a near one;
                   "location": each pixel's patch-mean errors (log) z-scored with that
                   pixel's own training mean and spread,
                       z(x) = z_F(x) + lambda_S z_I(x),   S = max over pixels x of z(x),
@@ -38,6 +42,7 @@ from comemory.scoring.calibration import (
     ErrorStatistics,
     FloorStatistics,
     MNADStatistics,
+    per_row_speed,
 )
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
 
@@ -108,7 +113,8 @@ class CoMemoryScorer:
         if self.config.formula == "location":
             maps = self.pixel_maps(errors, calibration)
             return maps.reshape(len(maps), -1).max(1).astype(np.float64)
-        return self._combine(errors.flow_error, errors.frame_error, calibration, errors.motion,
+        errors, statistics = self._parts(errors, calibration)
+        return self._combine(errors.flow_error, errors.frame_error, statistics, errors.motion,
                              self.config.zscore_motion_weight)
 
     def aligned_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
@@ -119,15 +125,17 @@ class CoMemoryScorer:
         ``location`` formula, whose maximum over pixels does not split into the two terms."""
         if self.config.formula == "location":
             raise ValueError("the location formula's terms cannot be aligned apart")
-        flow_term = self._combine(errors.flow_error, np.zeros_like(errors.frame_error),
-                                  calibration, errors.motion, self.config.zscore_motion_weight)
+        parts, statistics = self._parts(errors, calibration)
+        flow_term = self._combine(parts.flow_error, np.zeros_like(parts.frame_error),
+                                  statistics, parts.motion, self.config.zscore_motion_weight)
         frame_term = self.frame_scores(errors, calibration) - flow_term
         shifted = np.concatenate([flow_term[1:], flow_term[-1:]])
         return shifted + frame_term
 
     def pixel_maps(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         """The formula's error terms at every patch, (n, S, S): where the network was
-        wrong (the motion prior, a frame-level term, is left out)."""
+        wrong (the motion prior, a frame-level term, is left out; with
+        ``score.perspective`` each row's flow error counted against its speed)."""
         if errors.flow_maps is None or errors.frame_maps is None:
             raise ValueError(f"{errors.name}: no error maps kept; score it with "
                              "keep_maps=True")
@@ -135,12 +143,30 @@ class CoMemoryScorer:
             return location_maps(errors.flow_maps, errors.frame_maps,
                                  own_statistics(calibration, ErrorStatistics),
                                  self.config.lambda_s)
-        return self._combine(errors.flow_maps.astype(np.float32),
-                             errors.frame_maps.astype(np.float32), calibration, None, 0.0)
-
-    def _combine(self, flow: np.ndarray, frame: np.ndarray, calibration: Calibration,
-                 motion: np.ndarray | None, motion_weight: float) -> np.ndarray:
+        flow_maps = errors.flow_maps.astype(np.float32)
         statistics = own_statistics(calibration, ErrorStatistics)
+        if self.config.perspective:  # each row's flow error against its speed, squared
+            _, statistics = self._parts(errors, calibration)
+            speeds = calibration.statistics.motion_row_speeds
+            flow_maps = flow_maps / np.square(speeds)[None, :, None]
+        return self._combine(flow_maps, errors.frame_maps.astype(np.float32), statistics,
+                             None, 0.0)
+
+    def _parts(self, errors: VideoErrors, calibration: Calibration
+               ) -> tuple[VideoErrors, ErrorStatistics]:
+        """The score parts and statistics the formula reads: as measured, or with
+        ``score.perspective`` counted against each row's speed."""
+        statistics = own_statistics(calibration, ErrorStatistics)
+        if not self.config.perspective:
+            return errors, statistics
+        if statistics.per_row_speed is None:
+            raise ValueError("score.perspective needs the speed of each row on training "
+                             "frames; this checkpoint was calibrated without them: run "
+                             "`comemory validate --choose --set score.perspective=true` on it")
+        return per_row_speed(errors, statistics.motion_row_speeds), statistics.per_row_speed
+
+    def _combine(self, flow: np.ndarray, frame: np.ndarray, statistics: ErrorStatistics,
+                 motion: np.ndarray | None, motion_weight: float) -> np.ndarray:
         if self.config.formula == "zscore":
             return zscore_score(flow, frame, statistics, self.config.zscore_frame_weight,
                                 motion, motion_weight)

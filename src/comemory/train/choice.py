@@ -282,6 +282,8 @@ def _formulas(score: ScoreConfig, architecture: str,
     if score.zscore_motion_weight > 0:
         return options
     options = [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
+    if score.perspective:  # location weighs each pixel by its own errors instead
+        return options
     if offer_location or score.formula == "location":  # a formula set is never dropped
         options += [replace(score, formula="location", lambda_s=w) for w in LAMBDAS]
     return options

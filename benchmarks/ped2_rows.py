@@ -211,6 +211,10 @@ README_ROWS = {
         "objects_grid_flow_videos_seed2"],
     "objects without motion memory": ["objects_no_motion_memory_videos"],
     "objects, memories of 15 items": ["objects_memory_15_videos"],
+    "co-memory, S_F per row speed (`score.perspective`; one retrained seed)": [
+        "comemory_perspective_videos"],
+    "co-memory + motion prior, both per row speed (one retrained seed)": [
+        "comemory_motion_perspective_videos"],
 }
 
 

@@ -11,11 +11,13 @@ validation (the validation report of ``comemory.train.choice``, or None).
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from comemory import storage
 from comemory.config import Config, ScoreConfig, merge
@@ -47,6 +49,25 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module | None,
         "calibration": calibration,
         "validation": validation,
     })
+
+
+def save_finished_run(out_dir: Path, model: torch.nn.Module | None,
+                      optimizer: torch.optim.Optimizer | None, config: Config,
+                      flow: dict[str, str], epoch: int, step: int, train_seconds: float,
+                      calibration: Calibration, report: dict[str, Any],
+                      chosen_score: ScoreConfig) -> Path:
+    """A finished run's files in ``out_dir``: validation.json (``report``), config.yaml (the
+    settings the model runs with: ``config`` with the chosen score settings) and, last, as
+    the mark that the run is complete, checkpoint.pt with its calibration. Returns the
+    checkpoint's path."""
+    storage.write_text(out_dir / "validation.json", json.dumps(report, indent=2))
+    storage.write_text(out_dir / "config.yaml",
+                       yaml.safe_dump(replace(config, score=chosen_score).to_dict(),
+                                      sort_keys=False))
+    path = out_dir / "checkpoint.pt"
+    save_checkpoint(path, model, optimizer, config, flow, epoch, step, train_seconds,
+                    calibration.to_dict(), report, chosen_score)
+    return path
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from comemory.evaluate.metrics import (
 from comemory.progress import progress
 from comemory.scoring import (
     Calibration,
+    FloorScorer,
     Scorer,
     VideoErrors,
     flow_floor_errors,
@@ -102,7 +103,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
 
 def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
                    cache_dir: str | Path | None = None, labels_path: str | Path | None = None,
-                   dataset: str = "frames", past_frames: int = 2,
+                   dataset: str = "frames", past_frames: int = FloorScorer.PAST_FRAMES,
                    calibration: Calibration | None = None,
                    record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The training-free floor: score each test frame by its most moving patch (mean flow
@@ -132,7 +133,7 @@ def evaluate_floor(config: Config, data_root: str | Path, out_dir: str | Path,
 
 
 def floor_calibration(config: Config, data_root: str | Path, cache_dir: str | Path | None,
-                      dataset: str, past_frames: int = 2) -> Calibration:
+                      dataset: str, past_frames: int = FloorScorer.PAST_FRAMES) -> Calibration:
     """The floor's training statistics (the row speeds of ``score.perspective``) from every
     video of the training split."""
     training = load_split(data_root, "training", config, cache_dir, None, dataset)

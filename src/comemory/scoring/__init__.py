@@ -18,6 +18,7 @@ from comemory.scoring.calibration import (
 from comemory.scoring.errors import FrameErrors, FrameScorer, VideoErrors, frame_errors
 from comemory.scoring.formulas import (
     FORMULAS,
+    FloorScorer,
     Scorer,
     mnad_scores_video_minmax,
     score_statistics,
@@ -39,7 +40,7 @@ __getattr__ = lazy_exports(__name__, {
     name: "comemory.scoring.offline"
     for name in ("flow_floor_errors", "video_errors", "video_errors_per_patch")})
 __all__ = ["FORMULAS", "SMOOTHINGS", "Calibration", "CausalMean", "ErrorStatistics",
-           "MNADStatistics", "FrameErrors", "FrameScorer",
+           "FloorScorer", "MNADStatistics", "FrameErrors", "FrameScorer",
            "Scorer", "VideoErrors", "calibrate", "causal_mean", "centred_gaussian",
            "flow_floor_errors", "frame_errors", "mnad_scores_video_minmax", "score_statistics",
            "scorer_for", "smooth", "thesis_score", "video_errors", "video_errors_per_patch",

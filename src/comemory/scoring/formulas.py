@@ -144,10 +144,8 @@ class CoMemoryScorer:
                                  own_statistics(calibration, ErrorStatistics),
                                  self.config.lambda_s)
         flow_maps = errors.flow_maps.astype(np.float32)
-        statistics = own_statistics(calibration, ErrorStatistics)
-        if self.config.perspective:  # each row's flow error against its speed, squared
-            _, statistics = self._parts(errors, calibration)
-            speeds = calibration.statistics.motion_row_speeds
+        statistics, speeds = self._statistics(calibration)
+        if speeds is not None:  # each row's flow error against the square of its speed
             flow_maps = flow_maps / np.square(speeds)[None, :, None]
         return self._combine(flow_maps, errors.frame_maps.astype(np.float32), statistics,
                              None, 0.0)
@@ -156,14 +154,21 @@ class CoMemoryScorer:
                ) -> tuple[VideoErrors, ErrorStatistics]:
         """The score parts and statistics the formula reads: as measured, or with
         ``score.perspective`` counted against each row's speed."""
+        statistics, speeds = self._statistics(calibration)
+        return (errors if speeds is None else per_row_speed(errors, speeds)), statistics
+
+    def _statistics(self, calibration: Calibration
+                    ) -> tuple[ErrorStatistics, np.ndarray | None]:
+        """The statistics the formula reads and the row speeds (S,) it divides by: the
+        plain ones and None, or with ``score.perspective`` those per row speed."""
         statistics = own_statistics(calibration, ErrorStatistics)
         if not self.config.perspective:
-            return errors, statistics
+            return statistics, None
         if statistics.per_row_speed is None:
             raise ValueError("score.perspective needs the speed of each row on training "
                              "frames; this checkpoint was calibrated without them: run "
                              "`comemory validate --choose --set score.perspective=true` on it")
-        return per_row_speed(errors, statistics.motion_row_speeds), statistics.per_row_speed
+        return statistics.per_row_speed, statistics.motion_row_speeds
 
     def _combine(self, flow: np.ndarray, frame: np.ndarray, statistics: ErrorStatistics,
                  motion: np.ndarray | None, motion_weight: float) -> np.ndarray:

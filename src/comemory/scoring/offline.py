@@ -24,6 +24,7 @@ from comemory.scoring.errors import (
     frame_errors,
     most_moving_patch,
 )
+from comemory.scoring.formulas import FloorScorer
 from comemory.scoring.objects import frame_errors_of_objects
 
 
@@ -112,7 +113,8 @@ def memory_updates(model: torch.nn.Module) -> Iterator[list[Memory]]:
             memory.items, memory.keep_queries, memory.last_queries = items, False, None
 
 
-def flow_floor_errors(videos: list[PreparedVideo], config: ScoreConfig, past_frames: int = 2,
+def flow_floor_errors(videos: list[PreparedVideo], config: ScoreConfig,
+                      past_frames: int = FloorScorer.PAST_FRAMES,
                       keep_maps: bool = False) -> list[VideoErrors]:
     """The training-free floor: the mean flow magnitude of the most moving patch, no model.
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import ConcatDataset, DataLoader
 
 from comemory import storage
@@ -31,7 +30,7 @@ from comemory.checkpoint import (
     asked_config,
     load_checkpoint,
     network_from_checkpoint,
-    save_checkpoint,
+    save_finished_run,
 )
 from comemory.config import Config
 from comemory.cpu import use_threads
@@ -49,7 +48,6 @@ from comemory.serve.database import EventFilter, EventStore
 from comemory.serve.database_address import is_database_url, redacted, sqlite_path
 from comemory.train.choice import fit_scores, model_errors
 from comemory.train.loop import training_losses
-from comemory.train.validate import write_report
 from comemory.train.validation_set import validation_set
 
 
@@ -153,12 +151,9 @@ def finetune(checkpoint: str | Path, data_root: str | Path, database: str | Path
         "seconds": time.perf_counter() - started,
     }
     optimizer = torch.optim.Adam(model.parameters(), lr=rate)
-    save_checkpoint(out_dir / "checkpoint.pt", model, optimizer, asked,
-                    flow_identity(config.flow), int(state["epoch"]) + epochs,
-                    int(state["step"]), float(state.get("train_seconds", 0.0)),
-                    calibration.to_dict(), report, chosen)
-    write_report(out_dir / "validation.json", report)
-    storage.write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_finished_run(out_dir, model, optimizer, asked, flow_identity(config.flow),
+                      int(state["epoch"]) + epochs, int(state["step"]),
+                      float(state.get("train_seconds", 0.0)), calibration, report, chosen)
     storage.write_text(out_dir / "finetune.json", json.dumps(result, indent=2))
     return result
 

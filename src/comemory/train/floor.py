@@ -9,14 +9,9 @@ read like a network's.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from comemory import storage
-from comemory.checkpoint import load_checkpoint, save_checkpoint
+from comemory.checkpoint import load_checkpoint, save_finished_run
 from comemory.config import Config, ScoreConfig
 from comemory.data.cache import prepare_split, read_split
 from comemory.data.flow import flow_identity
@@ -27,8 +22,6 @@ from comemory.scoring.formulas import FloorScorer
 from comemory.train.choice import fit_scores, floor_errors
 from comemory.train.validation_set import validation_set
 
-PAST_FRAMES = FloorScorer.PAST_FRAMES
-
 
 def fit_floor(config: Config, data_root: str | Path, cache_dir: str | Path | None = None,
               dataset: str = "frames") -> tuple[ScoreConfig, Calibration, dict]:
@@ -38,9 +31,10 @@ def fit_floor(config: Config, data_root: str | Path, cache_dir: str | Path | Non
     sets its threshold only."""
     sources = read_split(data_root, "training", dataset=dataset)
     whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, PAST_FRAMES,
+    past = FloorScorer.PAST_FRAMES
+    training, held_out = split_holdout(whole, config.train.holdout_fraction, past,
                                        **holdout_of(config.train))
-    validation = (validation_set(sources, whole, config, PAST_FRAMES)
+    validation = (validation_set(sources, whole, config, past)
                   if held_out and not config.train.folds else None)
     return fit_scores(floor_errors, "flow_floor", training, held_out, validation, config)
 
@@ -57,9 +51,5 @@ def train_floor(config: Config, data_root: str | Path, out_dir: Path,
         if load_checkpoint(path).get("calibration") is not None:
             return path
     chosen, calibration, report = fit_floor(config, data_root, cache_dir, dataset)
-    storage.write_text(out_dir / "validation.json", json.dumps(report, indent=2))
-    storage.write_text(out_dir / "config.yaml",
-                       yaml.safe_dump(replace(config, score=chosen).to_dict(), sort_keys=False))
-    save_checkpoint(path, None, None, config, flow_identity(config.flow), 0, 0, 0.0,
-                    calibration.to_dict(), report, chosen)
-    return path
+    return save_finished_run(out_dir, None, None, config, flow_identity(config.flow), 0, 0,
+                             0.0, calibration, report, chosen)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from comemory import distributed, storage
-from comemory.checkpoint import asked_config, load_checkpoint, save_checkpoint
+from comemory.checkpoint import asked_config, load_checkpoint, save_checkpoint, save_finished_run
 from comemory.config import Config, TrainConfig
 from comemory.cpu import resolve_precision, use_threads
 from comemory.data.cache import prepare_split, read_split
@@ -42,7 +41,6 @@ from comemory.model.memory import share_updates
 from comemory.progress import progress
 from comemory.train.choice import fit_scores, model_errors
 from comemory.train.floor import train_floor
-from comemory.train.validate import write_report
 from comemory.train.validation_set import validation_set
 
 LOSS_NAMES = ("total", "flow", "pred", "app_compact", "app_separate", "motion_compact",
@@ -159,12 +157,8 @@ def _train(config: Config, data_root: str | Path, out_dir: Path, cache_dir: str 
         chosen, calibration, report = fit_scores(
             model_errors(model), config.model.architecture, videos, held_out, validation,
             config)
-        write_report(out_dir / "validation.json", report)
-        storage.write_text(out_dir / "config.yaml",  # what the model runs with
-                           yaml.safe_dump(replace(config, score=chosen).to_dict(),
-                                          sort_keys=False))
-        save_checkpoint(checkpoint_path, model, optimizer, config, flow, config.train.epochs,
-                        step, seconds, calibration.to_dict(), report, chosen)
+        save_finished_run(out_dir, model, optimizer, config, flow, config.train.epochs, step,
+                          seconds, calibration, report, chosen)
     distributed.stop(process)
     return checkpoint_path
 

@@ -148,7 +148,7 @@ README_ROWS = {
     "objects without motion memory (frozen c1797e3)": ["objects_no_motion_memory_videos"],
     "co-memory, S_F per row speed (`score.perspective`, frozen 3fb75ee; seed 0)": [
         "comemory_perspective_videos"],
-    "co-memory + motion prior, both per row speed (frozen 3fb75ee)": [
+    "co-memory + motion prior, both per row speed (frozen 3fb75ee; alerts: seed 0)": [
         "comemory_motion_perspective_videos", "comemory_motion_perspective_videos_seed1",
         "comemory_motion_perspective_videos_seed2"],
 }

@@ -60,7 +60,7 @@ def save_finished_run(out_dir: Path, model: torch.nn.Module | None,
     settings the model runs with: ``config`` with the chosen score settings) and, last, as
     the mark that the run is complete, checkpoint.pt with its calibration. Returns the
     checkpoint's path."""
-    storage.write_text(out_dir / "validation.json", json.dumps(report, indent=2))
+    write_report(out_dir / "validation.json", report)
     storage.write_text(out_dir / "config.yaml",
                        yaml.safe_dump(replace(config, score=chosen_score).to_dict(),
                                       sort_keys=False))
@@ -68,6 +68,11 @@ def save_finished_run(out_dir: Path, model: torch.nn.Module | None,
     save_checkpoint(path, model, optimizer, config, flow, epoch, step, train_seconds,
                     calibration.to_dict(), report, chosen_score)
     return path
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """A validation report as validation.json (atomically, as every run file)."""
+    storage.write_text(path, json.dumps(report, indent=2))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -2,12 +2,16 @@
 the validation set, and with ``--choose`` choose its score settings again."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from comemory import storage
-from comemory.checkpoint import asked_config, load_checkpoint, network_from_checkpoint
+from comemory.checkpoint import (
+    asked_config,
+    load_checkpoint,
+    network_from_checkpoint,
+    write_report,
+)
 from comemory.config import Config, ScoreConfig, apply_overrides
 from comemory.data.cache import prepare_split, read_split
 from comemory.data.holdout import holdout_of, split_holdout
@@ -17,10 +21,6 @@ from comemory.scoring import Calibration, scorer_for, video_errors
 from comemory.train.choice import finish_report, fit_scores, model_errors
 from comemory.train.floor import fit_floor
 from comemory.train.validation_set import validation_set
-
-
-def write_report(path: Path, report: dict) -> None:
-    storage.write_text(path, json.dumps(report, indent=2))
 
 
 def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,

@@ -206,7 +206,7 @@ def alerts(data: Path, runs: Path, row: str, results: Path, adapt: bool = False,
     training = ({video.name: Path(video.source.location)
                  for video in read_dataset(DATASET, data, "training")} if adapt else None)
     checkpoint, adapt_from, name = alert_variant(runs, row, data, DATASET, cross_fit_folds,
-                                                 training)
+                                                 training, SAME_TRAINING)
     result = alerts_through_detect(checkpoint, videos, runs / name / "detect", adapt_from)
     save_alerts(results, name, result)
     print(json.dumps(result, indent=2))

@@ -23,7 +23,13 @@ import json
 import sys
 from pathlib import Path
 
-from ped2_rows import DEFAULT_DATA, PROJECT, ped2_missing, write_mp4s  # beside this script
+from ped2_rows import (  # beside this script
+    DEFAULT_DATA,
+    PROJECT,
+    SAME_TRAINING,
+    ped2_missing,
+    write_mp4s,
+)
 from rows import alert_variant, alerts_through_detect, save_alerts
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
@@ -48,7 +54,7 @@ def main() -> int:
                  write_mp4s(args.data, args.runs / "ped2-mp4-training", "training").items()}
                 if args.adapt_from_held_out else None)
     checkpoint, adapt_from, name = alert_variant(args.runs, args.row, args.data, "frames",
-                                                 args.cross_fit, training)
+                                                 args.cross_fit, training, SAME_TRAINING)
     result = alerts_through_detect(checkpoint, videos, args.runs / name / "detect", adapt_from)
     save_alerts(RESULTS, name, result)
     print(json.dumps(result, indent=2))

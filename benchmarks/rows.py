@@ -202,15 +202,21 @@ def alerts_through_detect(checkpoint: Path, videos: dict[str, tuple[Path, np.nda
 
 def alert_variant(runs: Path, row: str, data: Path, dataset: str,
                   cross_fit_folds: int | None = None,
-                  training: dict[str, Path] | None = None) -> tuple[Path, Path | None, str]:
+                  training: dict[str, Path] | None = None,
+                  same_training: dict[str, str] | None = None) -> tuple[Path, Path | None, str]:
     """(checkpoint, footage marked normal, results key) of an alert check of ``row``
     under ``runs``: as trained (ROW); its threshold cross-fitted with ``cross_fit_folds``
     folds (ROW_crossfit, ``cross_fitted``); with ``training`` ({name: video file} of the
     training split), adapted from the videos the run held out (ROW_adapted,
-    ``held_out_footage``)."""
+    ``held_out_footage``). A row that re-scores another's checkpoint (``same_training``:
+    {row: the row that trained it}) reuses that row's fold networks where it was
+    cross-fitted already: the same training settings give the same networks."""
     checkpoint, adapt_from, name = runs / row / "checkpoint.pt", None, row
     if cross_fit_folds:
-        checkpoint = cross_fitted(runs / row, cross_fit_folds, data, dataset, runs / "cache")
+        trained_by = trained_by_row(row, same_training or {})
+        checkpoint = cross_fitted(runs / row, cross_fit_folds, data, dataset, runs / "cache",
+                                  runs / f"{trained_by}_crossfit" / "folds" if trained_by
+                                  else None)
         name = checkpoint.parent.name
     if training is not None:
         adapt_from = held_out_footage(checkpoint, training, runs / row / "held-out")
@@ -218,15 +224,28 @@ def alert_variant(runs: Path, row: str, data: Path, dataset: str,
     return checkpoint, adapt_from, name
 
 
-def cross_fitted(run: Path, folds: int, data: Path, dataset: str, cache: Path) -> Path:
+def trained_by_row(row: str, same_training: dict[str, str]) -> str | None:
+    """The run (with ``row``'s seed suffix) whose checkpoint ``row`` re-scores, if any."""
+    for rescoring, trained in same_training.items():
+        if row == rescoring or row.startswith(f"{rescoring}_seed"):
+            return trained + row.removeprefix(rescoring)
+    return None
+
+
+def cross_fitted(run: Path, folds: int, data: Path, dataset: str, cache: Path,
+                 folds_from: Path | None = None) -> Path:
     """A copy of ``run`` (RUN_crossfit beside it) whose threshold ``comemory calibrate
-    --folds`` set again from every training video; its checkpoint. Resumes a killed
-    calibration; one already done is kept."""
+    --folds`` set again from every training video; its checkpoint. The fold runs of
+    ``folds_from``, where it exists, are copied in first: ``calibrate`` scores their
+    networks again under the row's settings instead of training them again. Resumes a
+    killed calibration; one already done is kept."""
     copy = run.parent / f"{run.name}_crossfit"
     copy.mkdir(exist_ok=True)
     for name in ("checkpoint.pt", "config.yaml", "validation.json"):
         if not (copy / name).exists():
             shutil.copyfile(run / name, copy / name)
+    if folds_from is not None and folds_from.is_dir() and not (copy / "folds").exists():
+        shutil.copytree(folds_from, copy / "folds")
     checkpoint = copy / "checkpoint.pt"
     if load_checkpoint(checkpoint).get("cross_fit", {}).get("folds") != folds:
         cross_fit(checkpoint, data, folds, dataset, cache)

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from comemory.alerts import AlertPolicy
 from comemory.alerts.promise import video_quantile, video_threshold, videos_needed
@@ -16,6 +17,7 @@ from comemory.detect import detect
 from comemory.errors import ConfigError, DataError
 from comemory.scoring import Calibration
 from comemory.train.crossfit import cross_fit
+from comemory.train.validate import validate_checkpoint
 
 RATE = 0.01
 
@@ -98,6 +100,28 @@ def test_cross_fitting_sets_the_threshold_from_every_training_video(trained_run,
     assert (run / "folds" / "1-of-2" / "checkpoint.pt").stat().st_mtime_ns == stamp
     with pytest.raises(DataError, match="5 folds need at least 5 training videos"):
         cross_fit(run / "checkpoint.pt", scene, folds=5, cache_dir=cache)
+    fold_scores_follow_a_new_score_choice(run, scene, cache)
+
+
+def fold_scores_follow_a_new_score_choice(run, scene, cache) -> None:
+    """Calibrating again after ``validate --choose`` changed the score settings scores the
+    fold networks again under them, without training them again."""
+    fold = run / "folds" / "1-of-2" / "checkpoint.pt"
+    before = load_checkpoint(fold)
+    validate_checkpoint(run / "checkpoint.pt", scene, cache_dir=cache, choose=True,
+                        overrides=["score.perspective=true"])
+    cross_fit(run / "checkpoint.pt", scene, folds=2, cache_dir=cache)
+    after = load_checkpoint(fold)
+    assert after["chosen_score"]["perspective"] and not before["chosen_score"]["perspective"]
+    assert after["step"] == before["step"]
+    assert all(torch.equal(after["model"][k], before["model"][k]) for k in before["model"])
+    old, new = (Calibration.from_dict(s["calibration"]).extra["video_scores"]
+                for s in (before, after))
+    assert not np.allclose(np.concatenate(old), np.concatenate(new))
+    calibration = Calibration.from_dict(load_checkpoint(run / "checkpoint.pt")["calibration"])
+    videos = [np.array(v) for v in calibration.extra["video_scores"]]
+    assert np.allclose(np.concatenate(videos[:len(new)]), np.concatenate(new))
+    assert calibration.threshold == pytest.approx(video_threshold(videos, RATE, 0.9).threshold)
 
 
 def test_calibrate_on_the_command_line_names_what_is_wrong(trained_run, capsys):

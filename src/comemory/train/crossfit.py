@@ -26,13 +26,21 @@ import numpy as np
 
 from comemory import storage
 from comemory.alerts import calibrate_threshold
-from comemory.checkpoint import asked_config, config_from_checkpoint, load_checkpoint
+from comemory.checkpoint import (
+    asked_config,
+    config_from_checkpoint,
+    load_checkpoint,
+    network_from_checkpoint,
+    write_report,
+)
 from comemory.config import Config
+from comemory.cpu import use_threads
 from comemory.data.cache import read_split
 from comemory.data.holdout import fold_starts
 from comemory.errors import CheckpointError
 from comemory.scoring import Calibration
 from comemory.train.loop import train
+from comemory.train.validate import score_again
 
 
 def fold_config(config: Config, chosen: Config, fold: int, folds: int) -> Config:
@@ -66,11 +74,10 @@ def cross_fit(checkpoint: str | Path, data_root: str | Path, folds: int,
     videos = []
     for fold in range(folds):
         run = folder / f"{fold + 1}-of-{folds}"
-        fold_checkpoint = train(fold_config(asked, chosen, fold, folds), data_root, run,
-                                cache_dir, resume=(run / "checkpoint.pt").exists(),
-                                dataset=dataset)
-        held_out = Calibration.from_dict(load_checkpoint(fold_checkpoint)["calibration"])
-        videos += [np.asarray(v) for v in held_out.extra["video_scores"]]
+        config = fold_config(asked, chosen, fold, folds)
+        fold_checkpoint = train(config, data_root, run, cache_dir,
+                                resume=(run / "checkpoint.pt").exists(), dataset=dataset)
+        videos += fold_video_scores(fold_checkpoint, config, data_root, cache_dir, dataset)
     calibration = Calibration.from_dict(state["calibration"])
     frames = sum(len(v) for v in videos)
     source = (f"{frames} frames of {len(videos)} training videos, each scored by one of "
@@ -82,3 +89,21 @@ def cross_fit(checkpoint: str | Path, data_root: str | Path, folds: int,
     state["cross_fit"] = {"folds": folds, "runs": str(folder), "videos": len(videos)}
     storage.save_torch(checkpoint, state)
     return {**promise.to_dict(), "statement": promise.statement(), "folds": str(folder)}
+
+
+def fold_video_scores(fold_checkpoint: Path, config: Config, data_root: str | Path,
+                      cache_dir: str | Path | None, dataset: str) -> list[np.ndarray]:
+    """Each held-out video's frame scores from a finished fold run, under ``config``'s
+    score settings. A fold scored under other ones (the run chose again since it was
+    cross-fitted: ``validate --choose --set score.perspective=true``) is scored again with
+    its network as trained, since the training settings, which ``train`` checked, are the
+    same."""
+    state = load_checkpoint(fold_checkpoint)
+    if config_from_checkpoint(state, fold_checkpoint).score != config.score:
+        model, _, _ = network_from_checkpoint(state, fold_checkpoint, "calibrate")
+        use_threads(config.train.threads)
+        write_report(fold_checkpoint.parent / "validation.json",
+                     score_again(fold_checkpoint, state, model, config, data_root, cache_dir,
+                                 dataset))
+    held_out = Calibration.from_dict(state["calibration"])
+    return [np.asarray(v) for v in held_out.extra["video_scores"]]

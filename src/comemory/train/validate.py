@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from comemory import storage
 from comemory.checkpoint import (
     asked_config,
@@ -39,28 +41,43 @@ def validate_checkpoint(checkpoint: str | Path, data_root: str | Path,
     asked = asked_config(state, checkpoint)
     if overrides:
         asked = _score_overrides(asked, overrides, choose)
-    sources = read_split(data_root, "training", dataset=dataset)
-    whole = prepare_split(sources, "training", config, cache_dir)
-    training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
-                                     **holdout_of(config.train))
-    validation = validation_set(sources, whole, config, model.past_frames)
-    architecture = config.model.architecture
     if choose:  # from the settings asked for, choosing whatever the run said about it
         choosing = replace(asked, choose=replace(asked.choose, on_validation=True))
-        chosen, calibration, report = fit_scores(model_errors(model), architecture,
-                                                 training, held_out, validation, choosing)
-        state.update(config=asked.to_dict(), chosen_score=asdict(chosen),
-                     calibration=calibration.to_dict())
+        report = score_again(checkpoint, state, model, choosing, data_root, cache_dir, dataset)
     else:
-        scorer = scorer_for(architecture, config.score)
+        sources = read_split(data_root, "training", dataset=dataset)
+        whole = prepare_split(sources, "training", config, cache_dir)
+        validation = validation_set(sources, whole, config, model.past_frames)
+        scorer = scorer_for(config.model.architecture, config.score)
         clip_errors = video_errors(model, validation.videos, config.score, desc="validating",
                                    keep_maps=scorer.reads_maps)
         raw = [scorer.frame_scores(e, calibration) for e in clip_errors]
         _, report = finish_report(config.score, raw, clip_errors, validation, [], False,
                                    "settings as stored in the checkpoint")
-    state["validation"] = report
-    storage.save_torch(checkpoint, state)
+        state["validation"] = report
+        storage.save_torch(checkpoint, state)
     write_report(Path(out_dir or Path(checkpoint).parent) / "validation.json", report)
+    return report
+
+
+def score_again(checkpoint: str | Path, state: dict, model: torch.nn.Module, config: Config,
+                data_root: str | Path, cache_dir: str | Path | None, dataset: str) -> dict:
+    """Fit the training statistics, score settings (chosen on validation where ``config``
+    says so) and alert threshold of ``checkpoint`` (``state``, its network ``model`` as
+    trained) again under ``config``'s score settings, and save them into it. A
+    cross-fitting fold (``train.folds``) builds no validation set: its held-out videos set
+    its threshold only, as at the end of its training. Returns the report."""
+    sources = read_split(data_root, "training", dataset=dataset)
+    whole = prepare_split(sources, "training", config, cache_dir)
+    training, held_out = split_holdout(whole, config.train.holdout_fraction, model.past_frames,
+                                       **holdout_of(config.train))
+    validation = (None if config.train.folds
+                  else validation_set(sources, whole, config, model.past_frames))
+    chosen, calibration, report = fit_scores(model_errors(model), config.model.architecture,
+                                             training, held_out, validation, config)
+    state.update(config=config.to_dict(), chosen_score=asdict(chosen),
+                 calibration=calibration.to_dict(), validation=report)
+    storage.save_torch(checkpoint, state)
     return report
 
 

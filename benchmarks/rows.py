@@ -241,8 +241,8 @@ def cross_fitted(run: Path, folds: int, data: Path, dataset: str, cache: Path,
     killed calibration; one already done is kept."""
     copy = run.parent / f"{run.name}_crossfit"
     copy.mkdir(exist_ok=True)
-    for name in ("checkpoint.pt", "config.yaml", "validation.json"):
-        if not (copy / name).exists():
+    for name in ("checkpoint.pt", "config.yaml", "validation.json"):  # a re-scored run
+        if (run / name).exists() and not (copy / name).exists():     # has no config.yaml
             shutil.copyfile(run / name, copy / name)
     if folds_from is not None and folds_from.is_dir() and not (copy / "folds").exists():
         shutil.copytree(folds_from, copy / "folds")

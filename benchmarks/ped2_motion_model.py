@@ -1,7 +1,8 @@
 """The learned motion model on UCSD Ped2 (development set): objects from motion, each
-object's motion vector (8 direction bins / box height, optionally its position), a
-Gaussian mixture fitted on the training videos' objects, a frame scored by its most
-unusual object.
+object's motion vector (8 direction bins / box height, optionally its position; or
+the raw bins, or the raw bins / the speed of the object's band of rows, ``score
+.perspective``'s row speeds measured on the training objects), a Gaussian mixture fitted
+on the training videos' objects, a frame scored by its most unusual object.
 
     python benchmarks/ped2_motion_model.py      # about 3 minutes on 2 cores
 
@@ -30,6 +31,7 @@ from comemory.config import FlowConfig, ObjectsConfig
 from comemory.data.datasets import read_dataset
 from comemory.data.flow import FlowEstimator
 from comemory.data.objects import ObjectFinder
+from comemory.scoring.calibration import fit_row_speeds
 from comemory.scoring.motion_model import MotionModel, motion_vector
 from comemory.scoring.smoothing import causal_mean
 from ped2_rows import (  # beside this script
@@ -44,6 +46,7 @@ from rows import git_commit, write_results
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-motion-model.json"
 COMPONENTS = 5
+ROW_BANDS = 15  # row speeds measured in 15 bands of rows: 16 px each at 240 rows
 CAUSAL_WINDOW = 9  # one fixed smoothing, the longest validation offers elsewhere
 
 
@@ -59,13 +62,16 @@ def main() -> int:
     labels = [video.labels.resolve(video.source.frame_count(), video.name) for video in test]
     result = {"components": COMPONENTS, "learned_from": f"every {LEARN_EVERY}th training frame",
               "objects": vars(settings), "rows": {}}
-    for name, position, per_height in (("motion", False, True),
-                                       ("motion_position", True, True),
-                                       ("motion_raw_flow", False, False)):
-        result["rows"][name] = _row(train_objects, test_objects, labels, position, per_height)
+    speeds = _row_speeds(train_objects)
+    for name, position, scale in (("motion", False, "height"),
+                                  ("motion_position", True, "height"),
+                                  ("motion_raw_flow", False, "raw"),
+                                  ("motion_per_row_speed", False, speeds)):
+        result["rows"][name] = _row(train_objects, test_objects, labels, position, scale)
         print(name, {k: round(v, 3) for k, v in result["rows"][name].items()
                      if isinstance(v, float)}, flush=True)
-    result["diagnostics"] = _diagnostics(train_objects, test_objects, np.concatenate(labels))
+    result["diagnostics"] = _diagnostics(train_objects, test_objects, np.concatenate(labels),
+                                         speeds)
     print(result["diagnostics"], flush=True)
     result.update(seconds=time.perf_counter() - started, git_commit=git_commit(),
                   machine=machine())
@@ -116,22 +122,47 @@ def _objects(images: np.ndarray, normal: list[np.ndarray], settings: ObjectsConf
     return frames
 
 
-def _vectors(videos: list[list[np.ndarray]], position: bool, per_height: bool = True
-             ) -> tuple[np.ndarray, list[int]]:
-    """The model's input: the bins per box height (or, without ``per_height``, times the
-    height again: the raw flow), with the position where asked."""
-    frames = [np.hstack([frame[:, :8] * (1 if per_height else frame[:, 10:11]),
+def _vectors(videos: list[list[np.ndarray]], position: bool,
+             scale: str | np.ndarray = "height") -> tuple[np.ndarray, list[int]]:
+    """The model's input: the bins per box height ("height"), the raw flow ("raw": times
+    the height again) or the raw flow per its row's speed (``scale`` the row speeds, as
+    ``_row_speeds``), with the position where asked."""
+    frames = [np.hstack([_scaled_bins(frame, scale),
                          frame[:, 8:10] if position else frame[:, :0]])
               for video in videos for frame in video]
     return np.concatenate(frames), [len(frame) for frame in frames]
 
 
-def _row(train_objects, test_objects, labels, position: bool, per_height: bool) -> dict:
-    vectors, counts = _vectors(train_objects, position, per_height)
+def _scaled_bins(frame: np.ndarray, scale: str | np.ndarray) -> np.ndarray:
+    if isinstance(scale, str):
+        return frame[:, :8] * (1 if scale == "height" else frame[:, 10:11])
+    return frame[:, :8] * frame[:, 10:11] / scale[_row_bins(frame, len(scale))][:, None]
+
+
+def _row_bins(frame: np.ndarray, bins: int) -> np.ndarray:
+    """Each object's row band (of ``bins`` across the frame's height) by its centre."""
+    return np.minimum((frame[:, 9] * bins).astype(int), bins - 1)
+
+
+def _row_speeds(videos: list[list[np.ndarray]]) -> np.ndarray:
+    """(ROW_BANDS,) the row speeds of ``score.perspective`` (comemory.scoring.calibration
+    .fit_row_speeds) measured on the training objects instead of patches: each training
+    frame's fastest object (raw mean flow magnitude) in each band of rows."""
+    fastest = []
+    for frame in (frame for video in videos for frame in video):
+        by_band = np.zeros(ROW_BANDS)
+        np.maximum.at(by_band, _row_bins(frame, ROW_BANDS), frame[:, :8].sum(1) * frame[:, 10])
+        fastest.append(by_band)
+    return fit_row_speeds(np.array(fastest))
+
+
+def _row(train_objects, test_objects, labels, position: bool,
+         scale: str | np.ndarray) -> dict:
+    vectors, counts = _vectors(train_objects, position, scale)
     model = MotionModel(COMPONENTS).fit(vectors, counts)
     scores = []
     for video in test_objects:
-        test_vectors, test_counts = _vectors([video], position, per_height)
+        test_vectors, test_counts = _vectors([video], position, scale)
         scores.append(model.frame_scores(model.score(test_vectors), test_counts))
     truth = np.concatenate(labels)
     return {"training_objects": len(vectors), "quiet_score": model.quiet,
@@ -144,12 +175,12 @@ def _row(train_objects, test_objects, labels, position: bool, per_height: bool) 
 
 
 def _diagnostics(train_objects: list[list[np.ndarray]], test_objects: list[list[np.ndarray]],
-                 truth: np.ndarray) -> dict:
+                 truth: np.ndarray, speeds: np.ndarray) -> dict:
     """No mixture: a frame scored by its fastest object, by the object's own flow
     magnitude (summed over the bins) with and without dividing by its box height, the
     latter over boxes at least 20 px tall, and divided by the height the training boxes
-    have at its row (a straight line fitted to their heights by their centres' rows):
-    where the learned model loses."""
+    have at its row (a straight line fitted to their heights by their centres' rows) or
+    by its row's speed (``speeds``): where the learned model loses."""
     frames = [frame for video in test_objects for frame in video]
     boxes = np.concatenate([frame for video in train_objects for frame in video])
     row_height = np.polyfit(boxes[:, 9], boxes[:, 10], 1)
@@ -164,7 +195,9 @@ def _diagnostics(train_objects: list[list[np.ndarray]], test_objects: list[list[
             "fastest_object_per_height_20px": auc(per_height, lambda f: f[:, 10] >= 20),
             "fastest_object_per_row_height": auc(
                 lambda f: per_height(f) * f[:, 10] / np.maximum(np.polyval(row_height,
-                                                                           f[:, 9]), 5))}
+                                                                           f[:, 9]), 5)),
+            "fastest_object_per_row_speed": auc(
+                lambda f: per_height(f) * f[:, 10] / speeds[_row_bins(f, len(speeds))])}
 
 
 if __name__ == "__main__":

@@ -121,9 +121,16 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                            "comemory_videos's checkpoints)",
                                            [*CHOSEN, *HELD_OUT_VIDEOS, *MOTION_PRIOR,
                                             "score.perspective=true"], FULL_EPOCHS),
+    # Frozen later (issue 26's last ablation), before its first Ped1 figure: the objects
+    # row with memories of 15 items, as Ped2 (development) ran it (0.888 against 0.887)
+    "objects_memory_15_videos": ("co-memory on objects' crops (preset objects), memories "
+                                 "of 15 items",
+                                 [*CHOSEN, *HELD_OUT_VIDEOS, "model.appearance_memory=15",
+                                  "model.motion_memory=15"], FULL_EPOCHS),
 }
 # rows built on another preset than "cpu"
-PRESETS = {"objects_videos": "objects", "objects_no_motion_memory_videos": "objects"}
+PRESETS = {"objects_videos": "objects", "objects_no_motion_memory_videos": "objects",
+           "objects_memory_15_videos": "objects"}
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
 SAME_TRAINING = {"comemory_location_videos": "comemory_videos",
@@ -146,6 +153,7 @@ README_ROWS = {
     "co-memory on objects' crops, `objects` preset (frozen 13979ee)": [
         "objects_videos", "objects_videos_seed1", "objects_videos_seed2"],
     "objects without motion memory (frozen c1797e3)": ["objects_no_motion_memory_videos"],
+    "objects, memories of 15 items": ["objects_memory_15_videos"],
     "co-memory, S_F per row speed (`score.perspective`, frozen 3fb75ee; seed 0)": [
         "comemory_perspective_videos"],
     "co-memory + motion prior, both per row speed (frozen 3fb75ee; alerts: seed 0)": [

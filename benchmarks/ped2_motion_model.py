@@ -22,15 +22,18 @@ import hashlib
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from comemory import storage
 from comemory.bench import machine
 from comemory.config import FlowConfig, ObjectsConfig
 from comemory.data.datasets import read_dataset
 from comemory.data.flow import FlowEstimator
 from comemory.data.objects import ObjectFinder
+from comemory.progress import progress
 from comemory.scoring.calibration import fit_row_speeds
 from comemory.scoring.motion_model import MotionModel, motion_vector
 from comemory.scoring.smoothing import causal_mean
@@ -54,45 +57,51 @@ def main() -> int:
     args, settings = object_benchmark_options(__doc__, RESULTS)
     if ped2_missing(DEFAULT_DATA, "training", "testing"):
         return 0
+    write_results(args.results, measure(DEFAULT_DATA, "frames", "ped2", settings))
+    return 0
+
+
+def measure(data: Path, dataset: str, name: str, settings: ObjectsConfig) -> dict:
+    """Every row and diagnostic on the set in ``data`` (read in the ``dataset`` layout);
+    its object vectors are cached as runs/``name``-motion-vectors-<settings>.npz."""
     started = time.perf_counter()
-    training = read_dataset("frames", DEFAULT_DATA, "training")
-    normal = normal_frames(training)
-    test = read_dataset("frames", DEFAULT_DATA, "testing")
-    train_objects, test_objects = _cached_objects(training, test, normal, settings)
+    training = read_dataset(dataset, data, "training")
+    test = read_dataset(dataset, data, "testing")
+    train_objects, test_objects = _cached_objects(training, test, settings, name)
     labels = [video.labels.resolve(video.source.frame_count(), video.name) for video in test]
     result = {"components": COMPONENTS, "learned_from": f"every {LEARN_EVERY}th training frame",
               "objects": vars(settings), "rows": {}}
     speeds = _row_speeds(train_objects)
-    for name, position, scale in (("motion", False, "height"),
-                                  ("motion_position", True, "height"),
-                                  ("motion_raw_flow", False, "raw"),
-                                  ("motion_per_row_speed", False, speeds)):
-        result["rows"][name] = _row(train_objects, test_objects, labels, position, scale)
-        print(name, {k: round(v, 3) for k, v in result["rows"][name].items()
-                     if isinstance(v, float)}, flush=True)
+    for row, position, scale in (("motion", False, "height"),
+                                 ("motion_position", True, "height"),
+                                 ("motion_raw_flow", False, "raw"),
+                                 ("motion_per_row_speed", False, speeds)):
+        result["rows"][row] = _row(train_objects, test_objects, labels, position, scale)
+        print(row, {k: round(v, 3) for k, v in result["rows"][row].items()
+                    if isinstance(v, float)}, flush=True)
     result["diagnostics"] = _diagnostics(train_objects, test_objects, np.concatenate(labels),
                                          speeds)
     print(result["diagnostics"], flush=True)
-    result.update(seconds=time.perf_counter() - started, git_commit=git_commit(),
-                  machine=machine())
-    write_results(args.results, result)
-    return 0
+    return {**result, "seconds": time.perf_counter() - started, "git_commit": git_commit(),
+            "machine": machine()}
 
 
-def _cached_objects(training, test, normal, settings: ObjectsConfig) -> tuple[list, list]:
-    """Every frame's object vectors, computed once per setting of the object finder into
-    runs/ped2-motion-vectors-<settings>.npz."""
+def _cached_objects(training, test, settings: ObjectsConfig, name: str) -> tuple[list, list]:
+    """Every frame's object vectors, computed once per set and setting of the object
+    finder into runs/``name``-motion-vectors-<settings>.npz."""
     key = hashlib.sha1(json.dumps(vars(settings), sort_keys=True).encode()).hexdigest()[:10]
-    cache = PROJECT / "runs" / f"ped2-motion-vectors-{key}.npz"
+    cache = PROJECT / "runs" / f"{name}-motion-vectors-{key}.npz"
     if not cache.exists():
+        normal = normal_frames(training)
         vectors = {f"train/{v.name}": _objects(v.source.read_bgr(), normal, settings)
-                   for v in training}
+                   for v in progress(training, desc="training objects", unit="video")}
         vectors |= {f"test/{v.name}": _objects(v.source.read_bgr(), normal, settings)
-                    for v in test}
+                    for v in progress(test, desc="test objects", unit="video")}
         flat = {f"{key}/{t}": frame for key, frames in vectors.items()
                 for t, frame in enumerate(frames)}
         cache.parent.mkdir(exist_ok=True)
-        np.savez(cache, **flat)
+        with storage.atomic_open(cache) as handle:  # a killed run leaves no half cache
+            np.savez(handle, **flat)
     stored = np.load(cache)
 
     def frames_of(key: str, count: int) -> list[np.ndarray]:

@@ -153,7 +153,7 @@ README_ROWS = {
     "co-memory on objects' crops, `objects` preset (frozen 13979ee)": [
         "objects_videos", "objects_videos_seed1", "objects_videos_seed2"],
     "objects without motion memory (frozen c1797e3)": ["objects_no_motion_memory_videos"],
-    "objects, memories of 15 items": ["objects_memory_15_videos"],
+    "objects, memories of 15 items (frozen c05d56a)": ["objects_memory_15_videos"],
     "co-memory, S_F per row speed (`score.perspective`, frozen 3fb75ee; seed 0)": [
         "comemory_perspective_videos"],
     "co-memory + motion prior, both per row speed (frozen 3fb75ee; alerts: seed 0)": [

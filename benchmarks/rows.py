@@ -245,7 +245,10 @@ def cross_fitted(run: Path, folds: int, data: Path, dataset: str, cache: Path,
         if (run / name).exists() and not (copy / name).exists():     # has no config.yaml
             shutil.copyfile(run / name, copy / name)
     if folds_from is not None and folds_from.is_dir() and not (copy / "folds").exists():
-        shutil.copytree(folds_from, copy / "folds")
+        partial = copy / "folds.part"  # renamed when whole: a killed copy is made again
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(folds_from, partial)
+        partial.rename(copy / "folds")
     checkpoint = copy / "checkpoint.pt"
     if load_checkpoint(checkpoint).get("cross_fit", {}).get("folds") != folds:
         cross_fit(checkpoint, data, folds, dataset, cache)

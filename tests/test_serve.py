@@ -595,16 +595,23 @@ def test_serve_memory_per_frame_does_not_grow(tmp_path, trained_run):
     tracemalloc.start()  # before the warm-up, so what it allocated and later frees counts
     loop = len(images)  # snapshots at the same point of the loop: an event open at one
     feed(8 * loop)      # and not the other would hold pictures that are no growth
-    before = tracemalloc.take_snapshot()
+    snapshots = [tracemalloc.take_snapshot()]
     events_before = len(service.store.events(EventFilter(limit=1000)))
-    feed(32 * loop)
-    changes = tracemalloc.take_snapshot().compare_to(before, "lineno")
+    for _ in range(2):
+        feed(16 * loop)
+        snapshots.append(tracemalloc.take_snapshot())
     tracemalloc.stop()
-    grown = sum(change.size_diff for change in changes)
+    # A leak grows in both halves; a one-off resize of an interpreter-wide table (the
+    # interned strings, which pathlib adds every new file name to, 7.7 MB once in a full
+    # test session) in one only
+    changes = [after.compare_to(before, "lineno")
+               for before, after in zip(snapshots, snapshots[1:], strict=False)]
+    grown = [sum(change.size_diff for change in half) for half in changes]
     events = len(service.store.events(EventFilter(limit=1000))) - events_before
     service.stop()
     assert events >= 10, "the loop was meant to raise an event each time round"
-    assert grown < 100_000, f"memory grew by {grown} bytes over {32 * loop} frames: {changes[:5]}"
+    assert min(grown) < 100_000, (f"memory grew by {grown} bytes in each half of "
+                                  f"{32 * loop} frames: {[half[:5] for half in changes]}")
 
 
 # --- the web page and its safety -------------------------------------------------------

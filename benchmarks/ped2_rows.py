@@ -155,6 +155,27 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid",
                                   "model.appearance_memory=15", "model.motion_memory=15"],
                                  FULL_EPOCHS),
+    # the learned motion model (issue 26) on the objects preset's boxes, the checkpoints of
+    # objects_grid_flow_videos: alone, added to the network's zscore score, and offered
+    "objects_motion_model_videos": ("the motion model alone: a Gaussian mixture of the "
+                                    "training objects' flow per direction, a frame scored "
+                                    "by its least likely object (score.motion_model alone; "
+                                    "objects_grid_flow_videos's boxes)",
+                                    [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid",
+                                     "score.motion_model=alone"], FULL_EPOCHS),
+    "objects_motion_model_added_videos": ("co-memory on object crops + the motion model, "
+                                          "each z-scored on training frames (zscore, "
+                                          "score.motion_model added; objects_grid_flow_"
+                                          "videos's checkpoints)",
+                                          [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid",
+                                           "score.formula=zscore", "score.motion_model=added"],
+                                          FULL_EPOCHS),
+    "objects_motion_model_offered_videos": ("co-memory on object crops, validation offered "
+                                            "the motion model alone or added "
+                                            "(choose.offer_motion_model; objects_grid_flow_"
+                                            "videos's checkpoints)",
+                                            [*CHOSEN, *HELD_OUT_VIDEOS, "model.crop_flow=grid",
+                                             "choose.offer_motion_model=true"], FULL_EPOCHS),
     # short runs, one difference each, compared on validation
     "short_squash_flow": ("short: flow on the squashed frames (the old default)",
                           [SQUASHED_FLOW], SHORT_EPOCHS),
@@ -180,11 +201,17 @@ SAME_TRAINING = {"mnad_update": "mnad", "comemory_motion_videos": "comemory_vide
                  "comemory_motion_soft_videos": "comemory_videos",
                  "comemory_perspective_videos": "comemory_videos",
                  "comemory_motion_perspective_videos": "comemory_videos",
-                 "comemory_paper_motion_videos": "comemory_paper_videos"}
+                 "comemory_paper_motion_videos": "comemory_paper_videos",
+                 "objects_motion_model_videos": "objects_grid_flow_videos",
+                 "objects_motion_model_added_videos": "objects_grid_flow_videos",
+                 "objects_motion_model_offered_videos": "objects_grid_flow_videos"}
 # rows built on another preset than "cpu"
 PRESETS = {"comemory_paper_videos": "paper", "comemory_paper_motion_videos": "paper",
            "objects_videos": "objects", "objects_grid_flow_videos": "objects",
-           "objects_no_motion_memory_videos": "objects", "objects_memory_15_videos": "objects"}
+           "objects_no_motion_memory_videos": "objects", "objects_memory_15_videos": "objects",
+           "objects_motion_model_videos": "objects",
+           "objects_motion_model_added_videos": "objects",
+           "objects_motion_model_offered_videos": "objects"}
 # rows that read Ped2 re-encoded as MP4 files (``mp4_dataset``) instead of its frames: a
 # user's footage is compressed in training as in detection
 MP4_ROWS = {"comemory_videos_mp4"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from comemory.scoring.objects import frame_errors_of_objects
 from comemory.serve import EventStore
 from comemory.serve.database import EventFilter
 from comemory.train.loop import train
+from comemory.train.validate import validate_checkpoint
 from tests.conftest import small_config
 from tests.test_serve import FAST_VIDEO, frames_folder, served_to_the_end
 
@@ -170,22 +172,44 @@ def test_the_network_trains_and_scores_on_objects(object_run):
     assert metrics["pixel_auroc"] > 0.6  # a pixel scores its box's errors
 
 
-def test_detect_scores_objects_live_as_evaluate_does(object_run, scene, tmp_path):
-    checkpoint, _, evaluated = object_run
-    detect(scene / "testing" / "frames" / "01", checkpoint, tmp_path, video=False,
-           progress=False)
-    with (tmp_path / "01" / "scores.csv").open() as handle:
+def live_and_offline_scores(checkpoint: Path, scene: Path, evaluated: Path,
+                            out: Path) -> tuple[dict[int, float], dict[int, float]]:
+    """Test video 01's scores by frame through ``detect`` (into ``out``) and as
+    ``evaluate`` wrote them into ``evaluated``."""
+    detect(scene / "testing" / "frames" / "01", checkpoint, out, video=False, progress=False)
+    with (out / "01" / "scores.csv").open() as handle:
         live = {int(r["frame"]): float(r["score"]) for r in csv.DictReader(handle) if r["score"]}
     with (evaluated / "scores.csv").open() as handle:
         offline = {int(r["frame"]): float(r["comemory_score"]) for r in csv.DictReader(handle)
                    if r["video"] == "01"}
     assert live.keys() == offline.keys()
+    return live, offline
+
+
+def test_detect_scores_objects_live_as_evaluate_does(object_run, scene, tmp_path):
+    checkpoint, _, evaluated = object_run
+    live, offline = live_and_offline_scores(checkpoint, scene, evaluated, tmp_path)
     np.testing.assert_allclose([live[f] for f in live], [offline[f] for f in live], atol=1e-4)
     events = json.loads((tmp_path / "01" / "events.json").read_text())["events"]
     assert events, "the fast walker of test video 01 raised no event"
     for event in events:  # each records where its peak was: the top object's box
         x, y, width, height = event["peak_box"]
         assert 0 <= x < x + width <= 160 and 0 <= y < y + height <= 120
+
+
+def test_the_motion_model_is_fitted_kept_and_scored_live_as_evaluate_does(object_run, scene,
+                                                                          tmp_path):
+    checkpoint, cache, _ = object_run
+    copy = tmp_path / "checkpoint.pt"  # validate --choose rewrites it
+    shutil.copy(checkpoint, copy)
+    validate_checkpoint(copy, scene, tmp_path / "validation", cache_dir=cache, choose=True,
+                        overrides=["score.formula=zscore", "score.motion_model=added"])
+    _, config, calibration = model_from_checkpoint(load_checkpoint(copy), copy)
+    assert config.score.motion_model == "added"
+    assert calibration.statistics.motion_model is not None  # fitted on training objects
+    evaluate(copy, scene, tmp_path / "eval", cache_dir=cache)
+    live, offline = live_and_offline_scores(copy, scene, tmp_path / "eval", tmp_path / "live")
+    np.testing.assert_allclose([live[f] for f in live], [offline[f] for f in live], atol=1e-4)
 
 
 def test_each_object_is_drawn_with_its_box_and_score(object_run, scene):

@@ -1,12 +1,23 @@
-"""The learned motion model: each object's motion vector, and a Gaussian mixture of the
-training objects' vectors that finds the unusual ones."""
+"""The learned motion model: each object's motion vector, a Gaussian mixture of the
+training objects' vectors that finds the unusual ones, and the scores that read it
+(``score.motion_model``)."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
+import torch
 
+from comemory.config import ScoreConfig
 from comemory.data.objects import Box
+from comemory.errors import ConfigError
+from comemory.scoring import Calibration, VideoErrors, calibrate
+from comemory.scoring.formulas import CoMemoryScorer
 from comemory.scoring.motion_model import DIRECTION_BINS, MotionModel, motion_vector
+from comemory.scoring.objects import frame_errors_of_objects
+from comemory.train.choice import _formulas, pick_setting
+from tests.conftest import small_config
 
 
 def uniform_flow(shape: tuple[int, int], u: float, v: float) -> np.ndarray:
@@ -78,3 +89,87 @@ def test_only_the_objects_own_pixels_count_where_its_mask_is_given():
     box, right = Box(10, 10, 20, 10), DIRECTION_BINS // 2
     assert motion_vector(flow, box)[right] == pytest.approx(4.0 / 4 / 10)  # diluted
     assert motion_vector(flow, box, foreground=mask)[right] == pytest.approx(4.0 / 10)
+
+
+def test_a_frame_keeps_every_found_objects_motion_by_frame_without_the_scene():
+    rows = {"frames": np.array([3, 2, 2, 2, 3]),
+            "boxes": np.array([[0, 0, 8, 8], [0, 0, 8, 8], [0, 0, 4, 4], [4, 4, 4, 4],
+                               [1, 1, 2, 2]]),
+            "flow_error": np.array([0.1, 0.2, 0.9, 0.5, 0.3]),
+            "frame_error": np.ones(5), "psnr": np.ones(5),
+            "motion_vectors": np.arange(5 * DIRECTION_BINS, dtype=float).reshape(5, -1)}
+    errors = frame_errors_of_objects("v", rows, size=8)
+    assert errors.frames.tolist() == [2, 3]
+    # frame 2's two found objects (rows 3 and 2, by flow error), then frame 3's one
+    np.testing.assert_array_equal(errors.motion_vectors[:, 0], [24.0, 16.0, 32.0])
+    assert errors.vector_frames.tolist() == [0, 0, 1]
+    assert errors.objects_per_frame().tolist() == [2, 1]
+
+
+def walker_calibration(rng: np.random.Generator) -> Calibration:
+    """Statistics of a network whose errors are all 1, and a motion model of walkers."""
+    statistics = calibrate(np.ones(10), np.ones(10))
+    statistics.flow_std = statistics.frame_std = 1.0
+    statistics.motion_model = MotionModel(components=2).fit(normal_walkers(rng, 300))
+    return Calibration(statistics)
+
+
+def test_the_motion_model_scores_a_frame_alone_or_added_to_the_network():
+    rng = np.random.default_rng(2)
+    calibration = walker_calibration(rng)
+    model = calibration.statistics.motion_model
+    cyclist = np.full(DIRECTION_BINS, 0.001)
+    cyclist[DIRECTION_BINS // 2] = 0.4
+    walkers = normal_walkers(rng, 3)
+    errors = VideoErrors("v", np.array([5, 6, 7]), flow_error=np.array([1.0, 1.0, 3.0]),
+                         frame_error=np.ones(3), motion_vectors=np.vstack([walkers, cyclist]),
+                         vector_frames=np.array([0, 0, 0, 1]))  # frame 7 holds no object
+    alone = CoMemoryScorer(ScoreConfig(motion_model="alone")).frame_scores(errors, calibration)
+    likelihoods = model.score(np.vstack([walkers, cyclist]))
+    np.testing.assert_allclose(alone, [likelihoods[:3].max(), likelihoods[3], model.quiet])
+    assert alone[1] > alone[0]  # the cyclist is the least likely
+    added = CoMemoryScorer(ScoreConfig(formula="zscore", zscore_frame_weight=0.0,
+                                       motion_model="added")).frame_scores(errors, calibration)
+    network = np.array([0.0, 0.0, 2.0])  # (S_F - 1) / 1
+    np.testing.assert_allclose(added, network + (alone - model.frame_mean) / model.frame_spread)
+    with pytest.raises(ValueError, match="without one"):
+        CoMemoryScorer(ScoreConfig(motion_model="alone")).frame_scores(
+            errors, Calibration(calibrate(np.ones(3), np.ones(3))))
+
+
+def test_a_checkpoint_keeps_the_motion_model(tmp_path):
+    calibration = walker_calibration(np.random.default_rng(3))
+    torch.save(calibration.to_dict(), tmp_path / "calibration.pt")
+    again = Calibration.from_dict(torch.load(tmp_path / "calibration.pt", weights_only=True))
+    vectors = normal_walkers(np.random.default_rng(4), 20)
+    before, after = calibration.statistics.motion_model, again.statistics.motion_model
+    np.testing.assert_allclose(after.score(vectors), before.score(vectors))
+    assert (after.quiet, after.frame_mean, after.frame_spread) == (
+        before.quiet, before.frame_mean, before.frame_spread)
+
+
+def test_validation_is_offered_the_motion_model_and_prefers_the_network_within_an_error():
+    offered = _formulas(ScoreConfig(), "comemory", offer_motion_model=True)
+    uses = {(o.motion_model, o.formula) for o in offered}
+    assert {("off", "thesis"), ("off", "zscore"), ("added", "zscore")} <= uses
+    assert sum(o.motion_model == "alone" for o in offered) == 1
+    assert all(o.motion_model == "off" for o in _formulas(ScoreConfig(), "comemory"))
+    assert _formulas(ScoreConfig(motion_model="alone"), "comemory") == [
+        ScoreConfig(motion_model="alone")]
+    network, motion = ScoreConfig(), ScoreConfig(motion_model="alone")
+    grid = [(network, {"pooled": 0.80}), (motion, {"pooled": 0.82})]
+    assert pick_setting(grid, 0.03, "one_se")[0] == network
+    assert pick_setting(grid, 0.01, "one_se")[0] == motion
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["score.motion_model=alone"], "set model.input objects"),
+    (["choose.offer_motion_model=true"], "set model.input objects"),
+    (["model.input=objects", "model.crop_size=16", "score.motion_model=sum"],
+     "score.motion_model must be one of ['off', 'alone', 'added']"),
+    (["model.input=objects", "model.crop_size=16", "score.motion_model=added"],
+     "to the zscore formula only"),
+])
+def test_bad_motion_model_settings_are_named(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        small_config(*settings).check()

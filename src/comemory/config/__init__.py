@@ -29,6 +29,7 @@ from comemory.config.checks import (  # re-exported: the values settings may tak
     MEMORY_INITS,
     MEMORY_READS,
     MODEL_INPUTS,
+    MOTION_MODEL_USES,
     RESIZE_MODES,
     SCORE_FORMULAS,
     flow_problems,
@@ -136,6 +137,12 @@ class ScoreConfig:
     # frames, thesis or zscore) its S_F by its square and its motion prior by it. Fitted
     # wherever the training statistics are
     perspective: bool = False
+    # with model.input objects, a learned model of how objects move (a Gaussian mixture
+    # over each object's flow magnitude in 8 direction bins, fitted on training objects;
+    # comemory.scoring.motion_model): off | alone (a frame scores its least likely
+    # object's negative log-likelihood, no network) | added (z-scored on training frames
+    # and added to the zscore formula's score)
+    motion_model: str = "off"
     causal_window: int = 1  # mean over the last k frames; detect applies it live (1: none)
     centred_sigma: float = 0.0  # Gaussian over past and future frames, offline only (0: none)
     # MNAD's test-time memory update (evaluate and validate only): after a frame whose
@@ -158,6 +165,10 @@ class ChooseConfig:
     # while choosing, and stores 4 maps of image_size^2 numbers in the checkpoint); also
     # when score.formula is location. Off by default: docs/benchmarks.md, "Decisions"
     offer_location: bool = False
+    # with model.input objects, whether the choice may pick score.motion_model alone or
+    # added to the network's score (the network's own score is preferred within one
+    # standard error). Off by default: docs/benchmarks.md, "Decisions"
+    offer_motion_model: bool = False
     # one_se = the simplest setting (frame-wide formulas before location, then least
     # appearance weight, then shortest causal window) within one bootstrap standard error
     # of the best, since differences inside it are the validation set's noise; best = the
@@ -366,7 +377,7 @@ __all__ = ["ARCHITECTURES", "AlertConfig", "BACKGROUND_MODELS", "CHOOSE_RULES",
            "COMPACTNESS_LOSSES", "ChooseConfig", "Config", "DEVICE_PATTERN",
            "DIS_PRESET_NAMES", "FLOW_METHODS", "FLOW_PLACES", "FlowConfig",
            "HOLDOUT_MODES", "LR_SCHEDULES", "MEMORY_INITS", "MEMORY_READS", "MODEL_INPUTS",
-           "MOVED_KEYS",
+           "MOTION_MODEL_USES", "MOVED_KEYS",
            "ModelConfig", "ObjectsConfig", "PRESETS", "RESIZE_MODES", "SCORE_FORMULAS",
            "ScoreConfig", "TrainConfig", "apply_overrides", "flow_problems", "load_yaml",
            "merge", "preset", "read_yaml_mapping"]

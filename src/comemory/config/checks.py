@@ -41,6 +41,7 @@ CHOOSE_RULES = ("one_se", "best")
 BACKGROUND_MODELS = ("mog2", "knn")  # comemory.data.objects
 MODEL_INPUTS = ("frames", "objects")  # comemory.data.windows.model_windows
 CROP_FLOW_UNITS = ("crop", "grid")  # comemory.data.crops.crop_flow
+MOTION_MODEL_USES = ("off", "alone", "added")  # comemory.scoring.formulas.CoMemoryScorer
 
 
 def problems(config: Config) -> list[str]:
@@ -57,6 +58,10 @@ def problems(config: Config) -> list[str]:
         (model.architecture != "mnad" or not score.perspective,
          "score.perspective divides flow by each row's speed, and MNAD scores no flow: "
          "leave it off for model.architecture mnad"),
+        (model.input == "objects" or (score.motion_model == "off"
+                                      and not config.choose.offer_motion_model),
+         "score.motion_model and choose.offer_motion_model model how objects move: set "
+         "model.input objects, or leave them off"),
     ]
     return (flow_problems(config.flow) + model_problems(model) + train_problems(config.train)
             + [message for ok, message in across if not ok] + score_problems(score)
@@ -162,6 +167,11 @@ def score_problems(score: ScoreConfig) -> list[str]:
          f"score.zscore_motion_weight must be >= 0 (0: none), got {score.zscore_motion_weight}"),
         (score.zscore_motion_weight == 0 or score.formula == "zscore",
          "score.zscore_motion_weight adds a term to the zscore formula only: set "
+         "score.formula=zscore too"),
+        (score.motion_model in MOTION_MODEL_USES, f"score.motion_model must be one of "
+         f"{list(MOTION_MODEL_USES)}, got {score.motion_model!r}"),
+        (score.motion_model != "added" or score.formula == "zscore",
+         "score.motion_model added adds a z-scored term to the zscore formula only: set "
          "score.formula=zscore too"),
         (not score.perspective or score.formula != "location",
          "score.perspective does not apply to the location formula, which already weighs "

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from comemory.data.crops import crop_window, frame_boxes
 from comemory.data.model_input import PreparedVideo, to_model_range
+from comemory.scoring.motion_model import box_motion
 
 
 class FrameWindows(Dataset):
@@ -46,7 +47,9 @@ class ObjectWindows(Dataset):
 
     Each item is a dict: past (P, C, K, K) and target (C, K, K) in [-1, 1], flow (2, K, K)
     in ``flow_units`` (crop or grid pixels), K = crop_size; video; frame (t + 1); box (4,)
-    int: x, y, width, height of the crop on the S x S grid.
+    int: x, y, width, height of the crop on the S x S grid; box_motion (8,) float32, the
+    box's mean flow magnitude per direction in grid pixels (what ``score.motion_model``
+    reads: ``comemory.scoring.motion_model.box_motion``).
     """
 
     def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int,
@@ -70,13 +73,14 @@ class ObjectWindows(Dataset):
     def __getitem__(self, item: int) -> dict[str, torch.Tensor | int]:
         v, frame, *box = (int(value) for value in self.index[item])
         video, box = self.videos[v], np.array(box)
+        grid_flow = video.flows[frame - 2]
         frames, flow = crop_window(video.frames[frame - self.past_frames:frame + 1],
-                                   video.flows[frame - 2], box, self.crop_size,
-                                   self.flow_units)
+                                   grid_flow, box, self.crop_size, self.flow_units)
         window = to_model_range(frames)
         return {"past": window[:-1], "target": window[-1],
                 "flow": torch.from_numpy(flow).to(torch.get_default_dtype()), "video": v,
-                "frame": frame, "box": torch.from_numpy(box)}
+                "frame": frame, "box": torch.from_numpy(box),
+                "box_motion": torch.from_numpy(box_motion(grid_flow, box).astype(np.float32))}
 
 
 def model_windows(videos: list[PreparedVideo], model: torch.nn.Module) -> Dataset:

@@ -45,6 +45,7 @@ from comemory.scoring import (
     scorer_for,
 )
 from comemory.scoring.formulas import FloorScorer
+from comemory.scoring.motion_model import DIRECTION_BINS, box_motion
 from comemory.scoring.objects import frame_errors_of_objects
 
 STAGES = ("decode", "flow", "objects", "model", "score")
@@ -307,11 +308,27 @@ class Detector:
             count = len(item.boxes)
             rows = {p: out[p][start:start + count] for p in self._parts}
             start += count
-            objects = VideoErrors(item.result.video, np.full(count, item.result.index), **rows)
+            motion = self._object_motion(item)
+            found = {} if motion is None else {"motion_vectors": motion[1:],
+                                               "vector_frames": np.arange(1, count)}
+            objects = VideoErrors(item.result.video, np.full(count, item.result.index),
+                                  **rows, **found)
+            if motion is not None:
+                rows["motion_vectors"] = motion
             errors = frame_errors_of_objects(item.result.video, {
                 **rows, "frames": objects.frames, "boxes": item.boxes}, size, keep_maps=True)
             self._finish(item, errors)
             item.result.objects = self._object_scores(item, objects)
+
+    def _object_motion(self, item: Ready) -> np.ndarray | None:
+        """(n, 8) each box's motion in grid pixels (the scene box's zeros) where
+        ``score.motion_model`` reads it, else None."""
+        if self.config.score.motion_model == "off":
+            return None
+        size = self.config.model.image_size
+        flow = item.flow if item.flow is not None else np.zeros((size, size, 2), np.float32)
+        return np.array([np.zeros(DIRECTION_BINS)]
+                        + [box_motion(flow, box) for box in item.boxes[1:]])
 
     def _object_scores(self, item: Ready, objects: VideoErrors) -> list[ObjectScore]:
         """The found objects (the scene box left out) in the frame's pixels, with their

@@ -158,7 +158,8 @@ def _score_settings(config: Config) -> dict[str, Any]:
     score = config.score
     return {"patch_size": score.patch_size, "formula": score.formula,
             "lambda_s": score.lambda_s, "zscore_frame_weight": score.zscore_frame_weight,
-            "zscore_motion_weight": score.zscore_motion_weight, "perspective": score.perspective,
+            "zscore_motion_weight": score.zscore_motion_weight,
+            "perspective": score.perspective, "motion_model": score.motion_model,
             "causal_window": score.causal_window, "centred_sigma": score.centred_sigma}
 
 

@@ -11,11 +11,13 @@ import numpy as np
 import torch
 
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
+from comemory.scoring.motion_model import MotionModel
 
 # Spread floor of a pixel's log error (the ``location`` formula): a pixel whose training
 # error hardly varied (a wall, the frame's border) would otherwise turn any change into an
 # alarm; a tenth of a natural-log unit is about a 10 % change of the error.
 PIXEL_SPREAD_FLOOR = 0.1
+MOTION_COMPONENTS = 5  # of the motion model's mixture, as the benchmarks measured it
 
 
 @dataclass
@@ -31,6 +33,8 @@ class ErrorStatistics:
     fastest normal motion (as the floor's ``FloorStatistics``), and per_row_speed: these
     statistics again for the parts divided by it (``per_row_speed``), which
     ``score.perspective`` reads (both None where the row parts were not measured).
+    motion_model: the Gaussian mixture of the training objects' motion that
+    ``score.motion_model`` reads (None: not objects, or too few of them).
     """
 
     flow_weight: float
@@ -44,6 +48,7 @@ class ErrorStatistics:
     pixel_statistics: np.ndarray | None = None
     motion_row_speeds: np.ndarray | None = None
     per_row_speed: ErrorStatistics | None = None
+    motion_model: MotionModel | None = None
 
     @classmethod
     def fit(cls, errors: list[VideoErrors]) -> ErrorStatistics:
@@ -64,7 +69,20 @@ class ErrorStatistics:
                 np.concatenate([e.flow_error for e in divided]),
                 np.concatenate([e.frame_error for e in divided]),
                 np.concatenate([e.motion for e in divided]))
+        statistics.motion_model = fit_motion_model(errors)
         return statistics
+
+
+def fit_motion_model(errors: list[VideoErrors]) -> MotionModel | None:
+    """The motion model of the training objects in ``errors``; None where they carry no
+    object motion (whole frames) or too few objects to fit it."""
+    if not errors or any(e.motion_vectors is None for e in errors):
+        return None
+    vectors = np.concatenate([e.motion_vectors for e in errors]).astype(np.float64)
+    if len(vectors) <= MOTION_COMPONENTS * 2:
+        return None
+    counts = np.concatenate([e.objects_per_frame() for e in errors])
+    return MotionModel(MOTION_COMPONENTS).fit(vectors, counts)
 
 
 def per_row_speed(errors: VideoErrors, speeds: np.ndarray) -> VideoErrors:
@@ -188,6 +206,8 @@ class Calibration:
         for name in ARRAYS:
             if record[name] is not None:
                 record[name] = torch.from_numpy(record[name])
+        if record["motion_model"] is not None:
+            record["motion_model"] = self.statistics.motion_model.state()
         return {**self.extra, **record, "threshold": self.threshold,
                 "false_alarm_rate": self.false_alarm_rate}
 
@@ -205,6 +225,8 @@ class Calibration:
                                                       dtype=np.float32))
         if isinstance(statistics, ErrorStatistics) and statistics.per_row_speed is not None:
             statistics.per_row_speed = ErrorStatistics(**statistics.per_row_speed)
+        if isinstance(statistics, ErrorStatistics) and statistics.motion_model is not None:
+            statistics.motion_model = MotionModel.from_state(statistics.motion_model)
         known = {name for kind in _KINDS for name in kind.__dataclass_fields__}
         known |= {"threshold", "false_alarm_rate"}
         return cls(statistics, record.get("threshold"), record.get("false_alarm_rate"),

@@ -141,7 +141,10 @@ class VideoErrors:
     flow F_t that S_F is scored against (co-memory only); flow_maps, frame_maps: float16
     (n, S, S) centred patch-error maps, kept only when asked for; motion_rows,
     flow_error_rows: (n, S) each row's largest patch-mean flow magnitude and flow error
-    (co-memory on whole frames only: ``score.perspective``).
+    (co-memory on whole frames only: ``score.perspective``); motion_vectors (m, 8): each
+    found object's mean flow magnitude per direction (``score.motion_model``; objects
+    only, the scene box left out), in the order of their frames, and vector_frames (m,)
+    the position in ``frames`` of each one's frame.
     """
 
     name: str
@@ -155,3 +158,12 @@ class VideoErrors:
     frame_maps: np.ndarray | None = None
     motion_rows: np.ndarray | None = None
     flow_error_rows: np.ndarray | None = None
+    motion_vectors: np.ndarray | None = None
+    vector_frames: np.ndarray | None = None
+
+    def objects_per_frame(self) -> np.ndarray:
+        """(n,) how many of ``motion_vectors`` each scored frame holds."""
+        if self.motion_vectors is None:
+            raise ValueError(f"{self.name}: no object motion kept; score.motion_model needs "
+                             "model.input objects")
+        return np.bincount(self.vector_frames, minlength=len(self.frames))

@@ -21,6 +21,11 @@ One scorer per architecture, each with ``frame_scores`` (T,) and ``pixel_maps`` 
                   so that an error counts against what that place usually shows (a
                   cyclist far away moves fewer pixels than one near; the network errs
                   more where people walk than on the lawn). Its maps are z(x).
+                  With ``score.motion_model`` (objects only) a learned model of how
+                  objects move (``motion_model``): "alone", a frame scores the negative
+                  log-likelihood of its least likely object (no network term);
+                  "added", that score z-scored on the training frames is added to the
+                  zscore formula's. Maps stay the network's errors.
   MNADScorer      MNAD's mix of low PSNR and feature distance, each standardised on the
                   training frames: 0.6 x PSNR term + 0.4 x distance term.
   FloorScorer     the training-free floor: the flow magnitude of the most moving patch;
@@ -45,6 +50,7 @@ from comemory.scoring.calibration import (
     per_row_speed,
 )
 from comemory.scoring.errors import LOG_FLOOR, VideoErrors
+from comemory.scoring.motion_model import MotionModel
 
 FORMULAS = SCORE_FORMULAS  # the names config checks
 MNAD_PSNR_WEIGHT = 0.6  # MNAD mixes 0.6 x PSNR term + 0.4 x feature-distance term
@@ -110,12 +116,37 @@ class CoMemoryScorer:
         return self.config.formula == "location"
 
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
+        if self.config.motion_model == "alone":
+            return self._motion_model_scores(errors, calibration)
         if self.config.formula == "location":
             maps = self.pixel_maps(errors, calibration)
             return maps.reshape(len(maps), -1).max(1).astype(np.float64)
-        errors, statistics = self._parts(errors, calibration)
-        return self._combine(errors.flow_error, errors.frame_error, statistics, errors.motion,
-                             self.config.zscore_motion_weight)
+        parts, statistics = self._parts(errors, calibration)
+        network = self._combine(parts.flow_error, parts.frame_error, statistics, parts.motion,
+                                self.config.zscore_motion_weight)
+        if self.config.motion_model == "off":
+            return network
+        model = self._motion_model(calibration)
+        motion = self._motion_model_scores(errors, calibration)
+        return network + (motion - model.frame_mean) / model.frame_spread
+
+    def _motion_model_scores(self, errors: VideoErrors, calibration: Calibration
+                             ) -> np.ndarray:
+        """(n,) each frame's least likely object under the motion model (a frame with no
+        object: the quietest training frames' score)."""
+        model = self._motion_model(calibration)
+        return model.frame_scores(model.score(errors.motion_vectors.astype(np.float64)),
+                                  errors.objects_per_frame())
+
+    @staticmethod
+    def _motion_model(calibration: Calibration) -> MotionModel:
+        model = own_statistics(calibration, ErrorStatistics).motion_model
+        if model is None:
+            raise ValueError("score.motion_model needs a motion model fitted on training "
+                             "objects; this checkpoint was calibrated without one (whole "
+                             "frames, or too few objects): run `comemory validate --choose "
+                             "--set choose.offer_motion_model=true` on an objects checkpoint")
+        return model
 
     def aligned_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         """Each term credited to the frame it describes: the flow (and motion) terms of the

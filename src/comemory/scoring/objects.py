@@ -31,7 +31,16 @@ def frame_errors_of_objects(name: str, rows: dict[str, np.ndarray], size: int,
     scored = frames[chosen]
     if keep_maps:
         parts.update(_painted_maps(rows, scored, size))
+    if "motion_vectors" in rows:
+        found = order[~_scene(rows["boxes"][order], size)]  # by frame
+        parts["motion_vectors"] = rows["motion_vectors"][found]
+        parts["vector_frames"] = np.searchsorted(scored, frames[found])
     return VideoErrors(name, scored, **parts)
+
+
+def _scene(boxes: np.ndarray, size: int) -> np.ndarray:
+    """(N,) bool: which boxes (N, 4) are the scene box, the whole S x S grid."""
+    return (boxes[:, 2] == size) & (boxes[:, 3] == size)
 
 
 def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
@@ -39,7 +48,7 @@ def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
     """flow_maps and frame_maps (n, S, S) float16: each pixel the largest error of the
     object boxes over it (the scene box left out), on the frames ``scored``."""
     position = {frame: i for i, frame in enumerate(scored.tolist())}
-    objects = ~((rows["boxes"][:, 2] == size) & (rows["boxes"][:, 3] == size))
+    objects = ~_scene(rows["boxes"], size)
     maps = {}
     for part, key in (("flow_error", "flow_maps"), ("frame_error", "frame_maps")):
         painted = np.zeros((len(scored), size, size), np.float32)

@@ -78,7 +78,8 @@ def _collect(parts: dict[int, dict[str, list]], out: ModelOutput, batch: dict,
         columns = {"video": batch["video"], "frames": batch["frame"], "psnr": errors.psnr,
                    "flow_error": errors.flow_error, "frame_error": errors.frame_error,
                    "distance": out.feature_distance, "motion": errors.motion,
-                   "boxes": batch.get("box"), "motion_rows": errors.motion_rows,
+                   "boxes": batch.get("box"), "motion_vectors": batch.get("box_motion"),
+                   "motion_rows": errors.motion_rows,
                    "flow_error_rows": errors.flow_error_rows}
         if keep_maps:
             columns.update(flow_maps=errors.flow_map, frame_maps=errors.frame_map)

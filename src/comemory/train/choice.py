@@ -100,7 +100,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
         return chosen, calibration, {"skipped": f"{why}; the configured score settings are kept"}
     errors_by_patch = errors_of(validation.videos, config.score, patches, "validating", maps)
     grid = _grid(architecture, errors_by_patch, statistics, validation, config.score,
-                 choose, offer)
+                 choose, offer, config.choose.offer_motion_model)
     best, best_aucs = max(grid, key=lambda item: item[1]["pooled"])
     error = _bootstrap_error_of(best, architecture, errors_by_patch, statistics, validation)
     rule = config.choose.rule if choose else "best"
@@ -116,7 +116,8 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
                                       "causal": a} for o, a in grid], choose, why_not,
                                     tolerance)
     report["spread"] = spread
-    if architecture == "comemory" and chosen.formula != "location":  # term alignment, raw
+    if (architecture == "comemory" and chosen.formula != "location"
+            and chosen.motion_model == "off"):  # term alignment, raw
         aligned = [scorer.aligned_scores(e, statistics[chosen.patch_size])
                    for e in clip_errors]
         report["aligned_raw_auc"] = kind_aucs(aligned, clip_errors, validation)
@@ -128,13 +129,18 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
 
 def _grid(architecture: str, errors_by_patch: dict[int, list[VideoErrors]],
           statistics: dict[int, Calibration], validation: ValidationSet, score: ScoreConfig,
-          choose: bool, offer_location: bool) -> list[tuple[ScoreConfig, dict[str, float]]]:
+          choose: bool, offer_location: bool, offer_motion_model: bool = False
+          ) -> list[tuple[ScoreConfig, dict[str, float]]]:
     """Every candidate setting (each patch, formula, weight and causal window; only the
-    configured one without ``choose``) with its causal validation AUCs."""
+    configured one without ``choose``) with its causal validation AUCs. The motion model
+    is offered where the training objects gave one."""
     grid = []
     for patch, clip_errors in errors_by_patch.items():
         base = replace(score, patch_size=patch)
-        for option in (_formulas(base, architecture, offer_location) if choose else [base]):
+        fitted = getattr(statistics[patch].statistics, "motion_model", None) is not None
+        options = (_formulas(base, architecture, offer_location, offer_motion_model and fitted)
+                   if choose else [base])
+        for option in options:
             scorer = scorer_for(architecture, option)
             raw = [scorer.frame_scores(e, statistics[patch]) for e in clip_errors]
             for window in (CAUSAL_WINDOWS if choose else [option.causal_window]):
@@ -152,7 +158,8 @@ def pick_setting(grid: list[tuple[ScoreConfig, dict[str, float]]], error: float,
     ``best``: the highest pooled AUC (the first on ties). ``one_se``: the simplest setting
     whose AUC is within one standard error of the best (the one-standard-error rule): the
     frame-wide statistics before per-pixel ones (the ``location`` formula), then the
-    smallest appearance weight, then the shortest causal window, then the highest AUC.
+    smallest appearance weight, then the shortest causal window, then the highest AUC;
+    the network's own score before the motion model's (``score.motion_model``).
     Differences inside that spread are noise of the validation set, and choosing among
     them by AUC fits that noise.
     """
@@ -161,6 +168,7 @@ def pick_setting(grid: list[tuple[ScoreConfig, dict[str, float]]], error: float,
     if rule == "best":
         return best, len(near)
     chosen, _ = min(near, key=lambda item: (item[0].formula == "location",
+                                            item[0].motion_model != "off",
                                             _appearance_weight(item[0]),
                                             item[0].causal_window, -item[1]["pooled"]))
     return chosen, len(near)
@@ -270,17 +278,21 @@ def _patch_sizes(config: Config) -> list[int]:
     return sorted({p for p in (*PATCH_SIZES, patch) if 2 <= p <= size // 2})
 
 
-def _formulas(score: ScoreConfig, architecture: str,
-              offer_location: bool = False) -> list[ScoreConfig]:
+def _formulas(score: ScoreConfig, architecture: str, offer_location: bool = False,
+              offer_motion_model: bool = False) -> list[ScoreConfig]:
     """Every formula and appearance weight the architecture's scorer reads (the ``zscore``
-    formula alone where a motion prior is set: the others have no place for it; the
-    ``location`` formula where ``offer_location`` (choose.offer_location) or where it is
-    the one set)."""
-    if architecture != "comemory":
+    formula alone where a motion prior or the motion model is added: the others have no
+    place for it; the ``location`` formula where ``offer_location`` (choose.offer_location)
+    or where it is the one set; the motion model alone and added to each zscore weight
+    where ``offer_motion_model``; nothing else where the motion model alone is set)."""
+    if architecture != "comemory" or score.motion_model == "alone":
         return [score]
     options = [replace(score, formula="zscore", zscore_frame_weight=w) for w in LAMBDAS]
-    if score.zscore_motion_weight > 0:
+    if score.zscore_motion_weight > 0 or score.motion_model == "added":
         return options
+    if offer_motion_model:
+        options += [replace(o, motion_model="added") for o in options]
+        options.append(replace(score, motion_model="alone"))
     options = [replace(score, formula="thesis", lambda_s=w) for w in LAMBDAS] + options
     if score.perspective:  # location weighs each pixel by its own errors instead
         return options
@@ -300,7 +312,8 @@ def _needs_maps(score: ScoreConfig, architecture: str, choose: bool,
 
 
 def _settings(score: ScoreConfig) -> dict:
-    keys = ("patch_size", "formula", "lambda_s", "zscore_frame_weight", "zscore_motion_weight")
+    keys = ("patch_size", "formula", "lambda_s", "zscore_frame_weight", "zscore_motion_weight",
+            "motion_model")
     return {k: v for k, v in asdict(score).items() if k in keys}
 
 

@@ -127,15 +127,32 @@ ROWS: dict[str, tuple[str, list[str], int | None]] = {
                                  "of 15 items",
                                  [*CHOSEN, *HELD_OUT_VIDEOS, "model.appearance_memory=15",
                                   "model.motion_memory=15"], FULL_EPOCHS),
+    # Frozen later (issue 26's learned motion model in the product, score.motion_model),
+    # before their first Ped1 figure: on objects_videos's checkpoints, the motion model
+    # alone and z-scored and added to the network's zscore score, as Ped2 (development)
+    # ran them
+    "objects_motion_model_videos": ("the motion model alone (score.motion_model alone; "
+                                    "objects_videos's boxes)",
+                                    [*CHOSEN, *HELD_OUT_VIDEOS, "score.motion_model=alone"],
+                                    FULL_EPOCHS),
+    "objects_motion_model_added_videos": ("co-memory on objects' crops + the motion model, "
+                                          "each z-scored on training frames (zscore, "
+                                          "score.motion_model added; objects_videos's "
+                                          "checkpoints)",
+                                          [*CHOSEN, *HELD_OUT_VIDEOS, "score.formula=zscore",
+                                           "score.motion_model=added"], FULL_EPOCHS),
 }
 # rows built on another preset than "cpu"
 PRESETS = {"objects_videos": "objects", "objects_no_motion_memory_videos": "objects",
-           "objects_memory_15_videos": "objects"}
+           "objects_memory_15_videos": "objects", "objects_motion_model_videos": "objects",
+           "objects_motion_model_added_videos": "objects"}
 # rows that differ from another only in how frames are scored: that row's checkpoint is
 # copied, its score settings and threshold chosen again on validation, then the test scored
 SAME_TRAINING = {"comemory_location_videos": "comemory_videos",
                  "comemory_perspective_videos": "comemory_videos",
-                 "comemory_motion_perspective_videos": "comemory_videos"}
+                 "comemory_motion_perspective_videos": "comemory_videos",
+                 "objects_motion_model_videos": "objects_videos",
+                 "objects_motion_model_added_videos": "objects_videos"}
 
 # The README's table, each configuration with its seeds
 README_ROWS = {

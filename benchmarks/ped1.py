@@ -171,6 +171,10 @@ README_ROWS = {
         "objects_videos", "objects_videos_seed1", "objects_videos_seed2"],
     "objects without motion memory (frozen c1797e3)": ["objects_no_motion_memory_videos"],
     "objects, memories of 15 items (frozen c05d56a)": ["objects_memory_15_videos"],
+    "the motion model alone (`score.motion_model`, frozen 2e55751; seed 0's boxes)": [
+        "objects_motion_model_videos"],
+    "objects + the motion model, z-scored and added (frozen 2e55751; seed 0)": [
+        "objects_motion_model_added_videos"],
     "co-memory, S_F per row speed (`score.perspective`, frozen 3fb75ee; seed 0)": [
         "comemory_perspective_videos"],
     "co-memory + motion prior, both per row speed (frozen 3fb75ee; alerts: seed 0)": [

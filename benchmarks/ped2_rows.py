@@ -238,6 +238,12 @@ README_ROWS = {
         "objects_grid_flow_videos_seed2"],
     "objects without motion memory": ["objects_no_motion_memory_videos"],
     "objects, memories of 15 items": ["objects_memory_15_videos"],
+    "the motion model alone (`score.motion_model`; seed 0's boxes)": [
+        "objects_motion_model_videos"],
+    "objects + the motion model, z-scored and added (seed 0)": [
+        "objects_motion_model_added_videos"],
+    "objects, the motion model offered to validation (not chosen; seed 0)": [
+        "objects_motion_model_offered_videos"],
     "co-memory, S_F per row speed (`score.perspective`; one retrained seed)": [
         "comemory_perspective_videos"],
     "co-memory + motion prior, both per row speed (one retrained seed)": [

@@ -169,10 +169,10 @@ class ChooseConfig:
     # added to the network's score (the network's own score is preferred within one
     # standard error). Off by default: docs/benchmarks.md, "Decisions"
     offer_motion_model: bool = False
-    # one_se = the simplest setting (frame-wide formulas before location, then least
-    # appearance weight, then shortest causal window) within one bootstrap standard error
-    # of the best, since differences inside it are the validation set's noise; best = the
-    # best AUC
+    # one_se = the simplest setting (frame-wide formulas before location, the network's
+    # own score before the motion model's, then least appearance weight, then shortest
+    # causal window) within one bootstrap standard error of the best, since differences
+    # inside it are the validation set's noise; best = the best AUC
     rule: str = "one_se"
 
 

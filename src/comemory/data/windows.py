@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from comemory.data.crops import crop_window, frame_boxes
 from comemory.data.model_input import PreparedVideo, to_model_range
-from comemory.scoring.motion_model import box_motion
+from comemory.scoring.motion_model import DIRECTION_BINS, box_motion
 
 
 class FrameWindows(Dataset):
@@ -49,7 +49,7 @@ class ObjectWindows(Dataset):
     in ``flow_units`` (crop or grid pixels), K = crop_size; video; frame (t + 1); box (4,)
     int: x, y, width, height of the crop on the S x S grid; box_motion (8,) float32, the
     box's mean flow magnitude per direction in grid pixels (what ``score.motion_model``
-    reads: ``comemory.scoring.motion_model.box_motion``).
+    reads: ``comemory.scoring.motion_model.box_motion``; zeros for the scene box).
     """
 
     def __init__(self, videos: list[PreparedVideo], past_frames: int, crop_size: int,
@@ -77,10 +77,14 @@ class ObjectWindows(Dataset):
         frames, flow = crop_window(video.frames[frame - self.past_frames:frame + 1],
                                    grid_flow, box, self.crop_size, self.flow_units)
         window = to_model_range(frames)
+        # the motion model never reads the scene box (the whole grid), and binning its
+        # flow would cost 3 ms a sample, in training too
+        scene = box[2] == box[3] == video.frames.shape[1]
+        motion = np.zeros(DIRECTION_BINS) if scene else box_motion(grid_flow, box)
         return {"past": window[:-1], "target": window[-1],
                 "flow": torch.from_numpy(flow).to(torch.get_default_dtype()), "video": v,
                 "frame": frame, "box": torch.from_numpy(box),
-                "box_motion": torch.from_numpy(box_motion(grid_flow, box).astype(np.float32))}
+                "box_motion": torch.from_numpy(motion.astype(np.float32))}
 
 
 def model_windows(videos: list[PreparedVideo], model: torch.nn.Module) -> Dataset:

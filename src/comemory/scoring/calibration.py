@@ -34,7 +34,8 @@ class ErrorStatistics:
     statistics again for the parts divided by it (``per_row_speed``), which
     ``score.perspective`` reads (both None where the row parts were not measured).
     motion_model: the Gaussian mixture of the training objects' motion that
-    ``score.motion_model`` reads (None: not objects, or too few of them).
+    ``score.motion_model`` reads (None: not objects, or too few of them), fitted once by
+    ``fit_motion_model`` for every patch size's statistics, since it reads no patch.
     """
 
     flow_weight: float
@@ -69,7 +70,6 @@ class ErrorStatistics:
                 np.concatenate([e.flow_error for e in divided]),
                 np.concatenate([e.frame_error for e in divided]),
                 np.concatenate([e.motion for e in divided]))
-        statistics.motion_model = fit_motion_model(errors)
         return statistics
 
 

@@ -117,7 +117,7 @@ class CoMemoryScorer:
 
     def frame_scores(self, errors: VideoErrors, calibration: Calibration) -> np.ndarray:
         if self.config.motion_model == "alone":
-            return self._motion_model_scores(errors, calibration)
+            return self._least_likely_objects(errors, self._motion_model(calibration))
         if self.config.formula == "location":
             maps = self.pixel_maps(errors, calibration)
             return maps.reshape(len(maps), -1).max(1).astype(np.float64)
@@ -127,14 +127,13 @@ class CoMemoryScorer:
         if self.config.motion_model == "off":
             return network
         model = self._motion_model(calibration)
-        motion = self._motion_model_scores(errors, calibration)
+        motion = self._least_likely_objects(errors, model)
         return network + (motion - model.frame_mean) / model.frame_spread
 
-    def _motion_model_scores(self, errors: VideoErrors, calibration: Calibration
-                             ) -> np.ndarray:
-        """(n,) each frame's least likely object under the motion model (a frame with no
-        object: the quietest training frames' score)."""
-        model = self._motion_model(calibration)
+    @staticmethod
+    def _least_likely_objects(errors: VideoErrors, model: MotionModel) -> np.ndarray:
+        """(n,) each frame's least likely object under ``model`` (a frame with no object:
+        the quietest training frames' score)."""
         return model.frame_scores(model.score(errors.motion_vectors.astype(np.float64)),
                                   errors.objects_per_frame())
 

@@ -29,6 +29,7 @@ from comemory.config import Config, ScoreConfig
 from comemory.data.model_input import PreparedVideo
 from comemory.scoring import (
     Calibration,
+    ErrorStatistics,
     VideoErrors,
     causal_mean,
     centred_gaussian,
@@ -37,6 +38,7 @@ from comemory.scoring import (
     scorer_for,
     video_errors_per_patch,
 )
+from comemory.scoring.calibration import fit_motion_model
 from comemory.train.validation_set import ValidationSet, bootstrap_error, kind_aucs
 
 PATCH_SIZES = (4, 8, 16)
@@ -86,6 +88,7 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     train_errors = errors_of(training, config.score, patches, "calibrating", maps)
     statistics = {patch: score_statistics(train_errors[patch], architecture)
                   for patch in patches}
+    _share_motion_model(statistics, train_errors[patches[0]])
     if validation is None:
         chosen = config.score
         calibration = statistics[chosen.patch_size]
@@ -125,6 +128,16 @@ def fit_scores(errors_of: ErrorFunction, architecture: str, training: list[Prepa
     _set_threshold(calibration, _normal_scores(raw, clip_errors, validation,
                                                chosen.causal_window), config, held_out)
     return chosen, calibration, report
+
+
+def _share_motion_model(statistics: dict[int, Calibration], errors: list[VideoErrors]) -> None:
+    """The training objects' motion model (``score.motion_model``), fitted once on
+    ``errors`` and given to every patch size's co-memory statistics: the objects' motion
+    is the same at every patch size."""
+    model = fit_motion_model(errors)
+    for calibration in statistics.values():
+        if isinstance(calibration.statistics, ErrorStatistics):
+            calibration.statistics.motion_model = model
 
 
 def _grid(architecture: str, errors_by_patch: dict[int, list[VideoErrors]],

@@ -14,7 +14,9 @@ With --adapt-from-held-out, per-camera adaptation is on (detect --adapt-from): t
 held-out training videos, never trained on, written as MP4s as the test videos are, are
 the footage an operator marks normal; the entry is ROW_adapted. With --cross-fit K, a copy
 of the row's run (ROW_crossfit) gets its threshold from every training video by
-`comemory calibrate --folds K` (K trainings) first; the entry is ROW_crossfit.
+`comemory calibrate --folds K` (K trainings) first; the entry is ROW_crossfit. A row
+trained on Ped2 as MP4 files (``MP4_ROWS``: as a camera's user has footage) cross-fits on
+those files too, so its threshold never comes from frame files that `detect` does not read.
 """
 from __future__ import annotations
 
@@ -25,12 +27,14 @@ from pathlib import Path
 
 from ped2_rows import (  # beside this script
     DEFAULT_DATA,
+    MP4_ROWS,
     PROJECT,
     SAME_TRAINING,
+    mp4_dataset,
     ped2_missing,
     write_mp4s,
 )
-from rows import alert_variant, alerts_through_detect, save_alerts
+from rows import alert_variant, alerts_through_detect, save_alerts, trained_by_row
 
 RESULTS = PROJECT / "benchmarks" / "results" / "ped2-alerts.json"
 
@@ -53,7 +57,10 @@ def main() -> int:
     training = ({video: path for video, (path, _) in
                  write_mp4s(args.data, args.runs / "ped2-mp4-training", "training").items()}
                 if args.adapt_from_held_out else None)
-    checkpoint, adapt_from, name = alert_variant(args.runs, args.row, args.data, "frames",
+    data, dataset = args.data, "frames"
+    if (trained_by_row(args.row, SAME_TRAINING) or args.row).split("_seed")[0] in MP4_ROWS:
+        data, dataset = mp4_dataset(args.data, args.runs / "ped2-mp4-dataset"), "videos"
+    checkpoint, adapt_from, name = alert_variant(args.runs, args.row, data, dataset,
                                                  args.cross_fit, training, SAME_TRAINING)
     result = alerts_through_detect(checkpoint, videos, args.runs / name / "detect", adapt_from)
     save_alerts(RESULTS, name, result)

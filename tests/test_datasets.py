@@ -202,7 +202,8 @@ def test_own_labels_csv_errors_name_the_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"labels.csv, line 2: start_frame and end_frame"):
         read_dataset("videos", tmp_path, "testing")
     csv_path.write_text("clip,from,to\n")
-    with pytest.raises(DataError, match="the first line must be the header video,start_frame,end_frame"):
+    header = "the first line must be the header video,start_frame,end_frame"
+    with pytest.raises(DataError, match=header):
         read_dataset("videos", tmp_path, "testing")
     csv_path.write_text("video,start_frame,end_frame\ndoor,6,8\n")
     with pytest.raises(DataError, match=r"span 6-8 of video 'door' ends past its last frame \(7"):

@@ -57,6 +57,11 @@ def frame_boxes(boxes: np.ndarray, frame_count: int, size: int) -> list[np.ndarr
             for f in range(frame_count)]
 
 
+def is_scene_box(boxes: np.ndarray, size: int) -> np.ndarray:
+    """Which of ``boxes`` (..., 4) are the scene box, the whole S x S grid: bool (...)."""
+    return (boxes[..., 2] == size) & (boxes[..., 3] == size)
+
+
 def crop_window(frames: np.ndarray, flow: np.ndarray, box: np.ndarray, crop_size: int,
                 flow_units: str) -> tuple[np.ndarray, np.ndarray]:
     """One sample's crops: frames uint8 (P + 1, S, S, C) -> (P + 1, K, K, C) and the flow

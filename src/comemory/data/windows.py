@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from comemory.data.crops import crop_window, frame_boxes
+from comemory.data.crops import crop_window, frame_boxes, is_scene_box
 from comemory.data.model_input import PreparedVideo, to_model_range
 from comemory.scoring.motion_model import DIRECTION_BINS, box_motion
 
@@ -79,7 +79,7 @@ class ObjectWindows(Dataset):
         window = to_model_range(frames)
         # the motion model never reads the scene box (the whole grid), and binning its
         # flow would cost 3 ms a sample, in training too
-        scene = box[2] == box[3] == video.frames.shape[1]
+        scene = is_scene_box(box, video.frames.shape[1])
         motion = np.zeros(DIRECTION_BINS) if scene else box_motion(grid_flow, box)
         return {"past": window[:-1], "target": window[-1],
                 "flow": torch.from_numpy(flow).to(torch.get_default_dtype()), "video": v,

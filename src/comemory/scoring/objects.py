@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from comemory.data.crops import is_scene_box
 from comemory.scoring.errors import VideoErrors
 
 PARTS = ("psnr", "flow_error", "frame_error", "distance", "motion")
@@ -32,15 +33,10 @@ def frame_errors_of_objects(name: str, rows: dict[str, np.ndarray], size: int,
     if keep_maps:
         parts.update(_painted_maps(rows, scored, size))
     if "motion_vectors" in rows:
-        found = order[~_scene(rows["boxes"][order], size)]  # by frame
+        found = order[~is_scene_box(rows["boxes"][order], size)]  # by frame
         parts["motion_vectors"] = rows["motion_vectors"][found]
         parts["vector_frames"] = np.searchsorted(scored, frames[found])
     return VideoErrors(name, scored, **parts)
-
-
-def _scene(boxes: np.ndarray, size: int) -> np.ndarray:
-    """(N,) bool: which boxes (N, 4) are the scene box, the whole S x S grid."""
-    return (boxes[:, 2] == size) & (boxes[:, 3] == size)
 
 
 def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
@@ -48,7 +44,7 @@ def _painted_maps(rows: dict[str, np.ndarray], scored: np.ndarray, size: int
     """flow_maps and frame_maps (n, S, S) float16: each pixel the largest error of the
     object boxes over it (the scene box left out), on the frames ``scored``."""
     position = {frame: i for i, frame in enumerate(scored.tolist())}
-    objects = ~_scene(rows["boxes"], size)
+    objects = ~is_scene_box(rows["boxes"], size)
     maps = {}
     for part, key in (("flow_error", "flow_maps"), ("frame_error", "frame_maps")):
         painted = np.zeros((len(scored), size, size), np.float32)
